@@ -1,0 +1,35 @@
+//! `bulkhead`: the host tool. Each subcommand lives in its own module with a
+//! `clap::Args` struct and a `run` function; `main` only dispatches.
+//!
+//! Errors for bad input say what and where (file, line, element) and what would
+//! fix it; they are never a backtrace (CONVENTIONS.md §9).
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "bulkhead", version, about = "The Bulkhead host tool")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: anyhow::Result<ExitCode> = match cli.command {
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Host setup: makes sure what a step needs is installed, from the registries
+//! the project may use (Debian packages, rustup components, PyPI, crates.io).
+//!
+//! Every installer is idempotent and cheap when the thing is already there, so
+//! a step simply asks for what it needs before it runs. On a fresh machine
+//! (CI) this is what installs everything; nothing is expected to be there.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+
+use crate::{run, Result};
+
+/// The workspace root (where the top `Cargo.toml` is).
+pub fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .expect("tools/xtask sits two levels below the root")
+        .to_path_buf()
+}
+
+/// A directory for downloaded and generated things that survive `cargo clean`
+/// but are never committed (`.cache/` is git-ignored).
+pub fn cache_dir() -> PathBuf {
+    let dir = root().join(".cache");
+    std::fs::create_dir_all(&dir).expect("create .cache");
+    dir
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `cmd` prefixed with `sudo` when we are not root.
+fn privileged(program: &str) -> Command {
+    if is_root() {
+        Command::new(program)
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg(program);
+        c
+    }
+}
+
+fn dpkg_installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+static APT_UPDATE: Once = Once::new();
+
+/// Runs `apt-get update` at most once per xtask run.
+pub fn apt_update() -> Result<()> {
+    let mut result = Ok(());
+    APT_UPDATE.call_once(|| {
+        eprintln!("xtask: apt-get update");
+        result = run(privileged("apt-get").args(["update", "-qq"]));
+    });
+    result
+}
+
+/// Installs the Debian packages that are missing.
+pub fn apt(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !dpkg_installed(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    apt_update()?;
+    eprintln!("xtask: installing {}", missing.join(" "));
+    run(privileged("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing))
+}
+
+/// Adds a rustup component to a toolchain (the pinned one when `toolchain` is None).
+pub fn rustup_component(toolchain: Option<&str>, component: &str) -> Result<()> {
+    let mut c = Command::new("rustup");
+    c.arg("component").arg("add").arg(component);
+    if let Some(t) = toolchain {
+        c.arg("--toolchain").arg(t);
+    }
+    c.current_dir(root());
+    run(&mut c)
+}
+
+/// Installs a cargo subcommand from crates.io if `probe` does not run.
+pub fn cargo_install(krate: &str, version: &str, probe: &[&str]) -> Result<()> {
+    let ok = Command::new("cargo")
+        .args(probe)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if ok {
+        return Ok(());
+    }
+    eprintln!("xtask: cargo install {krate}@{version}");
+    run(Command::new("cargo").args(["install", "--locked", krate, "--version", version]))
+}
+
+/// A Python virtual environment under `.cache/venv` with `packages`
+/// (pip requirement strings) installed; returns the path of its `python`.
+pub fn python_venv(packages: &[&str]) -> Result<PathBuf> {
+    apt(&["python3-venv"]).ok(); // Debian's python3 needs it; other pythons carry venv.
+    let venv = cache_dir().join("venv");
+    let python = venv.join("bin").join("python");
+    if !python.exists() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|spec| !pip_has(&python, spec))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("xtask: pip install {}", missing.join(" "));
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .args(&missing))?;
+    }
+    Ok(python)
+}
+
+fn pip_has(python: &Path, spec: &str) -> bool {
+    let name = spec
+        .split(|c: char| "=<>!~[ ".contains(c))
+        .next()
+        .unwrap_or(spec);
+    Command::new(python)
+        .args(["-m", "pip", "show", "-q", name])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}

