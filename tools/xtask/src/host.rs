@@ -145,3 +145,20 @@ fn pip_has(python: &Path, spec: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+/// Runs a `cargo fuzz` target for `seconds` as a smoke test: proves that no
+/// input the fuzzer reaches in that time panics. `fuzz_dir` is the crate's
+/// `fuzz/` directory (its own workspace, built with the nightly toolchain).
+pub fn fuzz_smoke(fuzz_dir: &Path, target: &str, seconds: u32) -> Result<()> {
+    rustup_component(Some("nightly"), "rust-src")?;
+    cargo_install("cargo-fuzz", "0.12.0", &["fuzz", "--version"])?;
+    eprintln!("xtask: fuzzing {target} for {seconds}s");
+    run(Command::new("cargo")
+        .current_dir(fuzz_dir.parent().unwrap_or(fuzz_dir))
+        .args(["+nightly", "fuzz", "run", "--fuzz-dir"])
+        .arg(fuzz_dir)
+        .arg(target)
+        .arg("--")
+        .arg(format!("-max_total_time={seconds}"))
+        .arg("-rss_limit_mb=2048"))
+}

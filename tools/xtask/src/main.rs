@@ -41,11 +41,42 @@ pub fn bulkhead(args: &[&str]) -> Result<()> {
         .args(args))
 }
 
+/// `cargo xtask test`: every test.
+///
+/// Each area of the platform has a module here with two functions:
+/// - `setup(env)`: installs what its tests need and prepares fixtures (guest
+///   images, memory dumps, reference tools), pushing environment variables
+///   that tell its tests where they are;
+/// - `extra()`: what runs after the workspace tests (fuzz smoke runs,
+///   emulator system tests).
+///
+/// Tests that need such fixtures are `#[ignore = "..."]` in plain
+/// `cargo test` and run here with `--include-ignored`; when run without
+/// their fixtures they fail, they never skip silently.
 fn test() -> Result<()> {
-    // Host unit, property and integration tests of every crate.
-    run(cargo().args(["test", "--workspace"]))?;
+    let mut env: Vec<(String, String)> = Vec::new();
+    for (area, setup) in AREAS.iter().map(|a| (a.0, a.1)) {
+        eprintln!("xtask: test setup: {area}");
+        setup(&mut env)?;
+    }
+    run(cargo()
+        .args(["test", "--workspace", "--", "--include-ignored"])
+        .envs(env.iter().map(|(k, v)| (k, v))))?;
+    for (area, extra) in AREAS.iter().map(|a| (a.0, a.2)) {
+        eprintln!("xtask: extra tests: {area}");
+        extra()?;
+    }
     Ok(())
 }
+
+/// Test setup for one area: installs and prepares, pushes env vars for its tests.
+type Setup = fn(&mut Vec<(String, String)>) -> Result<()>;
+/// Tests of one area that run after the workspace tests.
+type Extra = fn() -> Result<()>;
+
+/// Every area's test hooks, in the order they run.
+const AREAS: &[(&str, Setup, Extra)] = &[
+];
 
 fn run_system(args: &[String]) -> Result<()> {
     if !args.is_empty() {
