@@ -101,6 +101,9 @@ const MAX_IOAPIC_PIN: u64 = 239;
 pub(crate) struct Parser<'d, 'input> {
     pub file: &'d str,
     doc: &'d Document<'input>,
+    /// Byte offset of the start of every line, to locate nodes without
+    /// rescanning the text for each one.
+    line_starts: Vec<usize>,
     pub diags: Vec<Diagnostic>,
 }
 
@@ -124,9 +127,13 @@ pub(crate) fn parse(file: &str, text: &str) -> (Option<Parsed>, Vec<Diagnostic>)
             return (None, vec![d]);
         }
     };
+    let line_starts = core::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
     let mut p = Parser {
         file,
         doc: &doc,
+        line_starts,
         diags: Vec::new(),
     };
     let parsed = p.system();
@@ -134,11 +141,20 @@ pub(crate) fn parse(file: &str, text: &str) -> (Option<Parsed>, Vec<Diagnostic>)
 }
 
 impl<'d, 'input> Parser<'d, 'input> {
+    /// Line and column (in chars, both from 1) of a byte offset, as
+    /// roxmltree counts them.
     pub fn pos_at(&self, byte: usize) -> Pos {
-        let p = self.doc.text_pos_at(byte);
+        let text = self.doc.input_text();
+        let mut byte = byte.min(text.len());
+        while !text.is_char_boundary(byte) {
+            byte -= 1;
+        }
+        let line = self.line_starts.partition_point(|&s| s <= byte).max(1);
+        let start = self.line_starts.get(line - 1).copied().unwrap_or(0).min(byte);
+        let column = text.get(start..byte).map_or(0, |t| t.chars().count()) + 1;
         Pos {
-            line: p.row,
-            column: p.col,
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
         }
     }
 
@@ -428,7 +444,7 @@ impl<'d, 'input> Parser<'d, 'input> {
         if size == 0 {
             self.attr_err(node, "size", "size must not be 0").help =
                 Some(format!("give the region at least one page ({pb:#x} bytes)"));
-        } else if size % pb != 0 {
+        } else if !size.is_multiple_of(pb) {
             let up = size.div_ceil(pb).saturating_mul(pb);
             self.attr_err(
                 node,
@@ -438,7 +454,7 @@ impl<'d, 'input> Parser<'d, 'input> {
             .help = Some(format!("round it up to {up:#x}"));
         }
         if let Some(pa) = phys_addr {
-            if pa % pb != 0 {
+            if !pa.is_multiple_of(pb) {
                 self.attr_err(
                     node,
                     "phys_addr",
@@ -545,7 +561,7 @@ impl<'d, 'input> Parser<'d, 'input> {
                     format!("stack_size {stack:#x} is outside 4 KiB..=16 MiB"),
                 )
                 .help = Some("use a multiple of 0x1000 between 0x1000 and 0x1000000".into());
-            } else if stack % 0x1000 != 0 {
+            } else if !stack.is_multiple_of(0x1000) {
                 self.attr_err(
                     node,
                     "stack_size",
@@ -1216,6 +1232,29 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positions_match_roxmltree() {
+        let text = "<system>\n  <a x=\"é\"/><b/>\n\n\t<c/>\r\n <d/></system>";
+        let doc = Document::parse(text).unwrap();
+        let (parsed, _) = parse("t", text);
+        assert!(parsed.is_some());
+        let p = Parser {
+            file: "t",
+            doc: &doc,
+            line_starts: core::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+            diags: Vec::new(),
+        };
+        for byte in 0..=text.len() {
+            if !text.is_char_boundary(byte) {
+                continue;
+            }
+            let r = doc.text_pos_at(byte);
+            assert_eq!(p.pos_at(byte), Pos { line: r.row, column: r.col }, "byte {byte}");
+        }
+    }
 
     #[test]
     fn numbers() {

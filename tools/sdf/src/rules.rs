@@ -161,7 +161,7 @@ impl Rules {
                 continue;
             };
             let pb = mr.page_size.bytes();
-            if map.vaddr % pb != 0 {
+            if !map.vaddr.is_multiple_of(pb) {
                 self.error(
                     map.pos,
                     "map",
@@ -613,16 +613,14 @@ impl Rules {
                     self.error(pd.pos, "protection_domain", format!("domain \"{d}\" given but the system declares no <domains>"))
                         .help = Some("declare the domains and their schedule in <domains>, or remove the attribute".into());
                 }
-                (Some(ds), Some(d)) => {
-                    if !ds.domains.iter().any(|x| &x.name == d) {
-                        let help = did_you_mean(d, ds.domains.iter().map(|x| x.name.as_str()));
-                        self.error(
-                            pd.pos,
-                            "protection_domain",
-                            format!("no domain named \"{d}\""),
-                        )
-                        .help = help;
-                    }
+                (Some(ds), Some(d)) if !ds.domains.iter().any(|x| &x.name == d) => {
+                    let help = did_you_mean(d, ds.domains.iter().map(|x| x.name.as_str()));
+                    self.error(
+                        pd.pos,
+                        "protection_domain",
+                        format!("no domain named \"{d}\""),
+                    )
+                    .help = help;
                 }
                 (Some(_), None) => {
                     self.error(

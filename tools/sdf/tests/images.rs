@@ -80,9 +80,9 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
-fn check(d: &PathBuf) -> Vec<(u32, String)> {
+fn check(d: &std::path::Path) -> Vec<(u32, String)> {
     let sys = parse("s.xml", SYSTEM).unwrap();
-    images::check(&sys, &[d.clone()])
+    images::check(&sys, &[d.to_path_buf()])
         .into_iter()
         .map(|d| (d.line, d.message))
         .collect()
@@ -124,7 +124,7 @@ fn missing_wrong_and_incomplete_images_are_reported() {
     std::fs::write(d.join("a.elf"), elf(2, 183, &["buf_vaddr"])).unwrap();
     std::fs::write(d.join("b.elf"), elf(2, 62, &["bfu"])).unwrap();
     let sys = parse("s.xml", SYSTEM).unwrap();
-    let ds = images::check(&sys, &[d.clone()]);
+    let ds = images::check(&sys, std::slice::from_ref(&d));
     assert_eq!(ds.len(), 2);
     assert!(
         ds[0]
