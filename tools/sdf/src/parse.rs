@@ -150,7 +150,12 @@ impl<'d, 'input> Parser<'d, 'input> {
             byte -= 1;
         }
         let line = self.line_starts.partition_point(|&s| s <= byte).max(1);
-        let start = self.line_starts.get(line - 1).copied().unwrap_or(0).min(byte);
+        let start = self
+            .line_starts
+            .get(line - 1)
+            .copied()
+            .unwrap_or(0)
+            .min(byte);
         let column = text.get(start..byte).map_or(0, |t| t.chars().count()) + 1;
         Pos {
             line: u32::try_from(line).unwrap_or(u32::MAX),
@@ -206,10 +211,22 @@ impl<'d, 'input> Parser<'d, 'input> {
 
     fn unknown_element(&mut self, node: Node<'d, 'input>, allowed: &[&str], parent: &str) {
         let name = node.tag_name().name();
-        let help = did_you_mean(name, allowed.iter().copied())
-            .unwrap_or_else(|| format!("<{parent}> may contain: {}", allowed.join(", ")));
+        let help = if allowed.is_empty() {
+            format!("<{parent}> has no child elements")
+        } else {
+            did_you_mean(name, allowed.iter().copied())
+                .unwrap_or_else(|| format!("<{parent}> may contain: {}", allowed.join(", ")))
+        };
         self.err(node, format!("unknown element inside <{parent}>"))
             .help = Some(help);
+    }
+
+    /// Reports element children of an element that has none.
+    fn leaf(&mut self, node: Node<'d, 'input>) {
+        let parent = node.tag_name().name().to_string();
+        for c in node.children().filter(|n| n.is_element()) {
+            self.unknown_element(c, &[], &parent);
+        }
     }
 
     fn required(&mut self, node: Node<'d, 'input>, attr: &str) -> Option<&'d str> {
@@ -416,9 +433,7 @@ impl<'d, 'input> Parser<'d, 'input> {
                 );
             }
         }
-        for c in node.children().filter(|n| n.is_element()) {
-            self.unknown_element(c, &[], "memory_region");
-        }
+        self.leaf(node);
         let name = self.required(node, "name").map(str::to_string);
         let page_size = match self.number(node, "page_size", 0, u64::MAX) {
             Some(Some(b)) => match PageSize::from_bytes(b) {
@@ -611,6 +626,7 @@ impl<'d, 'input> Parser<'d, 'input> {
         for c in node.children().filter(|n| n.is_element()) {
             match c.tag_name().name() {
                 "program_image" => {
+                    self.leaf(c);
                     self.check_attrs(c, &["path", "path_for_symbols"]);
                     let path = self.required(c, "path").unwrap_or("").to_string();
                     let img = ProgramImage {
@@ -641,6 +657,7 @@ impl<'d, 'input> Parser<'d, 'input> {
                     }
                 }
                 "setvar" => {
+                    self.leaf(c);
                     self.check_attrs(c, &["symbol", "region_paddr"]);
                     let symbol = self.required(c, "symbol");
                     let mr = self.required(c, "region_paddr");
@@ -744,6 +761,7 @@ impl<'d, 'input> Parser<'d, 'input> {
     }
 
     fn map(&mut self, node: Node<'d, 'input>, in_vm: bool) -> Option<Map> {
+        self.leaf(node);
         self.check_attrs(node, if in_vm { VM_MAP_ATTRS } else { MAP_ATTRS });
         if in_vm {
             for a in ["setvar_vaddr", "setvar_size"] {
@@ -817,6 +835,7 @@ impl<'d, 'input> Parser<'d, 'input> {
     }
 
     fn irq(&mut self, node: Node<'d, 'input>) -> Option<Irq> {
+        self.leaf(node);
         let has_pin = node.attribute("pin").is_some();
         let has_pci = node.attribute("pcidev").is_some();
         if node.attribute("irq").is_some() {
@@ -897,6 +916,7 @@ impl<'d, 'input> Parser<'d, 'input> {
     }
 
     fn ioport(&mut self, node: Node<'d, 'input>) -> Option<IoPort> {
+        self.leaf(node);
         self.check_attrs(node, IOPORT_ATTRS);
         let id = self.required_number(node, "id", 0, u64::from(MAX_ID));
         let addr = self.required_number(node, "addr", 0, 0xffff);
@@ -935,6 +955,7 @@ impl<'d, 'input> Parser<'d, 'input> {
         for c in node.children().filter(|n| n.is_element()) {
             match c.tag_name().name() {
                 "vcpu" => {
+                    self.leaf(c);
                     self.check_attrs(c, &["id", "setvar_id", "cpu"]);
                     let id = self.required_number(c, "id", 0, u64::from(MAX_ID));
                     let cpu = self.number(c, "cpu", 0, 255);
@@ -988,6 +1009,7 @@ impl<'d, 'input> Parser<'d, 'input> {
                 continue;
             }
             count += 1;
+            self.leaf(c);
             self.check_attrs(c, END_ATTRS);
             let pd = self.required(c, "pd");
             let id = self.required_number(c, "id", 0, u64::from(MAX_ID));
@@ -1062,6 +1084,7 @@ impl<'d, 'input> Parser<'d, 'input> {
         for c in node.children().filter(|n| n.is_element()) {
             match c.tag_name().name() {
                 "domain" => {
+                    self.leaf(c);
                     self.check_attrs(c, &["name", "id"]);
                     let name = self.required(c, "name");
                     let id = self.number(c, "id", 0, 255);
@@ -1115,6 +1138,7 @@ impl<'d, 'input> Parser<'d, 'input> {
         for c in sn.children().filter(|n| n.is_element()) {
             match c.tag_name().name() {
                 "schedule_entry" => {
+                    self.leaf(c);
                     self.check_attrs(c, &["domain", "duration"]);
                     let dom = self.required(c, "domain");
                     let dur = self.required(c, "duration");
@@ -1141,6 +1165,7 @@ impl<'d, 'input> Parser<'d, 'input> {
                     }
                 }
                 "schedule_end_marker" => {
+                    self.leaf(c);
                     self.check_attrs(c, &[]);
                     schedule.push(ScheduleEntry::EndMarker);
                 }
@@ -1252,7 +1277,14 @@ mod tests {
                 continue;
             }
             let r = doc.text_pos_at(byte);
-            assert_eq!(p.pos_at(byte), Pos { line: r.row, column: r.col }, "byte {byte}");
+            assert_eq!(
+                p.pos_at(byte),
+                Pos {
+                    line: r.row,
+                    column: r.col
+                },
+                "byte {byte}"
+            );
         }
     }
 

@@ -894,3 +894,13 @@ fn rendering_names_file_line_column_and_element() {
         "t.xml:9:9: error: <map>: memory region \"rma\" is not defined\n  help: did you mean \"ram\"?"
     );
 }
+
+#[test]
+fn leaf_elements_have_no_children() {
+    let xml = VALID.replace(
+        "<map mr=\"ram\" vaddr=\"0x100000\" perms=\"rw\" />",
+        "<map mr=\"ram\" vaddr=\"0x100000\" perms=\"rw\"><vcpu id=\"0\" /></map>",
+    );
+    let d = assert_error(&xml, 5, "unknown element inside <map>");
+    assert_eq!(d.help.as_deref(), Some("<map> has no child elements"));
+}
