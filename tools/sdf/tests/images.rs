@@ -169,7 +169,7 @@ fn a_map_over_the_program_image_is_reported() {
         "vaddr=\"0x401000\" perms=\"r\"",
     );
     let sys = parse("s.xml", &system).unwrap();
-    let errs: Vec<(u32, String)> = images::check(&sys, &[d.clone()])
+    let errs: Vec<(u32, String)> = images::check(&sys, std::slice::from_ref(&d))
         .into_iter()
         .map(|d| (d.line, d.message))
         .collect();
