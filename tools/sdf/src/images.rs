@@ -176,7 +176,7 @@ pub fn check(sys: &System, search: &[PathBuf]) -> Vec<Diagnostic> {
         for sv in &pd.setvars {
             if symbols.binary_search(&sv.symbol).is_err() {
                 out.push(
-                    Diagnostic::error(file, sv.pos, "", format!("setvar symbol \"{}\" is not defined in {} (image of \"{}\")", sv.symbol, sym_path.display(), pd.name))
+                    Diagnostic::error(file, sv.pos, sv.element, format!("setvar symbol \"{}\" is not defined in {} (image of \"{}\")", sv.symbol, sym_path.display(), pd.name))
                         .with_help_opt(
                             crate::diag::did_you_mean(&sv.symbol, symbols.iter().map(String::as_str))
                                 .or_else(|| Some("define it as a #[no_mangle] static in the PD (the tool patches its value)".into())),

@@ -372,8 +372,11 @@ pub struct SetVar {
     pub symbol: String,
     /// The value it gets.
     pub value: SetVarValue,
-    /// The element that declared it.
+    /// Where the declaring element starts.
     pub pos: Pos,
+    /// The declaring element: `map`, `irq`, `ioport`, `end`, `vcpu`,
+    /// `setvar` or (a child's `setvar_id`) `protection_domain`.
+    pub element: &'static str,
 }
 
 /// The `<program_image>` of a PD.

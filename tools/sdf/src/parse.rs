@@ -709,6 +709,7 @@ impl<'d, 'input> Parser<'d, 'input> {
                     symbol: sv,
                     value: SetVarValue::Id(id),
                     pos,
+                    element: "protection_domain",
                 });
             }
         }
