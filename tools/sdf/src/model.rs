@@ -28,6 +28,8 @@ pub const MAX_ID: u8 = 61;
 pub const MAX_PRIORITY: u8 = 254;
 /// The most PDs one system may have.
 pub const MAX_PDS: usize = 63;
+/// Longest PD name, in characters.
+pub const MAX_PD_NAME: usize = 64;
 /// Default budget and period, in microseconds.
 pub const DEFAULT_BUDGET_US: u64 = 1000;
 /// Default stack size of a PD.

@@ -518,6 +518,20 @@ impl<'d, 'input> Parser<'d, 'input> {
             }
         }
         let name = self.required(node, "name").unwrap_or("").to_string();
+        if name.chars().count() > MAX_PD_NAME {
+            self.attr_err(
+                node,
+                "name",
+                format!(
+                    "PD name is {} characters long, at most {MAX_PD_NAME}",
+                    name.chars().count()
+                ),
+            )
+            .help = Some(
+                "the kernel keeps PD names (for debugging) in a fixed-size field; shorten it"
+                    .into(),
+            );
+        }
         let priority = self.number(node, "priority", 0, u64::from(MAX_PRIORITY));
         let budget = self.number(node, "budget", 0, u64::MAX);
         let period = self.number(node, "period", 0, u64::MAX);

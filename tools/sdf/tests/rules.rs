@@ -904,3 +904,16 @@ fn leaf_elements_have_no_children() {
     let d = assert_error(&xml, 5, "unknown element inside <map>");
     assert_eq!(d.help.as_deref(), Some("<map> has no child elements"));
 }
+
+#[test]
+fn pd_names_are_at_most_64_characters() {
+    let long = "p".repeat(65);
+    let xml = VALID
+        .replace("name=\"a\"", &format!("name=\"{long}\""))
+        .replace("pd=\"a\"", &format!("pd=\"{long}\""));
+    assert_error(&xml, 3, "PD name is 65 characters long, at most 64");
+    let ok64 = "p".repeat(64);
+    ok(&VALID
+        .replace("name=\"a\"", &format!("name=\"{ok64}\""))
+        .replace("pd=\"a\"", &format!("pd=\"{ok64}\"")));
+}
