@@ -229,8 +229,13 @@ impl<'d, 'input> Parser<'d, 'input> {
         }
     }
 
+    /// A required, non-empty string attribute.
     fn required(&mut self, node: Node<'d, 'input>, attr: &str) -> Option<&'d str> {
         match node.attribute(attr) {
+            Some(v) if v.trim().is_empty() => {
+                self.attr_err(node, attr, format!("\"{attr}\" is empty"));
+                None
+            }
             Some(v) => Some(v),
             None => {
                 self.err(node, format!("missing required attribute \"{attr}\""));

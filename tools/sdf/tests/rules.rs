@@ -917,3 +917,22 @@ fn pd_names_are_at_most_64_characters() {
         .replace("name=\"a\"", &format!("name=\"{ok64}\""))
         .replace("pd=\"a\"", &format!("pd=\"{ok64}\"")));
 }
+
+#[test]
+fn names_and_paths_are_not_empty() {
+    let xml = VALID.replace(
+        "<program_image path=\"a.elf\" />",
+        "<program_image path=\"\" />",
+    );
+    assert_error(&xml, 4, "\"path\" is empty");
+    let xml = VALID.replace("<memory_region name=\"ram\"", "<memory_region name=\" \"");
+    // The maps of "ram" then name an undefined region.
+    assert_eq!(
+        errors(&xml),
+        vec![
+            (2, "\"name\" is empty".to_string()),
+            (5, "memory region \"ram\" is not defined".to_string()),
+            (9, "memory region \"ram\" is not defined".to_string()),
+        ]
+    );
+}
