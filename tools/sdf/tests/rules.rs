@@ -936,3 +936,34 @@ fn names_and_paths_are_not_empty() {
         ]
     );
 }
+
+#[test]
+fn transitive_reach_follows_chains_and_replies() {
+    // a calls b (reply comes back), b notifies c, d is alone.
+    let xml = r#"<system>
+    <protection_domain name="a" priority="1"><program_image path="a.elf" /></protection_domain>
+    <protection_domain name="b" priority="2"><program_image path="b.elf" /></protection_domain>
+    <protection_domain name="c" priority="3"><program_image path="c.elf" /></protection_domain>
+    <protection_domain name="d" priority="4"><program_image path="d.elf" /></protection_domain>
+    <channel><end pd="a" id="0" pp="true" notify="false" /><end pd="b" id="0" notify="false" /></channel>
+    <channel><end pd="b" id="1" /><end pd="c" id="0" notify="false" /></channel>
+</system>"#;
+    let r = bulkhead_sdf::report::Report::new(&ok(xml));
+    let reach: Vec<(String, Vec<String>)> = r.reach.into_iter().map(|x| (x.from, x.to)).collect();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        reach,
+        vec![
+            ("a".into(), s(&["b", "c"])),
+            ("b".into(), s(&["a", "c"])),
+            ("c".into(), s(&[])),
+            ("d".into(), s(&[])),
+        ]
+    );
+    let f = r
+        .flows
+        .iter()
+        .find(|f| f.from == "b" && f.to == "a")
+        .unwrap();
+    assert!(!f.any(), "b has no direct right towards a: {f:?}");
+}
