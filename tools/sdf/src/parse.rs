@@ -115,6 +115,26 @@ pub(crate) fn parse(file: &str, text: &str) -> (Option<Parsed>, Vec<Diagnostic>)
         allow_dtd: false,
         ..ParsingOptions::default()
     };
+    // roxmltree builds the tree recursively: bound the nesting first, so
+    // a hostile file gets an error instead of overflowing the stack.
+    if let Some(at) = nesting_exceeds(text, MAX_DEPTH) {
+        let line = text[..at].matches('\n').count() + 1;
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let pos = Pos {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(text[start..at].chars().count() + 1).unwrap_or(u32::MAX),
+        };
+        let d = Diagnostic::error(
+            file,
+            pos,
+            "",
+            format!("elements are nested more than {MAX_DEPTH} levels deep"),
+        )
+        .with_help(
+            "an SDF nests a few levels (system, PDs and their children); check for unclosed tags",
+        );
+        return (None, vec![d]);
+    }
     let doc = match Document::parse_with_options(text, opts) {
         Ok(doc) => doc,
         Err(e) => {
@@ -1220,6 +1240,63 @@ impl<'d, 'input> Parser<'d, 'input> {
     }
 }
 
+/// Deepest element nesting accepted (child PDs included).
+const MAX_DEPTH: usize = 64;
+
+/// Byte offset of the first start tag nested deeper than `limit`, by a
+/// scan that understands comments, processing instructions, CDATA, DTDs
+/// and quoted attribute values (well-formedness is roxmltree's job).
+fn nesting_exceeds(text: &str, limit: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let find = |from: usize, pat: &[u8]| -> usize {
+        b.get(from..)
+            .and_then(|rest| rest.windows(pat.len()).position(|w| w == pat))
+            .map_or(b.len(), |i| from + i + pat.len())
+    };
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'<' {
+            i += 1;
+            continue;
+        }
+        let rest = &b[i..];
+        if rest.starts_with(b"<!--") {
+            i = find(i + 4, b"-->");
+        } else if rest.starts_with(b"<![CDATA[") {
+            i = find(i + 9, b"]]>");
+        } else if rest.starts_with(b"<?") {
+            i = find(i + 2, b"?>");
+        } else if rest.starts_with(b"<!") || rest.starts_with(b"</") {
+            if rest.starts_with(b"</") {
+                depth = depth.saturating_sub(1);
+            }
+            i = find(i + 2, b">");
+        } else {
+            let start = i;
+            let mut j = i + 1;
+            let mut quote = None;
+            while j < b.len() {
+                match (quote, b[j]) {
+                    (None, q @ (b'"' | b'\'')) => quote = Some(q),
+                    (Some(q), c) if c == q => quote = None,
+                    (None, b'>') => break,
+                    _ => {}
+                }
+                j += 1;
+            }
+            if j < b.len() && b[j - 1] != b'/' {
+                depth += 1;
+                if depth > limit {
+                    return Some(start);
+                }
+            }
+            i = j + 1;
+        }
+    }
+    None
+}
+
 /// Parses a number as Microkit does: decimal, or hex with a `0x` prefix;
 /// underscores may separate digits.
 pub fn parse_number(s: &str) -> Option<u64> {
@@ -1306,6 +1383,23 @@ mod tests {
                 "byte {byte}"
             );
         }
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = |n: usize| format!("{}{}", "<a x='>'>".repeat(n), "</a>".repeat(n));
+        assert_eq!(nesting_exceeds(&deep(64), 64), None);
+        assert_eq!(nesting_exceeds(&deep(65), 64), Some(64 * 9));
+        // Self-closing tags, comments, PIs and CDATA do not nest.
+        let flat = "<s><!-- <a> --><?pi <a>?><![CDATA[<a>]]><b/><c x=\"/>\"/></s>";
+        assert_eq!(nesting_exceeds(flat, 1), None);
+        let (parsed, diags) = parse("t", &format!("<system>{}</system>", deep(100)));
+        assert!(parsed.is_none());
+        assert_eq!(
+            diags[0].message,
+            "elements are nested more than 64 levels deep"
+        );
+        assert_eq!((diags[0].line, diags[0].column), (1, 9 + 63 * 9));
     }
 
     #[test]
