@@ -6,6 +6,8 @@
 
 #![forbid(unsafe_code)]
 
+mod check;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -19,11 +21,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check a system.xml (Microkit SDF) and describe it.
+    Check(check::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(code) => code,
