@@ -100,21 +100,35 @@ mod tests {
     #[test]
     fn check_detects_any_single_word_change() {
         let words = [1u64, 2, 3, 0xdead_beef];
-        let sum = |ws: &[u64]| ws.iter().fold(Check::new(slot_word(32, 7)), |c, w| c.add(*w)).finish();
+        let sum = |ws: &[u64]| {
+            ws.iter()
+                .fold(Check::new(slot_word(32, 7)), |c, w| c.add(*w))
+                .finish()
+        };
         let good = sum(&words);
         for i in 0..words.len() {
             for bit in 0..64 {
                 let mut bad = words;
                 bad[i] ^= 1 << bit;
-                assert_ne!(sum(&bad), good, "flip of bit {bit} in word {i} went unnoticed");
+                assert_ne!(
+                    sum(&bad),
+                    good,
+                    "flip of bit {bit} in word {i} went unnoticed"
+                );
             }
         }
-        let other_header = words.iter().fold(Check::new(slot_word(32, 8)), |c, w| c.add(*w)).finish();
+        let other_header = words
+            .iter()
+            .fold(Check::new(slot_word(32, 8)), |c, w| c.add(*w))
+            .finish();
         assert_ne!(other_header, good);
     }
 
     #[test]
     fn slot_word_round_trips() {
-        assert_eq!(split_slot_word(slot_word(240, 0x1_2345_6789)), (240, 0x2345_6789));
+        assert_eq!(
+            split_slot_word(slot_word(240, 0x1_2345_6789)),
+            (240, 0x2345_6789)
+        );
     }
 }

@@ -42,7 +42,10 @@ impl<'a> RingMemory<'a> {
         if data.is_empty() {
             return Err(LayoutError::NoSlot);
         }
-        Ok(RingMemory { header: &header[..HEADER_WORDS], data })
+        Ok(RingMemory {
+            header: &header[..HEADER_WORDS],
+            data,
+        })
     }
 
     /// A ring in one region: the header first, the data area after it.
@@ -86,7 +89,12 @@ impl<'a> RingMemory<'a> {
         data_len: usize,
     ) -> Result<Self, LayoutError> {
         // SAFETY: forwarded: the caller guarantees the region contract for both.
-        let (header, data) = unsafe { (words_from_raw(header, header_len)?, words_from_raw(data, data_len)?) };
+        let (header, data) = unsafe {
+            (
+                words_from_raw(header, header_len)?,
+                words_from_raw(data, data_len)?,
+            )
+        };
         Self::new(header, data)
     }
 
@@ -126,10 +134,22 @@ mod tests {
         let base = buf.as_mut_ptr().cast::<u8>();
         // SAFETY: `buf` outlives the ring and is only accessed through it.
         unsafe {
-            assert_eq!(RingMemory::from_raw(core::ptr::null_mut(), 512).err(), Some(LayoutError::Misaligned));
-            assert_eq!(RingMemory::from_raw(base.add(4), 256).err(), Some(LayoutError::Misaligned));
-            assert_eq!(RingMemory::from_raw(base, HEADER_BYTES - 8).err(), Some(LayoutError::HeaderTooSmall));
-            assert_eq!(RingMemory::from_raw(base, HEADER_BYTES + 7).err(), Some(LayoutError::NoSlot));
+            assert_eq!(
+                RingMemory::from_raw(core::ptr::null_mut(), 512).err(),
+                Some(LayoutError::Misaligned)
+            );
+            assert_eq!(
+                RingMemory::from_raw(base.add(4), 256).err(),
+                Some(LayoutError::Misaligned)
+            );
+            assert_eq!(
+                RingMemory::from_raw(base, HEADER_BYTES - 8).err(),
+                Some(LayoutError::HeaderTooSmall)
+            );
+            assert_eq!(
+                RingMemory::from_raw(base, HEADER_BYTES + 7).err(),
+                Some(LayoutError::NoSlot)
+            );
             let ring = RingMemory::from_raw(base, 64 * 8 - 3).unwrap();
             assert_eq!(ring.data_words(), 64 - HEADER_BYTES / 8 - 1);
         }

@@ -223,7 +223,16 @@ impl<'a, const SLOT: usize, N: Notify> Producer<'a, SLOT, N> {
         word(header, W_GEOMETRY).store(geometry_word(SLOT, slots), Ordering::Relaxed);
         let produced = word(header, W_PRODUCED).load(Ordering::Relaxed);
         let pos = (produced % slots as u64) as usize;
-        Ok(Producer { header, data: mem.data, slots, produced, pos, buf: [0; SLOT], notify, stats: SendStats::default() })
+        Ok(Producer {
+            header,
+            data: mem.data,
+            slots,
+            produced,
+            pos,
+            buf: [0; SLOT],
+            notify,
+            stats: SendStats::default(),
+        })
     }
 
     /// Number of slots.
@@ -249,7 +258,10 @@ impl<'a, const SLOT: usize, N: Notify> Producer<'a, SLOT, N> {
     /// [`Self::MAX_PAYLOAD`] bytes, returning its length (or `None` when it
     /// does not fit: [`SendError::TooLarge`]). `fill` is only called when
     /// there is room, so a full ring costs no encoding.
-    pub fn try_send_with(&mut self, fill: impl FnOnce(&mut [u8]) -> Option<usize>) -> Result<(), SendError> {
+    pub fn try_send_with(
+        &mut self,
+        fill: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> Result<(), SendError> {
         self.reserve()?;
         let max = Self::MAX_PAYLOAD;
         let len = match fill(&mut self.buf[..max]) {
@@ -314,7 +326,11 @@ impl<'a, const SLOT: usize, N: Notify> Producer<'a, SLOT, N> {
     fn publish(&mut self) {
         let was = self.produced;
         self.produced = self.produced.wrapping_add(1);
-        self.pos = if self.pos + 1 == self.slots { 0 } else { self.pos + 1 };
+        self.pos = if self.pos + 1 == self.slots {
+            0
+        } else {
+            self.pos + 1
+        };
         word(self.header, W_PRODUCED).store(self.produced, Ordering::Release);
         self.stats.sent = self.stats.sent.saturating_add(1);
         fence(Ordering::SeqCst);
@@ -408,7 +424,9 @@ impl<'a, const SLOT: usize, N: Notify> Consumer<'a, SLOT, N> {
     }
 
     fn available(&self) -> u64 {
-        word(self.header, W_PRODUCED).load(Ordering::Acquire).wrapping_sub(self.consumed)
+        word(self.header, W_PRODUCED)
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.consumed)
     }
 
     fn next(&mut self) -> Result<usize, RecvError> {
@@ -452,7 +470,10 @@ impl<'a, const SLOT: usize, N: Notify> Consumer<'a, SLOT, N> {
         }
         let len = len as usize;
         let mut check = Check::new(head);
-        for (i, chunk) in self.buf[..words_for(len) * 8].chunks_exact_mut(8).enumerate() {
+        for (i, chunk) in self.buf[..words_for(len) * 8]
+            .chunks_exact_mut(8)
+            .enumerate()
+        {
             let w = word(self.data, base + 2 + i).load(Ordering::Relaxed);
             check = check.add(w);
             chunk.copy_from_slice(&w.to_le_bytes());
@@ -467,7 +488,11 @@ impl<'a, const SLOT: usize, N: Notify> Consumer<'a, SLOT, N> {
     /// waits for space.
     fn advance(&mut self) {
         self.consumed = self.consumed.wrapping_add(1);
-        self.pos = if self.pos + 1 == self.slots { 0 } else { self.pos + 1 };
+        self.pos = if self.pos + 1 == self.slots {
+            0
+        } else {
+            self.pos + 1
+        };
         word(self.header, W_CONSUMED).store(self.consumed, Ordering::Release);
         fence(Ordering::SeqCst);
         let wants = word(self.header, W_PRODUCER_WANTS_SPACE);

@@ -14,7 +14,9 @@ use bulkhead_protocols::envelope::{self, DecodeError, Message};
 
 use crate::layout::SLOT_HEADER_BYTES;
 use crate::region::{LayoutError, RingMemory};
-use crate::ring::{Consumer, NoNotify, Notify, Producer, RecvError, RecvStats, SendError, SendStats};
+use crate::ring::{
+    Consumer, NoNotify, Notify, Producer, RecvError, RecvStats, SendError, SendStats,
+};
 
 /// Sends `T` messages over a ring of `SLOT`-byte slots.
 pub struct Sender<'a, T: Message, const SLOT: usize, N: Notify = NoNotify> {
@@ -26,15 +28,22 @@ impl<'a, T: Message, const SLOT: usize, N: Notify> Sender<'a, T, SLOT, N> {
     /// Takes the producer side of `mem` (see [`Producer::new`]).
     pub fn new(mem: RingMemory<'a>, notify: N) -> Result<Self, LayoutError> {
         const {
-            assert!(T::MAX_SIZE + SLOT_HEADER_BYTES <= SLOT, "SLOT too small for this protocol's MAX_SIZE")
+            assert!(
+                T::MAX_SIZE + SLOT_HEADER_BYTES <= SLOT,
+                "SLOT too small for this protocol's MAX_SIZE"
+            )
         };
-        Ok(Sender { ring: Producer::new(mem, notify)?, _t: PhantomData })
+        Ok(Sender {
+            ring: Producer::new(mem, notify)?,
+            _t: PhantomData,
+        })
     }
 
     /// Sends `msg`. On [`SendError::Full`] nothing was written; send again
     /// once the consumer has notified.
     pub fn send(&mut self, msg: &T) -> Result<(), SendError> {
-        self.ring.try_send_with(|buf| envelope::encode(msg, buf).ok())
+        self.ring
+            .try_send_with(|buf| envelope::encode(msg, buf).ok())
     }
 
     /// Counters.
@@ -58,9 +67,15 @@ impl<'a, T: Message, const SLOT: usize, N: Notify> Receiver<'a, T, SLOT, N> {
     /// Takes the consumer side of `mem` (see [`Consumer::new`]).
     pub fn new(mem: RingMemory<'a>, notify: N) -> Result<Self, LayoutError> {
         const {
-            assert!(T::MAX_SIZE + SLOT_HEADER_BYTES <= SLOT, "SLOT too small for this protocol's MAX_SIZE")
+            assert!(
+                T::MAX_SIZE + SLOT_HEADER_BYTES <= SLOT,
+                "SLOT too small for this protocol's MAX_SIZE"
+            )
         };
-        Ok(Receiver { ring: Consumer::new(mem, notify)?, _t: PhantomData })
+        Ok(Receiver {
+            ring: Consumer::new(mem, notify)?,
+            _t: PhantomData,
+        })
     }
 
     /// Receives and decodes the next message.
@@ -70,7 +85,9 @@ impl<'a, T: Message, const SLOT: usize, N: Notify> Receiver<'a, T, SLOT, N> {
             let e = match e {
                 DecodeError::WrongProtocol(_) => RecvError::WrongProtocol,
                 DecodeError::WrongVersion(_) => RecvError::WrongVersion,
-                DecodeError::Truncated | DecodeError::Malformed | DecodeError::TooLong => RecvError::Malformed,
+                DecodeError::Truncated | DecodeError::Malformed | DecodeError::TooLong => {
+                    RecvError::Malformed
+                }
             };
             self.ring.count(e);
             e

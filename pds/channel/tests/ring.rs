@@ -14,7 +14,9 @@ use std::sync::atomic::Ordering;
 const SLOT: usize = 64;
 
 fn region(slots: usize) -> Vec<AtomicU64> {
-    (0..HEADER_WORDS + slots * SLOT / 8).map(|_| AtomicU64::new(0)).collect()
+    (0..HEADER_WORDS + slots * SLOT / 8)
+        .map(|_| AtomicU64::new(0))
+        .collect()
 }
 
 fn data_word(words: &[AtomicU64], slot: usize, w: usize) -> &AtomicU64 {
@@ -30,11 +32,17 @@ fn delivers_in_order_across_wrap_around() {
     assert_eq!(rx.try_recv(), Err(RecvError::Empty));
     for round in 0u8..10 {
         for i in 0..2u8 {
-            let msg = vec![round.wrapping_mul(31).wrapping_add(i); (round as usize * 5 + i as usize) % 49];
+            let msg = vec![
+                round.wrapping_mul(31).wrapping_add(i);
+                (round as usize * 5 + i as usize) % 49
+            ];
             tx.try_send(&msg).unwrap();
         }
         for i in 0..2u8 {
-            let msg = vec![round.wrapping_mul(31).wrapping_add(i); (round as usize * 5 + i as usize) % 49];
+            let msg = vec![
+                round.wrapping_mul(31).wrapping_add(i);
+                (round as usize * 5 + i as usize) % 49
+            ];
             assert_eq!(rx.try_recv().unwrap(), &msg[..]);
         }
         assert_eq!(rx.try_recv(), Err(RecvError::Empty));
@@ -123,7 +131,10 @@ fn bad_record_is_skipped_and_the_next_delivered() {
     assert_eq!(rx.try_recv(), Err(RecvError::BadSequence));
     assert_eq!(rx.try_recv().unwrap(), b"m3");
     let s = rx.stats();
-    assert_eq!((s.bad_check, s.bad_length, s.bad_sequence, s.delivered), (1, 1, 1, 1));
+    assert_eq!(
+        (s.bad_check, s.bad_length, s.bad_sequence, s.delivered),
+        (1, 1, 1, 1)
+    );
     // The ring keeps working.
     tx.try_send(b"m4").unwrap();
     assert_eq!(rx.try_recv().unwrap(), b"m4");
@@ -194,16 +205,23 @@ fn separate_header_and_data_areas() {
     tx.try_send(b"hello").unwrap();
     assert_eq!(rx.try_recv().unwrap(), b"hello");
     // The spare words past the last whole slot are never written.
-    assert!(data[3 * SLOT / 8..].iter().all(|w| w.load(Ordering::Relaxed) == 0));
+    assert!(data[3 * SLOT / 8..]
+        .iter()
+        .all(|w| w.load(Ordering::Relaxed) == 0));
 }
 
 #[test]
 fn typed_round_trip_and_rejections() {
-    let words = (0..HEADER_WORDS + 8 * 128 / 8).map(|_| AtomicU64::new(0)).collect::<Vec<_>>();
+    let words = (0..HEADER_WORDS + 8 * 128 / 8)
+        .map(|_| AtomicU64::new(0))
+        .collect::<Vec<_>>();
     let mem = RingMemory::split(&words).unwrap();
     let mut tx = Sender::<Report, 128>::new(mem, NoNotify).unwrap();
     let mut rx = Receiver::<Report, 128>::new(mem, NoNotify).unwrap();
-    let log = Report::Log(Log { level: Level::Info, text: "booted".try_into().unwrap() });
+    let log = Report::Log(Log {
+        level: Level::Info,
+        text: "booted".try_into().unwrap(),
+    });
     tx.send(&log).unwrap();
     assert_eq!(rx.recv().unwrap(), log);
 
@@ -211,7 +229,14 @@ fn typed_round_trip_and_rejections() {
     // followed by a good one.
     let mut raw = Producer::<128>::new(mem, NoNotify).unwrap();
     let mut buf = [0u8; 128];
-    let n = bulkhead_protocols::encode(&VmmToMonitor::Reply { tag: 1, answer: bulkhead_protocols::vmi::Answer::Ok }, &mut buf).unwrap();
+    let n = bulkhead_protocols::encode(
+        &VmmToMonitor::Reply {
+            tag: 1,
+            answer: bulkhead_protocols::vmi::Answer::Ok,
+        },
+        &mut buf,
+    )
+    .unwrap();
     raw.try_send(&buf[..n]).unwrap();
     let n = bulkhead_protocols::encode(&log, &mut buf).unwrap();
     buf[2] = 2;

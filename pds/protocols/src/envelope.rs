@@ -142,7 +142,10 @@ pub(crate) mod tests {
         assert_eq!(&decode::<T>(&buf[..n]).expect("round trip"), msg);
         // Every shorter buffer must fail cleanly, never panic or truncate.
         for short in 0..n {
-            assert_eq!(encode(msg, &mut buf[..short]), Err(EncodeError::BufferTooSmall));
+            assert_eq!(
+                encode(msg, &mut buf[..short]),
+                Err(EncodeError::BufferTooSmall)
+            );
         }
         n
     }
@@ -173,16 +176,28 @@ pub(crate) mod tests {
         assert_eq!(decode::<Probe>(&buf[..3]), Err(DecodeError::Truncated));
         let mut other = buf;
         other[0] = 9;
-        assert_eq!(decode::<Probe>(&other[..n]), Err(DecodeError::WrongProtocol(9)));
+        assert_eq!(
+            decode::<Probe>(&other[..n]),
+            Err(DecodeError::WrongProtocol(9))
+        );
         let mut old = buf;
         old[2] = 6;
-        assert_eq!(decode::<Probe>(&old[..n]), Err(DecodeError::WrongVersion(6)));
+        assert_eq!(
+            decode::<Probe>(&old[..n]),
+            Err(DecodeError::WrongVersion(6))
+        );
         assert_eq!(decode::<Probe>(&buf[..n + 1]), Err(DecodeError::Malformed));
         assert_eq!(decode::<Probe>(&buf[..n - 1]), Err(DecodeError::Malformed));
         let mut bad_variant = buf;
         bad_variant[4] = 2;
-        assert_eq!(decode::<Probe>(&bad_variant[..n]), Err(DecodeError::Malformed));
-        assert_eq!(decode::<Probe>(&[1, 0, 7, 0, 1, 0, 0, 0, 0, 0, 0]), Err(DecodeError::TooLong));
+        assert_eq!(
+            decode::<Probe>(&bad_variant[..n]),
+            Err(DecodeError::Malformed)
+        );
+        assert_eq!(
+            decode::<Probe>(&[1, 0, 7, 0, 1, 0, 0, 0, 0, 0, 0]),
+            Err(DecodeError::TooLong)
+        );
         assert_eq!(decode::<Probe>(&buf[..n]), Ok(Probe::A(5)));
     }
 }

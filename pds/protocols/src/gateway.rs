@@ -182,14 +182,21 @@ mod tests {
     use crate::envelope::tests::check_bound;
 
     fn frame() -> CanFrame {
-        CanFrame { id: CanId::Extended(u32::MAX), data: Vec::from_slice(&[0xff; 8]).unwrap() }
+        CanFrame {
+            id: CanId::Extended(u32::MAX),
+            data: Vec::from_slice(&[0xff; 8]).unwrap(),
+        }
     }
 
     #[test]
     fn worst_cases_fit_max_size() {
         let (tag, app) = (u32::MAX, AppId(u16::MAX));
         let sizes = [
-            check_bound(&AppToGateway::SendCan { tag, app, frame: frame() }),
+            check_bound(&AppToGateway::SendCan {
+                tag,
+                app,
+                frame: frame(),
+            }),
             check_bound(&AppToGateway::OpenPort {
                 tag,
                 app,
@@ -197,14 +204,29 @@ mod tests {
                 port: u16::MAX,
                 mode: PortMode::Connect([255; 4]),
             }),
-            check_bound(&AppToGateway::ClosePort { tag, app, l4: L4::Tcp, port: u16::MAX }),
-            check_bound(&AppToGateway::Lifecycle { tag, app, event: AppEvent::Installed([0xff; 32]) }),
+            check_bound(&AppToGateway::ClosePort {
+                tag,
+                app,
+                l4: L4::Tcp,
+                port: u16::MAX,
+            }),
+            check_bound(&AppToGateway::Lifecycle {
+                tag,
+                app,
+                event: AppEvent::Installed([0xff; 32]),
+            }),
         ];
         assert_eq!(sizes.iter().max(), Some(&AppToGateway::MAX_SIZE));
         let sizes = [
             check_bound(&GatewayToApp::Done { tag }),
-            check_bound(&GatewayToApp::Denied { tag, reason: Denial::Invalid }),
-            check_bound(&GatewayToApp::CanReceived { app, frame: frame() }),
+            check_bound(&GatewayToApp::Denied {
+                tag,
+                reason: Denial::Invalid,
+            }),
+            check_bound(&GatewayToApp::CanReceived {
+                app,
+                frame: frame(),
+            }),
         ];
         assert_eq!(sizes.iter().max(), Some(&GatewayToApp::MAX_SIZE));
     }

@@ -98,10 +98,18 @@ mod tests {
         while name.push('n').is_ok() {}
         let mut entries = Vec::new();
         while entries
-            .push(Entry { name: name.clone(), critical: true, outcome: Outcome::Failed(u32::MAX) })
+            .push(Entry {
+                name: name.clone(),
+                critical: true,
+                outcome: Outcome::Failed(u32::MAX),
+            })
             .is_ok()
         {}
-        let worst = PostSummary { entries, omitted: u16::MAX, decision: Decision::Halt };
+        let worst = PostSummary {
+            entries,
+            omitted: u16::MAX,
+            decision: Decision::Halt,
+        };
         assert_eq!(check_bound(&worst), PostSummary::MAX_SIZE);
         let refused = Entry {
             name: String::new(),
@@ -110,6 +118,10 @@ mod tests {
         };
         let mut small = Vec::new();
         small.push(refused).unwrap();
-        check_bound(&PostSummary { entries: small, omitted: 0, decision: Decision::StartGuest });
+        check_bound(&PostSummary {
+            entries: small,
+            omitted: 0,
+            decision: Decision::StartGuest,
+        });
     }
 }

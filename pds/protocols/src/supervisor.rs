@@ -154,10 +154,17 @@ mod tests {
         });
         let fault = Report::Fault(Fault {
             unit: u16::MAX,
-            kind: FaultKind::PageFault { addr: u64::MAX, ip: u64::MAX, write: true },
+            kind: FaultKind::PageFault {
+                addr: u64::MAX,
+                ip: u64::MAX,
+                write: true,
+            },
             restarted: true,
         });
-        let log = Report::Log(Log { level: Level::Debug, text: full('y') });
+        let log = Report::Log(Log {
+            level: Level::Debug,
+            text: full('y'),
+        });
         let sizes = [check_bound(&alert), check_bound(&fault), check_bound(&log)];
         // The bound is tight: the largest variant meets it exactly.
         assert_eq!(sizes.iter().max(), Some(&Report::MAX_SIZE));

@@ -219,32 +219,62 @@ mod tests {
     fn worst_cases_fit_max_size() {
         let regs = Vec::from_slice(&[Reg::KernelGsBase; MAX_REGS]).unwrap();
         let sizes = [
-            check_bound(&MonitorToVmm::ReadRegs { tag: u32::MAX, vcpu: u8::MAX, regs }),
-            check_bound(&MonitorToVmm::Pause { tag: u32::MAX, vcpu: u8::MAX }),
-            check_bound(&MonitorToVmm::Resume { tag: u32::MAX, vcpu: 0 }),
-            check_bound(&MonitorToVmm::Subscribe { tag: u32::MAX, events: EventMask(u32::MAX) }),
+            check_bound(&MonitorToVmm::ReadRegs {
+                tag: u32::MAX,
+                vcpu: u8::MAX,
+                regs,
+            }),
+            check_bound(&MonitorToVmm::Pause {
+                tag: u32::MAX,
+                vcpu: u8::MAX,
+            }),
+            check_bound(&MonitorToVmm::Resume {
+                tag: u32::MAX,
+                vcpu: 0,
+            }),
+            check_bound(&MonitorToVmm::Subscribe {
+                tag: u32::MAX,
+                events: EventMask(u32::MAX),
+            }),
         ];
         assert_eq!(sizes.iter().max(), Some(&MonitorToVmm::MAX_SIZE));
 
         let values = Vec::from_slice(&[u64::MAX; MAX_REGS]).unwrap();
         let m = u64::MAX;
         let sizes = [
-            check_bound(&VmmToMonitor::Reply { tag: u32::MAX, answer: Answer::Regs(values) }),
-            check_bound(&VmmToMonitor::Reply { tag: 1, answer: Answer::Err(VmiError::Unsupported) }),
+            check_bound(&VmmToMonitor::Reply {
+                tag: u32::MAX,
+                answer: Answer::Regs(values),
+            }),
+            check_bound(&VmmToMonitor::Reply {
+                tag: 1,
+                answer: Answer::Err(VmiError::Unsupported),
+            }),
             check_bound(&VmmToMonitor::Event {
                 vcpu: u8::MAX,
                 paused: true,
-                event: Event::MemoryAccess { gpa: m, access: u8::MAX, rip: m },
+                event: Event::MemoryAccess {
+                    gpa: m,
+                    access: u8::MAX,
+                    rip: m,
+                },
             }),
             check_bound(&VmmToMonitor::Event {
                 vcpu: 1,
                 paused: false,
-                event: Event::CrWrite { cr: 4, old: m, new: m },
+                event: Event::CrWrite {
+                    cr: 4,
+                    old: m,
+                    new: m,
+                },
             }),
             check_bound(&VmmToMonitor::Event {
                 vcpu: 1,
                 paused: false,
-                event: Event::MsrWrite { msr: u32::MAX, value: m },
+                event: Event::MsrWrite {
+                    msr: u32::MAX,
+                    value: m,
+                },
             }),
         ];
         assert_eq!(sizes.iter().max(), Some(&VmmToMonitor::MAX_SIZE));
