@@ -399,6 +399,17 @@ impl<'a, const SLOT: usize, N: Notify> Consumer<'a, SLOT, N> {
         self.stats.count(e);
     }
 
+    /// Records published and not yet consumed, as the producer's index
+    /// claims (0 when that index is impossible). Consumes nothing.
+    pub fn pending(&self) -> usize {
+        let avail = self.available();
+        if avail > self.slots as u64 {
+            0
+        } else {
+            avail as usize
+        }
+    }
+
     /// Asks the producer to notify on its next record even if the ring is
     /// not empty (for a consumer that stops before draining). Poll again
     /// after calling this before waiting: a record may have arrived meanwhile.

@@ -17,7 +17,9 @@ const SLOT: usize = 48;
 const MAX: usize = SLOT - 16;
 
 fn region(slots: usize) -> Vec<AtomicU64> {
-    (0..HEADER_WORDS + slots * SLOT / 8).map(|_| AtomicU64::new(0)).collect()
+    (0..HEADER_WORDS + slots * SLOT / 8)
+        .map(|_| AtomicU64::new(0))
+        .collect()
 }
 
 /// Message `id` of length `len`: the id, then a pattern derived from it.
