@@ -192,12 +192,45 @@ fn word(words: &[AtomicU64], i: usize) -> &AtomicU64 {
     }
 }
 
+/// Writes record `index` into slot `pos`: payload words, then the length and
+/// sequence word, then the check word (relaxed stores; `publish` releases them).
+fn write_slot<const SLOT: usize>(data: &[AtomicU64], pos: usize, index: u64, src: &[u8]) {
+    let base = pos * (SLOT / 8);
+    let head = slot_word(src.len(), index);
+    let mut check = Check::new(head);
+    let mut put = |i: usize, bytes: [u8; 8]| {
+        let w = u64::from_le_bytes(bytes);
+        check = check.add(w);
+        word(data, base + 2 + i).store(w, Ordering::Relaxed);
+    };
+    let whole = src.chunks_exact(8);
+    let tail = whole.remainder();
+    let n = whole.len();
+    for (i, chunk) in whole.enumerate() {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        put(i, bytes);
+    }
+    if !tail.is_empty() {
+        // The last word is zero padded so the check word covers a
+        // deterministic value.
+        let mut bytes = [0u8; 8];
+        bytes[..tail.len()].copy_from_slice(tail);
+        put(n, bytes);
+    }
+    word(data, base).store(head, Ordering::Relaxed);
+    word(data, base + 1).store(check.finish(), Ordering::Relaxed);
+}
+
 /// The sending side of a ring of `SLOT`-byte slots.
 pub struct Producer<'a, const SLOT: usize, N: Notify = NoNotify> {
     header: &'a [AtomicU64],
     data: &'a [AtomicU64],
     slots: usize,
     produced: u64,
+    /// The consumer's index as last loaded (Acquire) and validated: space
+    /// known free without touching the consumer's cache line.
+    consumed_seen: u64,
     pos: usize,
     buf: [u8; SLOT],
     notify: N,
@@ -228,6 +261,8 @@ impl<'a, const SLOT: usize, N: Notify> Producer<'a, SLOT, N> {
             data: mem.data,
             slots,
             produced,
+            // Assume full until the consumer's index is loaded and checked.
+            consumed_seen: produced.wrapping_sub(slots as u64),
             pos,
             buf: [0; SLOT],
             notify,
@@ -247,11 +282,13 @@ impl<'a, const SLOT: usize, N: Notify> Producer<'a, SLOT, N> {
 
     /// Sends one record (copied into the next slot).
     pub fn try_send(&mut self, record: &[u8]) -> Result<(), SendError> {
-        self.try_send_with(|buf| {
-            let dst = buf.get_mut(..record.len())?;
-            dst.copy_from_slice(record);
-            Some(record.len())
-        })
+        if record.len() > Self::MAX_PAYLOAD {
+            return Err(SendError::TooLarge);
+        }
+        self.reserve()?;
+        write_slot::<SLOT>(self.data, self.pos, self.produced, record);
+        self.publish();
+        Ok(())
     }
 
     /// Sends one record that `fill` writes into a scratch buffer of
@@ -268,7 +305,7 @@ impl<'a, const SLOT: usize, N: Notify> Producer<'a, SLOT, N> {
             Some(len) if len <= max => len,
             _ => return Err(SendError::TooLarge),
         };
-        self.write_slot(len);
+        write_slot::<SLOT>(self.data, self.pos, self.produced, &self.buf[..len]);
         self.publish();
         Ok(())
     }
@@ -276,6 +313,9 @@ impl<'a, const SLOT: usize, N: Notify> Producer<'a, SLOT, N> {
     /// Makes sure the next slot is free, arming the wants-space flag first
     /// when it looks full so the consumer's wake-up cannot be lost.
     fn reserve(&mut self) -> Result<(), SendError> {
+        if self.produced.wrapping_sub(self.consumed_seen) < self.slots as u64 {
+            return Ok(());
+        }
         match self.free_slots() {
             Err(e) => Err(e),
             Ok(0) => {
@@ -293,6 +333,7 @@ impl<'a, const SLOT: usize, N: Notify> Producer<'a, SLOT, N> {
         }
     }
 
+    /// Loads and checks the consumer's index; returns the free slots.
     fn free_slots(&mut self) -> Result<u64, SendError> {
         let consumed = word(self.header, W_CONSUMED).load(Ordering::Acquire);
         let used = self.produced.wrapping_sub(consumed);
@@ -300,27 +341,8 @@ impl<'a, const SLOT: usize, N: Notify> Producer<'a, SLOT, N> {
             self.stats.peer_index_invalid = self.stats.peer_index_invalid.saturating_add(1);
             return Err(SendError::PeerIndexInvalid);
         }
+        self.consumed_seen = consumed;
         Ok(self.slots as u64 - used)
-    }
-
-    fn write_slot(&mut self, len: usize) {
-        let slot_words = SLOT / 8;
-        let base = self.pos * slot_words;
-        let head = slot_word(len, self.produced);
-        let mut check = Check::new(head);
-        for (i, chunk) in self.buf[..words_for(len) * 8].chunks_exact(8).enumerate() {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(chunk);
-            // Bytes past `len` in the last word are zeroed so the check word
-            // covers a deterministic value.
-            let keep = len.saturating_sub(i * 8).min(8);
-            bytes[keep..].fill(0);
-            let w = u64::from_le_bytes(bytes);
-            check = check.add(w);
-            word(self.data, base + 2 + i).store(w, Ordering::Relaxed);
-        }
-        word(self.data, base).store(head, Ordering::Relaxed);
-        word(self.data, base + 1).store(check.finish(), Ordering::Relaxed);
     }
 
     fn publish(&mut self) {
@@ -334,7 +356,10 @@ impl<'a, const SLOT: usize, N: Notify> Producer<'a, SLOT, N> {
         word(self.header, W_PRODUCED).store(self.produced, Ordering::Release);
         self.stats.sent = self.stats.sent.saturating_add(1);
         fence(Ordering::SeqCst);
-        let consumed = word(self.header, W_CONSUMED).load(Ordering::Relaxed);
+        let consumed = word(self.header, W_CONSUMED).load(Ordering::Acquire);
+        if self.produced.wrapping_sub(consumed) <= self.slots as u64 {
+            self.consumed_seen = consumed;
+        }
         let asked = word(self.header, W_CONSUMER_WANTS_NOTIFY);
         let asked = asked.load(Ordering::Relaxed) != 0 && asked.swap(0, Ordering::Relaxed) != 0;
         if consumed == was || asked {
@@ -350,6 +375,9 @@ pub struct Consumer<'a, const SLOT: usize, N: Notify = NoNotify> {
     data: &'a [AtomicU64],
     slots: usize,
     consumed: u64,
+    /// The producer's index as last loaded (Acquire) and validated: records
+    /// known to be there without touching the producer's cache line.
+    produced_seen: u64,
     pos: usize,
     attached: bool,
     buf: [u8; SLOT],
@@ -377,6 +405,7 @@ impl<'a, const SLOT: usize, N: Notify> Consumer<'a, SLOT, N> {
             data: mem.data,
             slots,
             consumed,
+            produced_seen: consumed,
             pos,
             attached: false,
             buf: [0; SLOT],
@@ -441,18 +470,22 @@ impl<'a, const SLOT: usize, N: Notify> Consumer<'a, SLOT, N> {
     }
 
     fn next(&mut self) -> Result<usize, RecvError> {
-        let mut avail = self.available();
-        if avail == 0 {
-            // Pairs with the producer's fence (module docs): after it, either
-            // we see the new record or the producer sees our index and wakes us.
-            fence(Ordering::SeqCst);
-            avail = self.available();
+        if self.produced_seen == self.consumed {
+            let mut avail = self.available();
             if avail == 0 {
-                return Err(RecvError::Empty);
+                // Pairs with the producer's fence (module docs): after it,
+                // either we see the new record or the producer sees our
+                // index and wakes us.
+                fence(Ordering::SeqCst);
+                avail = self.available();
+                if avail == 0 {
+                    return Err(RecvError::Empty);
+                }
             }
-        }
-        if avail > self.slots as u64 {
-            return Err(RecvError::IndexOutOfRange);
+            if avail > self.slots as u64 {
+                return Err(RecvError::IndexOutOfRange);
+            }
+            self.produced_seen = self.consumed.wrapping_add(avail);
         }
         if !self.attached {
             // Loaded after the Acquire of `produced`, so a correct producer's

@@ -125,7 +125,7 @@ proptest! {
         let mut rx = Consumer::<SLOT>::new(mem, NoNotify).unwrap();
         let mut sent: Vec<Vec<u8>> = Vec::new();
         let mut delivered: Vec<Vec<u8>> = Vec::new();
-        let mut send = |tx: &mut Producer<SLOT>, sent: &mut Vec<Vec<u8>>, n: usize| {
+        let send = |tx: &mut Producer<SLOT>, sent: &mut Vec<Vec<u8>>, n: usize| {
             for _ in 0..n {
                 let m = message(sent.len() as u32, lens[sent.len() % lens.len()]);
                 if tx.try_send(&m).is_ok() {

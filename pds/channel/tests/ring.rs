@@ -171,9 +171,12 @@ fn impossible_indices_are_rejected_without_consuming() {
     assert_eq!(rx.stats().index_out_of_range, 2);
     words[8].store(1, Ordering::Release);
     assert_eq!(rx.try_recv().unwrap(), b"x");
-    // A hostile consumer index makes the producer refuse, not overwrite.
+    // A hostile consumer index makes the producer refuse, not overwrite: it
+    // uses the space it last saw free (one slot: "x" had not been consumed
+    // when it last looked), then finds the index impossible.
     words[16].store(7, Ordering::Release);
-    assert_eq!(tx.try_send(b"y"), Err(SendError::PeerIndexInvalid));
+    tx.try_send(b"y").unwrap();
+    assert_eq!(tx.try_send(b"z"), Err(SendError::PeerIndexInvalid));
     assert_eq!(tx.stats().peer_index_invalid, 1);
 }
 
