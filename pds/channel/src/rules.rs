@@ -319,6 +319,58 @@ pub enum Violation<'a> {
     },
 }
 
+impl<'a> Violation<'a> {
+    /// The ring concerned.
+    pub fn ring(&self) -> &'a str {
+        match *self {
+            Violation::MissingEnd { ring, .. }
+            | Violation::TwoEnds { ring, .. }
+            | Violation::SamePd { ring, .. }
+            | Violation::MissingArea { ring, .. }
+            | Violation::RegionMismatch { ring, .. }
+            | Violation::HeaderIsData { ring, .. }
+            | Violation::MissingPerms { ring, .. }
+            | Violation::ConsumerWritesData { ring, .. }
+            | Violation::Executable { ring, .. }
+            | Violation::ForeignWriter { ring, .. }
+            | Violation::ForeignReader { ring, .. }
+            | Violation::NoChannel { ring, .. }
+            | Violation::CannotNotify { ring, .. } => ring,
+        }
+    }
+
+    /// The `<map>` at fault, as (PD, region), when there is one: where the
+    /// checker should point its file/line.
+    pub fn map(&self) -> Option<(&'a str, &'a str)> {
+        match *self {
+            Violation::ConsumerWritesData { pd, region, .. }
+            | Violation::Executable { pd, region, .. }
+            | Violation::ForeignWriter { pd, region, .. }
+            | Violation::ForeignReader { pd, region, .. } => Some((pd, region)),
+            _ => None,
+        }
+    }
+
+    /// The PD at fault, when there is one.
+    pub fn pd(&self) -> Option<&'a str> {
+        match *self {
+            Violation::TwoEnds { second: pd, .. }
+            | Violation::SamePd { pd, .. }
+            | Violation::MissingArea { pd, .. }
+            | Violation::MissingPerms { pd, .. }
+            | Violation::ConsumerWritesData { pd, .. }
+            | Violation::Executable { pd, .. }
+            | Violation::ForeignWriter { pd, .. }
+            | Violation::ForeignReader { pd, .. }
+            | Violation::CannotNotify { pd, .. } => Some(pd),
+            Violation::NoChannel { consumer, .. } => Some(consumer),
+            Violation::MissingEnd { .. }
+            | Violation::RegionMismatch { .. }
+            | Violation::HeaderIsData { .. } => None,
+        }
+    }
+}
+
 impl fmt::Display for Violation<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
@@ -716,6 +768,32 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn violations_name_their_ring_pd_and_map() {
+        let v = Violation::ForeignWriter {
+            ring: "r",
+            pd: "gw",
+            region: "buf",
+        };
+        assert_eq!(
+            (v.ring(), v.pd(), v.map()),
+            ("r", Some("gw"), Some(("gw", "buf")))
+        );
+        let v = Violation::MissingEnd {
+            ring: "q",
+            role: Role::Producer,
+        };
+        assert_eq!((v.ring(), v.pd(), v.map()), ("q", None, None));
+        assert!(v.to_string().contains("tx_q_header"));
+        let v = Violation::TwoEnds {
+            ring: "q",
+            role: Role::Consumer,
+            first: "a",
+            second: "b",
+        };
+        assert_eq!(v.pd(), Some("b"));
     }
 
     #[test]
