@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod layout;
+pub mod ppc;
 #[allow(unsafe_code)] // The one module that may: raw region → atomic words.
 pub mod region;
 pub mod ring;

@@ -6,6 +6,7 @@
 //! Arbitrary bytes almost never pass a slot's check word, so half the modes
 //! instead have an honest producer publish arbitrary *records* (with a valid
 //! envelope header or not): that fuzzes the typed decoders behind the ring.
+//! Two more modes decode arbitrary message registers (the PPC path).
 #![no_main]
 
 use bulkhead_channel::layout::HEADER_BYTES;
@@ -92,6 +93,15 @@ fn records<T: bulkhead_protocols::Message + serde::Serialize, const SLOT: usize>
     drain(|| rx.recv().map(|m| check_reencodes(&m)), 8);
 }
 
+/// Arbitrary message registers (as a PPC callee gets them) decoded as `T`.
+fn registers<T: bulkhead_protocols::Message>(rest: &[u8]) {
+    let Some((&count, regs)) = rest.split_first() else { return };
+    let mrs = words(regs);
+    if let Ok(m) = bulkhead_channel::ppc::decode::<T>(&mrs, count as usize) {
+        check_reencodes(&m);
+    }
+}
+
 /// A message the receiver accepted is a real value: it encodes again
 /// within its declared bound.
 fn check_reencodes<T: bulkhead_protocols::Message>(m: &T) {
@@ -102,7 +112,9 @@ fn check_reencodes<T: bulkhead_protocols::Message>(m: &T) {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
-    match mode % 8 {
+    match mode % 10 {
+        8 => return registers::<bulkhead_protocols::vmi::MonitorToVmm>(rest),
+        9 => return registers::<bulkhead_protocols::gateway::AppToGateway>(rest),
         4 => return records::<Report, 128>(rest, true),
         5 => return records::<AppToGateway, 64>(rest, true),
         6 => return records::<bulkhead_protocols::vmi::VmmToMonitor, 128>(rest, true),
