@@ -25,6 +25,7 @@ pub fn extra() -> Result<()> {
         .args(["test", "--release", "-p", "bulkhead-channel", "--test", "loom"]))?;
 
     eprintln!("xtask: channels: Miri on the ring's unsafe code");
+    ensure_nightly()?;
     host::rustup_component(Some("nightly"), "miri")?;
     host::rustup_component(Some("nightly"), "rust-src")?;
     run(Command::new("cargo")
@@ -34,4 +35,18 @@ pub fn extra() -> Result<()> {
 
     let fuzz = host::root().join("pds").join("channel").join("fuzz");
     host::fuzz_smoke(&fuzz, "drain_region", 20)
+}
+
+/// Miri and cargo-fuzz need a nightly toolchain; a fresh machine may lack one.
+fn ensure_nightly() -> Result<()> {
+    let present = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if present {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the nightly toolchain (for Miri and fuzzing)");
+    run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))
 }
