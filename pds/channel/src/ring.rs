@@ -184,8 +184,9 @@ const fn check_slot_size<const SLOT: usize>() {
 fn word(words: &[AtomicU64], i: usize) -> &AtomicU64 {
     // Indices come from the fixed layout constants and the locally kept
     // slot position, both below the lengths checked at construction; `get`
-    // keeps even a logic error from touching memory outside the region,
-    // at the cost of this fallback (never taken, see the tests).
+    // keeps even a logic error from touching memory outside the region.
+    // The fallback is never taken, and cannot panic: the constructors
+    // guarantee both slices are non-empty.
     match words.get(i) {
         Some(w) => w,
         None => &words[0],
