@@ -425,7 +425,10 @@ impl<'a, const SLOT: usize, N: Notify> Consumer<'a, SLOT, N> {
         self.stats
     }
 
-    pub(crate) fn count(&mut self, e: RecvError) {
+    /// A record the ring delivered was then rejected by the typed layer:
+    /// count it as rejected instead of delivered.
+    pub(crate) fn reject_delivered(&mut self, e: RecvError) {
+        self.stats.delivered = self.stats.delivered.saturating_sub(1);
         self.stats.count(e);
     }
 

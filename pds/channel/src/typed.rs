@@ -89,14 +89,13 @@ impl<'a, T: Message, const SLOT: usize, N: Notify> Receiver<'a, T, SLOT, N> {
                     RecvError::Malformed
                 }
             };
-            self.ring.count(e);
+            self.ring.reject_delivered(e);
             e
         })
     }
 
     /// Counters (ring-level and decoding rejections). `delivered` counts
-    /// records that passed the ring's checks, including ones that then
-    /// failed to decode.
+    /// messages handed to the caller.
     pub fn stats(&self) -> RecvStats {
         self.ring.stats()
     }

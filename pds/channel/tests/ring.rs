@@ -256,5 +256,6 @@ fn typed_round_trip_and_rejections() {
     assert_eq!(rx.recv(), Err(RecvError::Empty));
     let s = rx.stats();
     assert_eq!((s.wrong_protocol, s.wrong_version, s.malformed), (1, 1, 2));
+    assert_eq!((s.delivered, s.rejected()), (2, 4));
     let _ = MonitorToVmm::Pause { tag: 0, vcpu: 0 };
 }
