@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod adversary;
 pub mod layout;
 pub mod ppc;
 #[allow(unsafe_code)] // The one module that may: raw region → atomic words.

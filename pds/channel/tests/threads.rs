@@ -89,7 +89,7 @@ fn typed_stream_between_threads() {
     let (producer, consumer) = (OnceLock::new(), OnceLock::new());
     let event = |i: u32| VmmToMonitor::Event {
         vcpu: (i % 4) as u8,
-        paused: i % 2 == 0,
+        paused: i.is_multiple_of(2),
         event: Event::MsrWrite {
             msr: 0xc000_0082,
             value: u64::from(i) << 20,
