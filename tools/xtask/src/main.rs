@@ -8,6 +8,7 @@
 //! - `run`   — builds everything and runs the reference system.
 //! - `check` — `bulkhead check` on the reference `system.xml`.
 
+mod channels;
 mod host;
 mod sdf;
 
@@ -78,6 +79,7 @@ type Extra = fn() -> Result<()>;
 /// Every area's test hooks, in the order they run.
 const AREAS: &[(&str, Setup, Extra)] = &[
     ("sdf", sdf::setup, sdf::extra),
+    ("channels", channels::setup, channels::extra),
 ];
 
 fn run_system(args: &[String]) -> Result<()> {

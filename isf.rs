@@ -1,0 +1,1 @@
+//! Volatility 3 ISF output (filled in below).
