@@ -421,7 +421,8 @@ fn decode_ext(buf: &[u8], cfg: Config) -> Result<(Packet, usize), ErrorKind> {
                 Packet::Pwre {
                     state: ((v >> 12) & 0xf) as u8,
                     sub_state: ((v >> 8) & 0xf) as u8,
-                    hw: v & 0x80 != 0,
+                    // The HW bit as libipt reads it (byte 2, bit 3).
+                    hw: v & 0x08 != 0,
                 },
                 4,
             ))
@@ -642,7 +643,7 @@ fn encode_tmp(p: &Packet, t: &mut [u8; MAX_PACKET_LEN]) -> Result<usize, EncodeE
         Packet::Pwre { state, sub_state, hw } => {
             t[0] = 0x02;
             t[1] = 0x22;
-            t[2] = (hw as u8) << 7;
+            t[2] = (hw as u8) << 3;
             t[3] = (state & 0xf) << 4 | (sub_state & 0xf);
             4
         }

@@ -57,7 +57,7 @@ fn sdm_layouts() {
     assert_eq!(one(&[0x02, 0xc3, 0x88, 1, 0, 0, 0, 0, 0, 0, 0]), Ok((Packet::Mnt(1), 11)));
     assert_eq!(one(&[0x02, 0xe2]), Ok((Packet::Exstop { ip: true }, 2)));
     assert_eq!(one(&[0x02, 0xc2, 1, 0, 0, 0, 2, 0, 0, 0]), Ok((Packet::Mwait { hints: 1, ext: 2 }, 10)));
-    assert_eq!(one(&[0x02, 0x22, 0x80, 0x21]), Ok((Packet::Pwre { state: 2, sub_state: 1, hw: true }, 4)));
+    assert_eq!(one(&[0x02, 0x22, 0x08, 0x21]), Ok((Packet::Pwre { state: 2, sub_state: 1, hw: true }, 4)));
     assert_eq!(
         one(&[0x02, 0xa2, 0x63, 0x09, 0, 0, 0]),
         Ok((Packet::Pwrx { last: 6, deepest: 3, interrupt: true, store: false, autonomous: true }, 7))

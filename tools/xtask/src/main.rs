@@ -9,6 +9,7 @@
 //! - `check` — `bulkhead check` on the reference `system.xml`.
 
 mod host;
+mod pt;
 
 use std::process::{Command, ExitCode};
 
@@ -76,6 +77,7 @@ type Extra = fn() -> Result<()>;
 
 /// Every area's test hooks, in the order they run.
 const AREAS: &[(&str, Setup, Extra)] = &[
+    ("pt", pt::setup, pt::extra),
 ];
 
 fn run_system(args: &[String]) -> Result<()> {
