@@ -236,3 +236,89 @@ int64_t shim_count(const uint8_t *buf, size_t len)
 	pt_pkt_free_decoder(dec);
 	return count;
 }
+
+/* libipt's instruction-flow decoder over a code image held in memory:
+ * the independent check that a synthesised trace is a valid trace of that
+ * code. Returns the number of instructions, or a negative error code;
+ * *errors counts decode errors (each followed by a resync), *first_error
+ * is the first one's code. */
+struct shim_image {
+	const uint8_t *code;
+	size_t len;
+	uint64_t base;
+};
+
+static int shim_read_mem(uint8_t *buffer, size_t size, const struct pt_asid *asid,
+			 uint64_t ip, void *context)
+{
+	const struct shim_image *im = context;
+	size_t off, n;
+
+	(void) asid;
+	if (ip < im->base || ip >= im->base + im->len)
+		return -pte_nomap;
+	off = (size_t) (ip - im->base);
+	n = im->len - off;
+	if (n > size)
+		n = size;
+	memcpy(buffer, im->code + off, n);
+	return (int) n;
+}
+
+int64_t shim_insn_count(const uint8_t *trace, size_t len, const uint8_t *code,
+			size_t code_len, uint64_t base, int64_t *errors, int32_t *first_error)
+{
+	struct pt_config config;
+	struct pt_insn_decoder *dec;
+	struct shim_image im = { code, code_len, base };
+	int64_t count = 0;
+	uint8_t *buf;
+	int status;
+
+	*errors = 0;
+	*first_error = 0;
+	buf = malloc(len + 16);
+	if (!buf)
+		return -pte_nomem;
+	memcpy(buf, trace, len);
+	memset(buf + len, 0, 16);
+	pt_config_init(&config);
+	config.begin = buf;
+	config.end = buf + len;
+	dec = pt_insn_alloc_decoder(&config);
+	if (!dec) {
+		free(buf);
+		return -pte_nomem;
+	}
+	pt_image_set_callback(pt_insn_get_image(dec), shim_read_mem, &im);
+	for (;;) {
+		status = pt_insn_sync_forward(dec);
+		if (status < 0)
+			break;
+		for (;;) {
+			struct pt_insn insn;
+
+			while (status & pts_event_pending) {
+				struct pt_event ev;
+
+				status = pt_insn_event(dec, &ev, sizeof(ev));
+				if (status < 0)
+					break;
+			}
+			if (status < 0)
+				break;
+			status = pt_insn_next(dec, &insn, sizeof(insn));
+			if (status < 0)
+				break;
+			count++;
+		}
+		if (status == -pte_eos)
+			break;
+		if (!*errors)
+			*first_error = -status;
+		(*errors)++;
+	}
+	pt_insn_free_decoder(dec);
+	free(buf);
+	return count;
+}

@@ -204,6 +204,23 @@ pub fn libipt_count(trace: &[u8]) -> Result<u64, String> {
     ffi::count(trace)
 }
 
+/// What libipt's instruction-flow decoder makes of `trace` over `code`
+/// loaded at `base`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InsnFlow {
+    /// Instructions reconstructed.
+    pub instructions: u64,
+    /// Decode errors (each followed by a resync).
+    pub errors: u64,
+    /// libipt's error code of the first error (0 if none).
+    pub first_error: i32,
+}
+
+/// Runs libipt's instruction-flow decoder over `trace` and the code image.
+pub fn libipt_insn_flow(trace: &[u8], code: &[u8], base: u64) -> Result<InsnFlow, String> {
+    ffi::insn_flow(trace, code, base)
+}
+
 /// The IP compression of a record's `b` field.
 pub fn ipc_of(b: u64) -> Option<Ipc> {
     Ipc::from_bits(b as u8)
@@ -217,6 +234,27 @@ mod ffi {
         fn shim_encode(recs: *const Rec, n: usize, buf: *mut u8, cap: usize, failed: *mut usize) -> i64;
         fn shim_decode(trace: *const u8, len: usize, out: *mut Rec, cap: usize) -> i64;
         fn shim_count(buf: *const u8, len: usize) -> i64;
+        fn shim_insn_count(
+            trace: *const u8,
+            len: usize,
+            code: *const u8,
+            code_len: usize,
+            base: u64,
+            errors: *mut i64,
+            first_error: *mut i32,
+        ) -> i64;
+    }
+
+    pub fn insn_flow(trace: &[u8], code: &[u8], base: u64) -> Result<super::InsnFlow, String> {
+        let (mut errors, mut first) = (0i64, 0i32);
+        // SAFETY: both slices are valid for reads of their lengths; libipt
+        // reads the code only through the shim's bounds-checked callback
+        // while the call runs, and writes only the two out-parameters.
+        let n = unsafe { shim_insn_count(trace.as_ptr(), trace.len(), code.as_ptr(), code.len(), base, &mut errors, &mut first) };
+        if n < 0 {
+            return Err(format!("libipt instruction decoder setup failed: error {}", -n));
+        }
+        Ok(super::InsnFlow { instructions: n as u64, errors: errors as u64, first_error: first })
     }
 
     pub fn encode(recs: &[Rec]) -> Result<Vec<u8>, String> {
@@ -267,6 +305,9 @@ mod ffi {
         Err(MISSING.into())
     }
     pub fn count(_: &[u8]) -> Result<u64, String> {
+        Err(MISSING.into())
+    }
+    pub fn insn_flow(_: &[u8], _: &[u8], _: u64) -> Result<super::InsnFlow, String> {
         Err(MISSING.into())
     }
 }

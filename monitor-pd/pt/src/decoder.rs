@@ -13,7 +13,7 @@ use crate::packet::{self, Block, Config, ErrorKind, Ipc, IpPayload, Packet, PSB_
 
 /// Reconstructs full IPs from compressed IP payloads (SDM "IP compression").
 ///
-/// Reset at every PSB; a suppressed IP leaves it unchanged.
+/// Reset at every PSB and OVF; a suppressed IP leaves it unchanged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LastIp {
     ip: u64,
@@ -81,7 +81,13 @@ pub(crate) fn track(p: &Packet, last_ip: &mut LastIp, block: &mut Option<Block>)
             last_ip.reset();
             *block = None;
         }
-        Packet::Ovf | Packet::Bep { .. } => *block = None,
+        // After an overflow the processor restarts IP compression (libipt's
+        // flow decoder resets its last IP there too).
+        Packet::Ovf => {
+            last_ip.reset();
+            *block = None;
+        }
+        Packet::Bep { .. } => *block = None,
         Packet::Bbp { sz4, .. } => *block = Some(Block { sz4: *sz4 }),
         _ => {}
     }

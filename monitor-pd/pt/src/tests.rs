@@ -268,3 +268,28 @@ fn corrupt_traces_never_panic_and_stream_agrees_on_packets_before_first_error() 
         assert_eq!(got, want, "seed {seed}");
     }
 }
+
+#[test]
+fn ovf_and_psb_reset_last_ip() {
+    let mut t = PSB.to_vec();
+    let mut b = [0u8; 16];
+    for p in [
+        Packet::Fup(IpPayload { ipc: Ipc::Full, raw: 0xffff_8000_0040_1000 }),
+        Packet::Tip(IpPayload { ipc: Ipc::Update16, raw: 0x2000 }),
+        Packet::Ovf,
+        Packet::Fup(IpPayload { ipc: Ipc::Update16, raw: 0x3000 }),
+        Packet::Psb,
+        Packet::Tip(IpPayload { ipc: Ipc::Update32, raw: 0x0040_4000 }),
+    ] {
+        let n = encode(&p, &mut b).unwrap();
+        t.extend_from_slice(&b[..n]);
+    }
+    let ips: Vec<Option<u64>> = slice_items(&t)
+        .into_iter()
+        .filter_map(|i| match i {
+            Item::Packet(d) if matches!(d.packet, Packet::Fup(_) | Packet::Tip(_)) => Some(d.ip),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ips, vec![Some(0xffff_8000_0040_1000), Some(0xffff_8000_0040_2000), Some(0x3000), Some(0x0040_4000)]);
+}

@@ -67,7 +67,7 @@ fn clean_run_passes_both_paths_and_replays_every_instruction() {
         assert_eq!(o.window.syscalls, 1, "the exit syscall is seen and held");
         assert_eq!(o.slow.violation, None, "seed {seed}");
         // The slow path reconstructed exactly the instructions the emulator
-        // executed (up to and including the final HLT).
+        // executed (up to and including the exit syscall).
         assert_eq!(o.slow.instructions, o.executed, "seed {seed}");
     }
 }

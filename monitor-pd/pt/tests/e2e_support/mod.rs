@@ -51,6 +51,7 @@ pub fn program() -> Program {
     let mut call_site = label!("call_site");
     let mut no_switch = label!("no_switch");
     let mut stop = label!("stop");
+    let mut exit = label!("exit");
     let mut work = label!("work");
     let mut work_even = label!("work_even");
     let mut handler_a = label!("handler_a");
@@ -84,6 +85,7 @@ pub fn program() -> Program {
     a.call(switch_stack).unwrap();
     a.set_label(&mut no_switch).unwrap();
     a.call(vuln).unwrap();
+    a.set_label(&mut exit).unwrap();
     a.mov(eax, 60u32).unwrap();
     a.syscall().unwrap();
     a.set_label(&mut stop).unwrap();
@@ -131,7 +133,7 @@ pub fn program() -> Program {
     a.set_label(&mut end).unwrap();
     a.int3().unwrap();
 
-    let names: Vec<(&'static str, CodeLabel)> = vec![("main", main), ("loop_top", loop_top), ("use_a", use_a), ("call_site", call_site), ("no_switch", no_switch), ("stop", stop), ("work", work), ("work_even", work_even), ("handler_a", handler_a), ("handler_b", handler_b), ("vuln", vuln), ("vuln_ret", vuln_ret), ("switch_stack", switch_stack), ("helper", helper), ("gadget1", gadget1), ("gadget3", gadget3), ("end", end)];
+    let names: Vec<(&'static str, CodeLabel)> = vec![("main", main), ("loop_top", loop_top), ("use_a", use_a), ("call_site", call_site), ("no_switch", no_switch), ("stop", stop), ("exit", exit), ("work", work), ("work_even", work_even), ("handler_a", handler_a), ("handler_b", handler_b), ("vuln", vuln), ("vuln_ret", vuln_ret), ("switch_stack", switch_stack), ("helper", helper), ("gadget1", gadget1), ("gadget3", gadget3), ("end", end)];
     let r = a.assemble_options(BASE, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS).unwrap();
     let labels: BTreeMap<&'static str, u64> = names.iter().map(|(n, l)| (*n, r.label_ip(l).unwrap())).collect();
     let funcs = ["main", "work", "handler_a", "handler_b", "vuln", "switch_stack", "helper", "end"];
@@ -151,6 +153,8 @@ pub enum Flow {
     Jmp { ip: u64, target: u64, indirect: bool },
     Ret { ip: u64, target: u64 },
     Syscall { ip: u64, next: u64 },
+    /// The exit syscall (eax = 60): the process ends, so does its trace.
+    Exit { ip: u64 },
     Halt { ip: u64 },
 }
 
@@ -270,6 +274,10 @@ impl Cpu {
                     self.rip = target;
                     flows.push(Flow::Ret { ip, target });
                 }
+                Mnemonic::Syscall if self.regs[RAX] == 60 => {
+                    flows.push(Flow::Exit { ip });
+                    break;
+                }
                 Mnemonic::Syscall => flows.push(Flow::Syscall { ip, next }),
                 Mnemonic::Hlt => {
                     flows.push(Flow::Halt { ip });
@@ -300,7 +308,7 @@ pub enum Attack {
 /// Runs the program under `attack`; returns the path and instructions executed.
 pub fn execute(p: &Program, attack: Attack) -> (Vec<Flow>, u64) {
     let mut cpu = Cpu::new(p.at("main"));
-    let chain = [p.at("gadget1"), 0x41, p.at("gadget3"), p.at("stop")];
+    let chain = [p.at("gadget1"), 0x41, p.at("gadget3"), p.at("exit")];
     if attack == Attack::Pivot {
         cpu.regs[R12] = 1;
         cpu.regs[RDI] = FAKE_STACK;
@@ -456,7 +464,7 @@ pub fn synthesize(entry: u64, flows: &[Flow], opts: TraceOpts) -> Vec<u8> {
             // The next instruction to execute is where this transfer starts
             // its run; the trace only needs an IP the flow passes through.
             let resume = match flows[n - 1] {
-                Flow::Cond { .. } | Flow::Halt { .. } => None,
+                Flow::Cond { .. } | Flow::Halt { .. } | Flow::Exit { .. } => None,
                 Flow::Call { target, .. } | Flow::Jmp { target, .. } | Flow::Ret { target, .. } => Some(target),
                 Flow::Syscall { next, .. } => Some(next),
             };
@@ -471,10 +479,13 @@ pub fn synthesize(entry: u64, flows: &[Flow], opts: TraceOpts) -> Vec<u8> {
             s.tnt_n = 0;
             s.retc.clear();
             s.put(Packet::Ovf);
+            s.last_ip = 0;
             let resume = match flows[n - 1] {
                 Flow::Call { target, .. } | Flow::Jmp { target, .. } | Flow::Ret { target, .. } => target,
                 Flow::Syscall { next, .. } => next,
-                Flow::Cond { .. } | Flow::Halt { .. } => panic!("pick an OVF point after an unconditional transfer"),
+                Flow::Cond { .. } | Flow::Halt { .. } | Flow::Exit { .. } => {
+                    panic!("pick an OVF point after an unconditional transfer")
+                }
             };
             let p = s.ip(resume);
             s.put(Packet::Fup(p));
@@ -514,10 +525,12 @@ pub fn synthesize(entry: u64, flows: &[Flow], opts: TraceOpts) -> Vec<u8> {
                 let p = s.ip(next);
                 s.put(Packet::TipPge(p));
             }
-            Flow::Halt { .. } => {
+            Flow::Exit { .. } => {
                 s.flush_tnt();
                 s.put(Packet::TipPgd(IpPayload { ipc: Ipc::Suppressed, raw: 0 }));
             }
+            // HLT does not disable tracing; the trace just has nothing more.
+            Flow::Halt { .. } => s.flush_tnt(),
         }
         s.timing();
     }
