@@ -5,6 +5,8 @@
 //! - [`decoder`]: a decoder over a whole buffer with libipt's contract
 //!   (sync, offsets, error positions), and last-IP reconstruction.
 //! - [`stream`]: the same over a trace that arrives in pieces.
+//! - [`dump`]: packets as text, one per line (`bulkhead pt dump`).
+//! - [`elf`]: the code image and function symbols of an ELF file.
 //! - [`cfi`]: the checker: a policy built from the guest's code, a
 //!   packet-level fast path and an instruction-level slow path.
 //!
@@ -20,6 +22,8 @@ extern crate alloc;
 
 pub mod cfi;
 pub mod decoder;
+pub mod dump;
+pub mod elf;
 pub mod packet;
 pub mod stream;
 pub mod synth;

@@ -193,3 +193,25 @@ fn corrupt_trace_is_a_desync_not_a_pass() {
     assert!(o.slow.violation.is_some());
 }
 
+
+#[test]
+fn policy_from_elf_matches_policy_from_assembler() {
+    let p = program();
+    let file = elf(&p);
+    let image = bulkhead_pt::elf::parse(&file).unwrap();
+    assert_eq!((image.base, &image.code, &image.symbols), (BASE, &p.code, &p.symbols));
+    let policy = Policy::build(image.base, image.code, image.symbols).unwrap();
+    let (flows, executed) = execute(&p, Attack::Rop);
+    let trace = synthesize(p.at("main"), &flows, TraceOpts::default());
+    assert_eq!(check(&policy, &trace, executed).slow.violation.unwrap().source, p.at("vuln_ret"));
+    // Damaged files are errors that say what is wrong, never panics.
+    use bulkhead_pt::elf::{parse, ElfError};
+    assert_eq!(parse(b"MZ\x90\x00"), Err(ElfError::NotElf));
+    assert_eq!(parse(&file[..40]), Err(ElfError::Truncated("ELF header truncated")));
+    for cut in (0..file.len()).step_by(7) {
+        let _ = parse(&file[..cut]);
+    }
+    let mut bad = file.clone();
+    bad[64 + 4] = 4; // segment not executable
+    assert_eq!(parse(&bad), Err(ElfError::NoExecutableSegment));
+}

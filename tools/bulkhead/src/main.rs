@@ -6,6 +6,8 @@
 
 #![forbid(unsafe_code)]
 
+mod pt;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -19,11 +21,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Intel Processor Trace: dump packets, check control flow.
+    Pt(pt::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Pt(args) => pt::run(args),
     };
     match result {
         Ok(code) => code,

@@ -537,3 +537,62 @@ pub fn synthesize(entry: u64, flows: &[Flow], opts: TraceOpts) -> Vec<u8> {
     s.flush_tnt();
     s.out
 }
+
+/// The program as a minimal 64-bit ELF executable: one executable PT_LOAD
+/// segment and a symbol table with its functions.
+pub fn elf(p: &Program) -> Vec<u8> {
+    let code_off = 0x1000usize;
+    let mut strtab = vec![0u8];
+    let mut syms = vec![0u8; 24];
+    for s in &p.symbols {
+        let name = strtab.len() as u32;
+        strtab.extend_from_slice(s.name.as_bytes());
+        strtab.push(0);
+        syms.extend_from_slice(&name.to_le_bytes());
+        syms.push(0x12); // STB_GLOBAL, STT_FUNC
+        syms.push(0);
+        syms.extend_from_slice(&1u16.to_le_bytes());
+        syms.extend_from_slice(&s.addr.to_le_bytes());
+        syms.extend_from_slice(&s.size.to_le_bytes());
+    }
+    let sym_off = code_off + p.code.len();
+    let str_off = sym_off + syms.len();
+    let sh_off = (str_off + strtab.len() + 7) & !7;
+    let mut f = vec![0u8; sh_off + 3 * 64];
+    f[..4].copy_from_slice(b"\x7fELF");
+    f[4] = 2;
+    f[5] = 1;
+    f[6] = 1;
+    f[0x10..0x12].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    f[0x12..0x14].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+    f[0x18..0x20].copy_from_slice(&p.at("main").to_le_bytes());
+    f[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+    f[0x28..0x30].copy_from_slice(&(sh_off as u64).to_le_bytes());
+    f[0x34..0x36].copy_from_slice(&64u16.to_le_bytes());
+    f[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+    f[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+    f[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+    f[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+    let ph = 64;
+    f[ph..ph + 4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    f[ph + 4..ph + 8].copy_from_slice(&5u32.to_le_bytes()); // R+X
+    f[ph + 8..ph + 16].copy_from_slice(&(code_off as u64).to_le_bytes());
+    f[ph + 16..ph + 24].copy_from_slice(&BASE.to_le_bytes());
+    f[ph + 24..ph + 32].copy_from_slice(&BASE.to_le_bytes());
+    f[ph + 32..ph + 40].copy_from_slice(&(p.code.len() as u64).to_le_bytes());
+    f[ph + 40..ph + 48].copy_from_slice(&(p.code.len() as u64).to_le_bytes());
+    f[code_off..code_off + p.code.len()].copy_from_slice(&p.code);
+    f[sym_off..sym_off + syms.len()].copy_from_slice(&syms);
+    f[str_off..str_off + strtab.len()].copy_from_slice(&strtab);
+    let sh = |f: &mut Vec<u8>, i: usize, ty: u32, off: usize, size: usize, link: u32, entsize: u64| {
+        let h = sh_off + i * 64;
+        f[h + 4..h + 8].copy_from_slice(&ty.to_le_bytes());
+        f[h + 24..h + 32].copy_from_slice(&(off as u64).to_le_bytes());
+        f[h + 32..h + 40].copy_from_slice(&(size as u64).to_le_bytes());
+        f[h + 40..h + 44].copy_from_slice(&link.to_le_bytes());
+        f[h + 56..h + 64].copy_from_slice(&entsize.to_le_bytes());
+    };
+    sh(&mut f, 1, 2, sym_off, syms.len(), 2, 24);
+    sh(&mut f, 2, 3, str_off, strtab.len(), 0, 0);
+    f
+}
