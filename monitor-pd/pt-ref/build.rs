@@ -18,7 +18,11 @@ fn main() {
         );
         return;
     }
-    cc::Build::new().file("csrc/shim.c").opt_level(2).warnings(true).compile("ptshim");
+    cc::Build::new()
+        .file("csrc/shim.c")
+        .opt_level(2)
+        .warnings(true)
+        .compile("ptshim");
     println!("cargo::rustc-link-lib=ipt");
     println!("cargo::rustc-cfg=have_libipt");
 }

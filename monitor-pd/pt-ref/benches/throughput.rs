@@ -35,17 +35,25 @@ fn realistic(bytes: usize, seed: u64) -> Vec<u8> {
     let mut since_psb = usize::MAX;
     while t.len() < bytes {
         if since_psb > 4096 {
-            for p in [Packet::Psb, Packet::ModeExec { csl: true, csd: false }, Packet::Tsc(r.next_u64() >> 8), Packet::Psbend] {
+            for p in [
+                Packet::Psb,
+                Packet::ModeExec {
+                    csl: true,
+                    csd: false,
+                },
+                Packet::Tsc(r.next_u64() >> 8),
+                Packet::Psbend,
+            ] {
                 let n = encode(&p, &mut b).unwrap();
                 t.extend_from_slice(&b[..n]);
             }
             since_psb = 0;
         }
         let kind = match r.below(100) {
-            0..=54 => 2,  // TNT-8
-            55..=59 => 3, // TNT-64
-            60..=74 => 4, // TIP
-            75..=79 => 7, // FUP
+            0..=54 => 2,   // TNT-8
+            55..=59 => 3,  // TNT-64
+            60..=74 => 4,  // TIP
+            75..=79 => 7,  // FUP
             80..=89 => 14, // CYC
             90..=95 => 13, // MTC
             _ => 0,        // PAD
@@ -65,7 +73,11 @@ fn uniform(bytes: usize, seed: u64) -> Vec<u8> {
     let mut b = [0u8; 16];
     let mut i = 0u64;
     while t.len() < bytes {
-        let p = if i % 256 == 0 { Packet::Psb } else { bulkhead_pt::synth::random_packet(&mut r) };
+        let p = if i.is_multiple_of(256) {
+            Packet::Psb
+        } else {
+            bulkhead_pt::synth::random_packet(&mut r)
+        };
         i += 1;
         let n = encode(&p, &mut b).unwrap();
         t.extend_from_slice(&b[..n]);
@@ -107,8 +119,14 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--test");
     let size = if quick { 1 << 20 } else { 64 << 20 };
     let runs = if quick { 1 } else { 7 };
-    println!("PT packet decoding, {} MiB traces, best of {runs}", size >> 20);
-    for (name, t) in [("realistic mix", realistic(size, 1)), ("uniform mix", uniform(size, 2))] {
+    println!(
+        "PT packet decoding, {} MiB traces, best of {runs}",
+        size >> 20
+    );
+    for (name, t) in [
+        ("realistic mix", realistic(size, 1)),
+        ("uniform mix", uniform(size, 2)),
+    ] {
         // Interleaved, so load from other processes hits all three alike.
         let have_ipt = match bulkhead_pt_ref::libipt_count(&t) {
             Ok(_) => true,
@@ -117,7 +135,8 @@ fn main() {
                 false
             }
         };
-        let (mut d_ours, mut d_stream, mut d_ipt) = (Duration::MAX, Duration::MAX, None::<Duration>);
+        let (mut d_ours, mut d_stream, mut d_ipt) =
+            (Duration::MAX, Duration::MAX, None::<Duration>);
         let (mut n_ours, mut n_stream, mut n_ipt) = (0, 0, 0);
         for _ in 0..runs {
             let (d, n) = best(1, || ours_count(&t));
@@ -130,17 +149,31 @@ fn main() {
                 n_ipt = n;
             }
         }
-        assert_eq!(n_ours, n_stream, "{name}: stream and slice decoders disagree");
+        assert_eq!(
+            n_ours, n_stream,
+            "{name}: stream and slice decoders disagree"
+        );
         println!("  {name}: {} packets", n_ours);
         let line = |who: &str, d: Duration, n: u64| {
-            println!("    {who:<22} {:>8.1} MB/s {:>8.1} Mpackets/s", mbs(t.len(), d), n as f64 / d.as_secs_f64() / 1e6)
+            println!(
+                "    {who:<22} {:>8.1} MB/s {:>8.1} Mpackets/s",
+                mbs(t.len(), d),
+                n as f64 / d.as_secs_f64() / 1e6
+            )
         };
         line("bulkhead-pt (slice)", d_ours, n_ours);
         line("bulkhead-pt (stream 4K)", d_stream, n_stream);
         if let Some(d) = d_ipt {
-            assert_eq!(n_ipt, n_ours, "{name}: libipt counted a different number of packets");
+            assert_eq!(
+                n_ipt, n_ours,
+                "{name}: libipt counted a different number of packets"
+            );
             line("libipt pt_pkt_next", d, n_ipt);
-            println!("    ratio bulkhead-pt / libipt: {:.2}x (slice), {:.2}x (stream)", d.as_secs_f64() / d_ours.as_secs_f64(), d.as_secs_f64() / d_stream.as_secs_f64());
+            println!(
+                "    ratio bulkhead-pt / libipt: {:.2}x (slice), {:.2}x (stream)",
+                d.as_secs_f64() / d_ours.as_secs_f64(),
+                d.as_secs_f64() / d_stream.as_secs_f64()
+            );
         }
     }
 
@@ -149,9 +182,21 @@ fn main() {
     let p = e2e_support::program();
     let policy = p.policy();
     let (flows, executed) = e2e_support::execute(&p, e2e_support::Attack::None);
-    let one = e2e_support::synthesize(p.at("main"), &flows, e2e_support::TraceOpts { psb_every: 1000, ..Default::default() });
+    let one = e2e_support::synthesize(
+        p.at("main"),
+        &flows,
+        e2e_support::TraceOpts {
+            psb_every: 1000,
+            ..Default::default()
+        },
+    );
     let copies = (if quick { 1 << 20 } else { 16 << 20 }) / one.len();
-    let long: Vec<u8> = one.iter().copied().cycle().take(one.len() * copies).collect();
+    let long: Vec<u8> = one
+        .iter()
+        .copied()
+        .cycle()
+        .take(one.len() * copies)
+        .collect();
     let (d_fast, edges) = best(runs, || {
         let mut c = Checker::new(&policy, CheckConfig::default());
         c.enter_controlled();
@@ -162,7 +207,12 @@ fn main() {
         assert!(w.first_suspicious.is_none());
         w.edges
     });
-    println!("CFI on the end-to-end program's trace ({} MiB, {} copies of {} bytes)", long.len() >> 20, copies, one.len());
+    println!(
+        "CFI on the end-to-end program's trace ({} MiB, {} copies of {} bytes)",
+        long.len() >> 20,
+        copies,
+        one.len()
+    );
     println!(
         "    fast path            {:>8.1} MB/s {:>8.1} Medges/s ({:.0} instructions/s followed)",
         mbs(long.len(), d_fast),
@@ -170,7 +220,15 @@ fn main() {
         (executed * copies as u64) as f64 / d_fast.as_secs_f64()
     );
     let slow_bytes = long.len().min(1 << 20);
-    let (d_slow, rep) = best(runs.min(3), || slow_check(&policy, &long[..slow_bytes], 0, (0, slow_bytes as u64), CheckConfig::default()));
+    let (d_slow, rep) = best(runs.min(3), || {
+        slow_check(
+            &policy,
+            &long[..slow_bytes],
+            0,
+            (0, slow_bytes as u64),
+            CheckConfig::default(),
+        )
+    });
     assert!(rep.violation.is_none());
     println!(
         "    slow path            {:>8.1} MB/s {:>8.1} Minstructions/s (iced-x86 per instruction)",

@@ -12,7 +12,8 @@
 use bulkhead_pt::{Decoded, ErrorKind, IpPayload, Ipc, Item, Packet};
 
 /// The message for a machine without libipt.
-pub const MISSING: &str = "libipt-dev is not installed (no /usr/include/intel-pt.h at build time): \
+pub const MISSING: &str =
+    "libipt-dev is not installed (no /usr/include/intel-pt.h at build time): \
 run the libipt reference tests via `cargo xtask test`, which installs it";
 
 /// One record of the shim: a packet, an error, or the first sync point.
@@ -90,7 +91,11 @@ pub fn to_rec(p: &Packet) -> Option<Rec> {
         Packet::Pad => r.ty = ppt::PAD,
         Packet::Psb => r.ty = ppt::PSB,
         Packet::Psbend => r.ty = ppt::PSBEND,
-        Packet::Tnt { long, bits, payload } => {
+        Packet::Tnt {
+            long,
+            bits,
+            payload,
+        } => {
             r.ty = if long { ppt::TNT_64 } else { ppt::TNT_8 };
             r.a = payload;
             r.flags = bits as u32;
@@ -125,10 +130,18 @@ pub fn to_rec(p: &Packet) -> Option<Rec> {
         Packet::Mnt(v) => (r.ty, r.a) = (ppt::MNT, v),
         Packet::Exstop { ip } => (r.ty, r.flags) = (ppt::EXSTOP, ip as u32),
         Packet::Mwait { hints, ext } => (r.ty, r.a, r.b) = (ppt::MWAIT, hints as u64, ext as u64),
-        Packet::Pwre { state, sub_state, hw } => {
-            (r.ty, r.a, r.b, r.flags) = (ppt::PWRE, state as u64, sub_state as u64, hw as u32)
-        }
-        Packet::Pwrx { last, deepest, interrupt, store, autonomous } => {
+        Packet::Pwre {
+            state,
+            sub_state,
+            hw,
+        } => (r.ty, r.a, r.b, r.flags) = (ppt::PWRE, state as u64, sub_state as u64, hw as u32),
+        Packet::Pwrx {
+            last,
+            deepest,
+            interrupt,
+            store,
+            autonomous,
+        } => {
             r.ty = ppt::PWRX;
             r.a = last as u64;
             r.b = deepest as u64;
@@ -144,7 +157,9 @@ pub fn to_rec(p: &Packet) -> Option<Rec> {
 
 /// Our decoder's ptdump-style walk as shim records.
 pub fn ours(trace: &[u8]) -> Vec<Rec> {
-    let cfg = bulkhead_pt::Config { block_packets: false };
+    let cfg = bulkhead_pt::Config {
+        block_packets: false,
+    };
     let mut out = Vec::new();
     let mut first = true;
     for item in bulkhead_pt::Decoder::new(trace, cfg).items() {
@@ -154,13 +169,22 @@ pub fn ours(trace: &[u8]) -> Vec<Rec> {
                 Item::Skipped { first_psb } => first_psb.unwrap_or(u64::MAX),
                 _ => 0,
             };
-            out.push(Rec { kind: 2, offset: off, ..Rec::default() });
+            out.push(Rec {
+                kind: 2,
+                offset: off,
+                ..Rec::default()
+            });
             if matches!(item, Item::Skipped { .. }) {
                 continue;
             }
         }
         match item {
-            Item::Packet(Decoded { offset, size, packet, .. }) => {
+            Item::Packet(Decoded {
+                offset,
+                size,
+                packet,
+                ..
+            }) => {
                 let mut r = to_rec(&packet).expect("block packets are off");
                 r.kind = 0;
                 r.offset = offset;
@@ -178,7 +202,11 @@ pub fn ours(trace: &[u8]) -> Vec<Rec> {
         }
     }
     if first {
-        out.push(Rec { kind: 2, offset: u64::MAX, ..Rec::default() });
+        out.push(Rec {
+            kind: 2,
+            offset: u64::MAX,
+            ..Rec::default()
+        });
     }
     out
 }
@@ -231,7 +259,13 @@ mod ffi {
     use super::Rec;
 
     extern "C" {
-        fn shim_encode(recs: *const Rec, n: usize, buf: *mut u8, cap: usize, failed: *mut usize) -> i64;
+        fn shim_encode(
+            recs: *const Rec,
+            n: usize,
+            buf: *mut u8,
+            cap: usize,
+            failed: *mut usize,
+        ) -> i64;
         fn shim_decode(trace: *const u8, len: usize, out: *mut Rec, cap: usize) -> i64;
         fn shim_count(buf: *const u8, len: usize) -> i64;
         fn shim_insn_count(
@@ -250,11 +284,28 @@ mod ffi {
         // SAFETY: both slices are valid for reads of their lengths; libipt
         // reads the code only through the shim's bounds-checked callback
         // while the call runs, and writes only the two out-parameters.
-        let n = unsafe { shim_insn_count(trace.as_ptr(), trace.len(), code.as_ptr(), code.len(), base, &mut errors, &mut first) };
+        let n = unsafe {
+            shim_insn_count(
+                trace.as_ptr(),
+                trace.len(),
+                code.as_ptr(),
+                code.len(),
+                base,
+                &mut errors,
+                &mut first,
+            )
+        };
         if n < 0 {
-            return Err(format!("libipt instruction decoder setup failed: error {}", -n));
+            return Err(format!(
+                "libipt instruction decoder setup failed: error {}",
+                -n
+            ));
         }
-        Ok(super::InsnFlow { instructions: n as u64, errors: errors as u64, first_error: first })
+        Ok(super::InsnFlow {
+            instructions: n as u64,
+            errors: errors as u64,
+            first_error: first,
+        })
     }
 
     pub fn encode(recs: &[Rec]) -> Result<Vec<u8>, String> {
@@ -262,9 +313,21 @@ mod ffi {
         let mut failed = 0usize;
         // SAFETY: `recs` is valid for `recs.len()` reads of the C-layout
         // record, `buf` for `buf.len()` writes; the shim writes `failed` only.
-        let n = unsafe { shim_encode(recs.as_ptr(), recs.len(), buf.as_mut_ptr(), buf.len(), &mut failed) };
+        let n = unsafe {
+            shim_encode(
+                recs.as_ptr(),
+                recs.len(),
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut failed,
+            )
+        };
         if n < 0 {
-            return Err(format!("libipt refused to encode record {failed} {:?}: error {}", recs.get(failed), -n));
+            return Err(format!(
+                "libipt refused to encode record {failed} {:?}: error {}",
+                recs.get(failed),
+                -n
+            ));
         }
         buf.truncate(n as usize);
         Ok(buf)

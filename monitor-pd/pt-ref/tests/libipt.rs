@@ -41,7 +41,11 @@ fn compare(trace: &[u8], what: &str) {
     let want = libipt_decode(trace).unwrap_or_else(|e| panic!("{e}"));
     let got = ours(trace);
     if want != got {
-        let i = want.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(want.len().min(got.len()));
+        let i = want
+            .iter()
+            .zip(&got)
+            .position(|(a, b)| a != b)
+            .unwrap_or(want.len().min(got.len()));
         let lo = i.saturating_sub(3);
         panic!(
             "{what}: first difference at record {i} (offset {:?})\n libipt: {:?}\n ours:   {:?}\n bytes around: {:02x?}",
@@ -63,7 +67,11 @@ fn encoders_agree_and_decoders_agree_on_valid_traces() {
         let theirs = libipt_encode(&ps).expect(NEEDS);
         let mine = our_bytes(&ps);
         if theirs != mine {
-            let i = theirs.iter().zip(&mine).position(|(a, b)| a != b).unwrap_or(0);
+            let i = theirs
+                .iter()
+                .zip(&mine)
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
             panic!(
                 "seed {seed}: encoders differ at byte {i}: libipt {:02x?} ours {:02x?}",
                 &theirs[i.saturating_sub(4)..(i + 8).min(theirs.len())],
@@ -87,7 +95,10 @@ fn encoders_agree_and_decoders_agree_on_valid_traces() {
     for t in ppt::PAD..=ppt::PTW {
         assert!(seen_types.contains(&t), "packet type {t} never generated");
     }
-    assert_eq!(seen_ipc.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4, 6]);
+    assert_eq!(
+        seen_ipc.into_iter().collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4, 6]
+    );
 }
 
 #[test]
@@ -133,7 +144,13 @@ fn decoders_agree_on_corrupt_traces() {
             }
         }
         compare(&t, &format!("corrupt seed {seed} (mode {})", seed % 5));
-        kinds.extend(libipt_decode(&t).expect(NEEDS).iter().filter(|r| r.kind == 1).map(|r| r.ty));
+        kinds.extend(
+            libipt_decode(&t)
+                .expect(NEEDS)
+                .iter()
+                .filter(|r| r.kind == 1)
+                .map(|r| r.ty),
+        );
     }
     // The corruptions reached every error libipt's packet decoder reports:
     // bad opcode (4), bad packet (5), truncated (7).
@@ -150,7 +167,13 @@ fn decoders_agree_on_random_bytes_and_edge_cases() {
         psb[..15].to_vec(),
         [psb.clone(), vec![0x02]].concat(),
         [psb.clone(), vec![0x02, 0xc3]].concat(),
-        [psb.clone(), vec![0x07, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x00]].concat(),
+        [
+            psb.clone(),
+            vec![
+                0x07, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x00,
+            ],
+        ]
+        .concat(),
         [psb.clone(), vec![0x02, 0xa3, 0, 0, 0, 0, 0, 0], psb.clone()].concat(),
         [psb.clone(), vec![0x02, 0x82, 0x02, 0x82], psb.clone()].concat(),
         [vec![0x02, 0x82], psb.clone(), vec![0x00], psb.clone()].concat(),
@@ -172,4 +195,3 @@ fn decoders_agree_on_random_bytes_and_edge_cases() {
         compare(t, &format!("case {i}"));
     }
 }
-

@@ -9,7 +9,7 @@
 //!
 //! Nothing here allocates; the decoder is a few words of state.
 
-use crate::packet::{self, Block, Config, ErrorKind, Ipc, IpPayload, Packet, PSB_LEN};
+use crate::packet::{self, Block, Config, ErrorKind, IpPayload, Ipc, Packet, PSB_LEN};
 
 /// Reconstructs full IPs from compressed IP payloads (SDM "IP compression").
 ///

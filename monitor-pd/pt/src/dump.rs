@@ -105,28 +105,38 @@ impl fmt::Display for Decoded {
                 write!(f, "{cr3:x}")?;
                 flag(f, nr, "nr")
             }
-            Packet::ModeExec { csl, csd } => {
-                f.write_str(match (csl, csd) {
-                    (true, false) => "64-bit",
-                    (false, true) => "32-bit",
-                    (false, false) => "16-bit",
-                    (true, true) => "cs.l cs.d (invalid)",
-                })
-            }
+            Packet::ModeExec { csl, csd } => f.write_str(match (csl, csd) {
+                (true, false) => "64-bit",
+                (false, true) => "32-bit",
+                (false, false) => "16-bit",
+                (true, true) => "cs.l cs.d (invalid)",
+            }),
             Packet::ModeTsx { intx, abrt } => {
                 flag(f, intx, "intx")?;
                 flag(f, abrt, "abrt")
             }
-            Packet::Tsc(v) | Packet::Cyc(v) | Packet::Vmcs(v) | Packet::Mnt(v) => write!(f, "{v:x}"),
+            Packet::Tsc(v) | Packet::Cyc(v) | Packet::Vmcs(v) | Packet::Mnt(v) => {
+                write!(f, "{v:x}")
+            }
             Packet::Tma { ctc, fc } => write!(f, "{ctc:x}, {fc:x}"),
             Packet::Mtc(v) | Packet::Cbr(v) => write!(f, "{v:x}"),
             Packet::Exstop { ip } | Packet::Bep { ip } => flag(f, ip, "ip"),
             Packet::Mwait { hints, ext } => write!(f, "{hints:08x}, {ext:08x}"),
-            Packet::Pwre { state, sub_state, hw } => {
+            Packet::Pwre {
+                state,
+                sub_state,
+                hw,
+            } => {
                 write!(f, "c{}.{}", state as u32 + 1, sub_state as u32 + 1)?;
                 flag(f, hw, "hw")
             }
-            Packet::Pwrx { last, deepest, interrupt, store, autonomous } => {
+            Packet::Pwrx {
+                last,
+                deepest,
+                interrupt,
+                store,
+                autonomous,
+            } => {
                 write!(f, "c{}, c{}", last as u32 + 1, deepest as u32 + 1)?;
                 flag(f, interrupt, "int")?;
                 flag(f, store, "st")?;
@@ -136,7 +146,9 @@ impl fmt::Display for Decoded {
                 write!(f, "{}: {payload:x}", plc)?;
                 flag(f, ip, "ip")
             }
-            Packet::Bbp { sz4, kind } => write!(f, "type {kind:x}, {} bytes", if sz4 { 4 } else { 8 }),
+            Packet::Bbp { sz4, kind } => {
+                write!(f, "type {kind:x}, {} bytes", if sz4 { 4 } else { 8 })
+            }
             Packet::Bip { id, payload } => write!(f, "{id:x}: {payload:x}"),
             Packet::Pad | Packet::Psb | Packet::Psbend | Packet::Ovf | Packet::Stop => Ok(()),
         }

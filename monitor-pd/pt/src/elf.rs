@@ -46,7 +46,9 @@ pub struct CodeImage {
 }
 
 fn rd(b: &[u8], at: usize, n: usize, what: &'static str) -> Result<u64, ElfError> {
-    let s = b.get(at..at.checked_add(n).ok_or(ElfError::Truncated(what))?).ok_or(ElfError::Truncated(what))?;
+    let s = b
+        .get(at..at.checked_add(n).ok_or(ElfError::Truncated(what))?)
+        .ok_or(ElfError::Truncated(what))?;
     Ok(s.iter().rev().fold(0u64, |v, &x| (v << 8) | x as u64))
 }
 
@@ -76,14 +78,21 @@ pub fn parse(file: &[u8]) -> Result<CodeImage, ElfError> {
         let h = phoff + i * phentsize;
         let (ty, flags) = (rd(file, h, 4, P)?, rd(file, h + 4, 4, P)?);
         if ty == 1 && flags & 1 != 0 {
-            seg = Some((rd(file, h + 8, 8, P)?, rd(file, h + 16, 8, P)?, rd(file, h + 32, 8, P)?, rd(file, h + 40, 8, P)?));
+            seg = Some((
+                rd(file, h + 8, 8, P)?,
+                rd(file, h + 16, 8, P)?,
+                rd(file, h + 32, 8, P)?,
+                rd(file, h + 40, 8, P)?,
+            ));
             break;
         }
     }
     let (off, vaddr, filesz, memsz) = seg.ok_or(ElfError::NoExecutableSegment)?;
     const S: &str = "executable segment runs past the end of the file";
     let (off, filesz) = (idx(off, S)?, idx(filesz, S)?);
-    let bytes = file.get(off..off.checked_add(filesz).ok_or(ElfError::Truncated(S))?).ok_or(ElfError::Truncated(S))?;
+    let bytes = file
+        .get(off..off.checked_add(filesz).ok_or(ElfError::Truncated(S))?)
+        .ok_or(ElfError::Truncated(S))?;
     // Bound the zero fill: a bogus memsz must not allocate gigabytes.
     let memsz = idx(memsz.max(filesz as u64).min(filesz as u64 + (1 << 24)), S)?;
     let mut code = vec![0u8; memsz];
@@ -104,19 +113,37 @@ pub fn parse(file: &[u8]) -> Result<CodeImage, ElfError> {
             idx(rd(file, h + 56, 8, T)?, T)?.max(24),
         );
         let sh = shoff + link * shentsize;
-        let (str_off, str_size) = (idx(rd(file, sh + 24, 8, T)?, T)?, idx(rd(file, sh + 32, 8, T)?, T)?);
-        let strtab = file.get(str_off..str_off.saturating_add(str_size)).ok_or(ElfError::Truncated(T))?;
+        let (str_off, str_size) = (
+            idx(rd(file, sh + 24, 8, T)?, T)?,
+            idx(rd(file, sh + 32, 8, T)?, T)?,
+        );
+        let strtab = file
+            .get(str_off..str_off.saturating_add(str_size))
+            .ok_or(ElfError::Truncated(T))?;
         for k in 0..sym_size / entsize {
             let s = sym_off + k * entsize;
-            let (name, info, value, size) = (rd(file, s, 4, T)? as usize, rd(file, s + 4, 1, T)?, rd(file, s + 8, 8, T)?, rd(file, s + 16, 8, T)?);
+            let (name, info, value, size) = (
+                rd(file, s, 4, T)? as usize,
+                rd(file, s + 4, 1, T)?,
+                rd(file, s + 8, 8, T)?,
+                rd(file, s + 16, 8, T)?,
+            );
             if info & 0xf != 2 || value < vaddr || value >= end {
                 continue; // not STT_FUNC in the code
             }
             let raw = strtab.get(name..).unwrap_or(&[]);
             let raw = &raw[..raw.iter().position(|&c| c == 0).unwrap_or(raw.len())];
-            symbols.push(Symbol { name: String::from_utf8_lossy(raw).into_owned(), addr: value, size });
+            symbols.push(Symbol {
+                name: String::from_utf8_lossy(raw).into_owned(),
+                addr: value,
+                size,
+            });
         }
     }
     symbols.sort_by_key(|s| s.addr);
-    Ok(CodeImage { base: vaddr, code, symbols })
+    Ok(CodeImage {
+        base: vaddr,
+        code,
+        symbols,
+    })
 }

@@ -218,7 +218,9 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { block_packets: true }
+        Config {
+            block_packets: true,
+        }
     }
 }
 
@@ -253,7 +255,11 @@ fn field(buf: &[u8], at: usize, n: usize) -> Result<u64, ErrorKind> {
         let mut a = [0u8; 8];
         a.copy_from_slice(w);
         let v = u64::from_le_bytes(a);
-        return Ok(if n >= 8 { v } else { v & ((1u64 << (8 * n)) - 1) });
+        return Ok(if n >= 8 {
+            v
+        } else {
+            v & ((1u64 << (8 * n)) - 1)
+        });
     }
     match buf.get(at..at + n) {
         Some(b) => Ok(le(b)),
@@ -327,7 +333,13 @@ pub(crate) fn decode(
                     if opc & 7 == 4 {
                         let n = if b.sz4 { 4 } else { 8 };
                         let payload = field(buf, 1, n)?;
-                        return Ok((Packet::Bip { id: opc >> 3, payload }, 1 + n));
+                        return Ok((
+                            Packet::Bip {
+                                id: opc >> 3,
+                                payload,
+                            },
+                            1 + n,
+                        ));
                     }
                 }
                 return Ok((tnt_payload((opc >> 1) as u64, false)?, 1));
@@ -412,7 +424,12 @@ fn decode_ext(buf: &[u8], cfg: Config) -> Result<(Packet, usize), ErrorKind> {
             ))
         }
         0xc8 => Ok((Packet::Vmcs(field(buf, 2, 5)? << 12), 7)),
-        0x62 | 0xe2 => Ok((Packet::Exstop { ip: ext & 0x80 != 0 }, 2)),
+        0x62 | 0xe2 => Ok((
+            Packet::Exstop {
+                ip: ext & 0x80 != 0,
+            },
+            2,
+        )),
         0xc2 => {
             let v = field(buf, 2, 8)?;
             Ok((
@@ -469,7 +486,12 @@ fn decode_ext(buf: &[u8], cfg: Config) -> Result<(Packet, usize), ErrorKind> {
                 3,
             ))
         }
-        0x33 | 0xb3 if cfg.block_packets => Ok((Packet::Bep { ip: ext & 0x80 != 0 }, 2)),
+        0x33 | 0xb3 if cfg.block_packets => Ok((
+            Packet::Bep {
+                ip: ext & 0x80 != 0,
+            },
+            2,
+        )),
         _ if ext & 0x1f == 0x12 => {
             let plc = (ext >> 5) & 3;
             let n = match plc {
@@ -648,7 +670,11 @@ fn encode_tmp(p: &Packet, t: &mut [u8; MAX_PACKET_LEN]) -> Result<usize, EncodeE
             put(t, 2, hints as u64 | (ext as u64) << 32, 8);
             10
         }
-        Packet::Pwre { state, sub_state, hw } => {
+        Packet::Pwre {
+            state,
+            sub_state,
+            hw,
+        } => {
             t[0] = 0x02;
             t[1] = 0x22;
             t[2] = (hw as u8) << 3;

@@ -163,7 +163,11 @@ impl StreamDecoder {
     /// Feeds one byte to the PSB matcher; true when a whole PSB just ended.
     #[inline]
     fn step(&mut self, b: u8) -> bool {
-        let want = if self.matched % 2 == 0 { 0x02 } else { 0x82 };
+        let want = if self.matched.is_multiple_of(2) {
+            0x02
+        } else {
+            0x82
+        };
         if b == want {
             self.matched += 1;
         } else if b == 0x02 {

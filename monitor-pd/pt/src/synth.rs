@@ -52,7 +52,11 @@ pub const ALL_IPC: [Ipc; 6] = [
 pub fn random_ip(r: &mut Rng) -> IpPayload {
     let ipc = ALL_IPC[r.below(6) as usize];
     let n = ipc.payload_len();
-    let raw = if n == 8 { r.next_u64() } else { r.next_u64() & ((1u64 << (8 * n)) - 1) };
+    let raw = if n == 8 {
+        r.next_u64()
+    } else {
+        r.next_u64() & ((1u64 << (8 * n)) - 1)
+    };
     IpPayload { ipc, raw }
 }
 
@@ -67,21 +71,41 @@ pub fn packet_of_kind(r: &mut Rng, kind: u64) -> Packet {
         1 => Packet::Psbend,
         2 => {
             let bits = 1 + r.below(6) as u8;
-            Packet::Tnt { long: false, bits, payload: r.next_u64() & ((1 << bits) - 1) }
+            Packet::Tnt {
+                long: false,
+                bits,
+                payload: r.next_u64() & ((1 << bits) - 1),
+            }
         }
         3 => {
             let bits = 1 + r.below(47) as u8;
-            Packet::Tnt { long: true, bits, payload: r.next_u64() & ((1 << bits) - 1) }
+            Packet::Tnt {
+                long: true,
+                bits,
+                payload: r.next_u64() & ((1 << bits) - 1),
+            }
         }
         4 => Packet::Tip(random_ip(r)),
         5 => Packet::TipPge(random_ip(r)),
         6 => Packet::TipPgd(random_ip(r)),
         7 => Packet::Fup(random_ip(r)),
-        8 => Packet::Pip { cr3: (r.next_u64() & 0xffff_ffff_ffff) >> 1 << 5, nr: r.bit() },
-        9 => Packet::ModeExec { csl: r.bit(), csd: r.bit() },
-        10 => Packet::ModeTsx { intx: r.bit(), abrt: r.bit() },
+        8 => Packet::Pip {
+            cr3: (r.next_u64() & 0xffff_ffff_ffff) >> 1 << 5,
+            nr: r.bit(),
+        },
+        9 => Packet::ModeExec {
+            csl: r.bit(),
+            csd: r.bit(),
+        },
+        10 => Packet::ModeTsx {
+            intx: r.bit(),
+            abrt: r.bit(),
+        },
         11 => Packet::Tsc(r.next_u64() & 0x00ff_ffff_ffff_ffff),
-        12 => Packet::Tma { ctc: r.next_u64() as u16, fc: (r.next_u64() & 0x1ff) as u16 },
+        12 => Packet::Tma {
+            ctc: r.next_u64() as u16,
+            fc: (r.next_u64() & 0x1ff) as u16,
+        },
         13 => Packet::Mtc(r.next_u64() as u8),
         14 => {
             let width = r.below(62);
@@ -93,7 +117,10 @@ pub fn packet_of_kind(r: &mut Rng, kind: u64) -> Packet {
         18 => Packet::Stop,
         19 => Packet::Mnt(r.next_u64()),
         20 => Packet::Exstop { ip: r.bit() },
-        21 => Packet::Mwait { hints: r.next_u64() as u32, ext: r.next_u64() as u32 },
+        21 => Packet::Mwait {
+            hints: r.next_u64() as u32,
+            ext: r.next_u64() as u32,
+        },
         22 => Packet::Pwre {
             state: r.below(16) as u8,
             sub_state: r.below(16) as u8,
@@ -108,11 +135,23 @@ pub fn packet_of_kind(r: &mut Rng, kind: u64) -> Packet {
         },
         24 => {
             let plc = r.below(2) as u8;
-            let payload = if plc == 0 { r.next_u64() & 0xffff_ffff } else { r.next_u64() };
-            Packet::Ptw { payload, plc, ip: r.bit() }
+            let payload = if plc == 0 {
+                r.next_u64() & 0xffff_ffff
+            } else {
+                r.next_u64()
+            };
+            Packet::Ptw {
+                payload,
+                plc,
+                ip: r.bit(),
+            }
         }
         25 => Packet::Tip(random_ip(r)),
-        _ => Packet::Tnt { long: false, bits: 1 + r.below(6) as u8, payload: 0 },
+        _ => Packet::Tnt {
+            long: false,
+            bits: 1 + r.below(6) as u8,
+            payload: 0,
+        },
     }
 }
 

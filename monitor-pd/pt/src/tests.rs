@@ -21,50 +21,180 @@ fn sdm_layouts() {
     assert_eq!(one(&PSB), Ok((Packet::Psb, 16)));
     assert_eq!(one(&[0x02, 0x23]), Ok((Packet::Psbend, 2)));
     // TNT-8 0b0001_0110: stop bit at bit 4 -> 3 branches 0b011 (T,T then N? oldest first: 0,1,1).
-    assert_eq!(one(&[0x16]), Ok((Packet::Tnt { long: false, bits: 3, payload: 0b011 }, 1)));
+    assert_eq!(
+        one(&[0x16]),
+        Ok((
+            Packet::Tnt {
+                long: false,
+                bits: 3,
+                payload: 0b011
+            },
+            1
+        ))
+    );
     assert_eq!(
         one(&[0x02, 0xa3, 0x05, 0, 0, 0, 0, 0]),
-        Ok((Packet::Tnt { long: true, bits: 2, payload: 1 }, 8))
+        Ok((
+            Packet::Tnt {
+                long: true,
+                bits: 2,
+                payload: 1
+            },
+            8
+        ))
     );
     // TIP, IPBytes=011 (sext48).
     assert_eq!(
         one(&[0x6d, 1, 2, 3, 4, 5, 0x86]),
-        Ok((Packet::Tip(IpPayload { ipc: Ipc::Sext48, raw: 0x8605_0403_0201 }), 7))
+        Ok((
+            Packet::Tip(IpPayload {
+                ipc: Ipc::Sext48,
+                raw: 0x8605_0403_0201
+            }),
+            7
+        ))
     );
-    assert_eq!(one(&[0x21, 0x34, 0x12]), Ok((Packet::TipPgd(IpPayload { ipc: Ipc::Update16, raw: 0x1234 }), 3)));
-    assert_eq!(one(&[0x11]), Ok((Packet::TipPge(IpPayload { ipc: Ipc::Suppressed, raw: 0 }), 1)));
-    assert_eq!(one(&[0xdd, 1, 0, 0, 0, 0, 0, 0, 0x80]), Ok((Packet::Fup(IpPayload { ipc: Ipc::Full, raw: 0x8000_0000_0000_0001 }), 9)));
+    assert_eq!(
+        one(&[0x21, 0x34, 0x12]),
+        Ok((
+            Packet::TipPgd(IpPayload {
+                ipc: Ipc::Update16,
+                raw: 0x1234
+            }),
+            3
+        ))
+    );
+    assert_eq!(
+        one(&[0x11]),
+        Ok((
+            Packet::TipPge(IpPayload {
+                ipc: Ipc::Suppressed,
+                raw: 0
+            }),
+            1
+        ))
+    );
+    assert_eq!(
+        one(&[0xdd, 1, 0, 0, 0, 0, 0, 0, 0x80]),
+        Ok((
+            Packet::Fup(IpPayload {
+                ipc: Ipc::Full,
+                raw: 0x8000_0000_0000_0001
+            }),
+            9
+        ))
+    );
     // PIP: CR3 0x1234_5000 with NR.
     let v: u64 = (0x1234_5000u64 >> 5) << 1 | 1;
     let b = v.to_le_bytes();
     assert_eq!(
         one(&[0x02, 0x43, b[0], b[1], b[2], b[3], b[4], b[5]]),
-        Ok((Packet::Pip { cr3: 0x1234_5000, nr: true }, 8))
+        Ok((
+            Packet::Pip {
+                cr3: 0x1234_5000,
+                nr: true
+            },
+            8
+        ))
     );
-    assert_eq!(one(&[0x99, 0x01]), Ok((Packet::ModeExec { csl: true, csd: false }, 2)));
-    assert_eq!(one(&[0x99, 0x23]), Ok((Packet::ModeTsx { intx: true, abrt: true }, 2)));
+    assert_eq!(
+        one(&[0x99, 0x01]),
+        Ok((
+            Packet::ModeExec {
+                csl: true,
+                csd: false
+            },
+            2
+        ))
+    );
+    assert_eq!(
+        one(&[0x99, 0x23]),
+        Ok((
+            Packet::ModeTsx {
+                intx: true,
+                abrt: true
+            },
+            2
+        ))
+    );
     assert_eq!(one(&[0x99, 0x40]), Err(ErrorKind::BadPacket));
-    assert_eq!(one(&[0x19, 1, 2, 3, 4, 5, 6, 7]), Ok((Packet::Tsc(0x07_0605_0403_0201), 8)));
-    assert_eq!(one(&[0x02, 0x73, 0x34, 0x12, 0, 0xff, 0x01]), Ok((Packet::Tma { ctc: 0x1234, fc: 0x1ff }, 7)));
-    assert_eq!(one(&[0x02, 0x73, 0x34, 0x12, 0, 0xff, 0x03]), Err(ErrorKind::BadPacket));
+    assert_eq!(
+        one(&[0x19, 1, 2, 3, 4, 5, 6, 7]),
+        Ok((Packet::Tsc(0x07_0605_0403_0201), 8))
+    );
+    assert_eq!(
+        one(&[0x02, 0x73, 0x34, 0x12, 0, 0xff, 0x01]),
+        Ok((
+            Packet::Tma {
+                ctc: 0x1234,
+                fc: 0x1ff
+            },
+            7
+        ))
+    );
+    assert_eq!(
+        one(&[0x02, 0x73, 0x34, 0x12, 0, 0xff, 0x03]),
+        Err(ErrorKind::BadPacket)
+    );
     assert_eq!(one(&[0x59, 0x42]), Ok((Packet::Mtc(0x42), 2)));
     // CYC: 0b10111_1_11 -> low 5 bits 0x17, ext; next 0b0000011_0 -> 3 << 5.
     assert_eq!(one(&[0xbf, 0x06]), Ok((Packet::Cyc(0x17 | 3 << 5), 2)));
     assert_eq!(one(&[0x02, 0x03, 0x2a, 0]), Ok((Packet::Cbr(0x2a), 4)));
-    assert_eq!(one(&[0x02, 0xc8, 1, 0, 0, 0, 0]), Ok((Packet::Vmcs(0x1000), 7)));
+    assert_eq!(
+        one(&[0x02, 0xc8, 1, 0, 0, 0, 0]),
+        Ok((Packet::Vmcs(0x1000), 7))
+    );
     assert_eq!(one(&[0x02, 0xf3]), Ok((Packet::Ovf, 2)));
     assert_eq!(one(&[0x02, 0x83]), Ok((Packet::Stop, 2)));
-    assert_eq!(one(&[0x02, 0xc3, 0x88, 1, 0, 0, 0, 0, 0, 0, 0]), Ok((Packet::Mnt(1), 11)));
+    assert_eq!(
+        one(&[0x02, 0xc3, 0x88, 1, 0, 0, 0, 0, 0, 0, 0]),
+        Ok((Packet::Mnt(1), 11))
+    );
     assert_eq!(one(&[0x02, 0xe2]), Ok((Packet::Exstop { ip: true }, 2)));
-    assert_eq!(one(&[0x02, 0xc2, 1, 0, 0, 0, 2, 0, 0, 0]), Ok((Packet::Mwait { hints: 1, ext: 2 }, 10)));
-    assert_eq!(one(&[0x02, 0x22, 0x08, 0x21]), Ok((Packet::Pwre { state: 2, sub_state: 1, hw: true }, 4)));
+    assert_eq!(
+        one(&[0x02, 0xc2, 1, 0, 0, 0, 2, 0, 0, 0]),
+        Ok((Packet::Mwait { hints: 1, ext: 2 }, 10))
+    );
+    assert_eq!(
+        one(&[0x02, 0x22, 0x08, 0x21]),
+        Ok((
+            Packet::Pwre {
+                state: 2,
+                sub_state: 1,
+                hw: true
+            },
+            4
+        ))
+    );
     assert_eq!(
         one(&[0x02, 0xa2, 0x63, 0x09, 0, 0, 0]),
-        Ok((Packet::Pwrx { last: 6, deepest: 3, interrupt: true, store: false, autonomous: true }, 7))
+        Ok((
+            Packet::Pwrx {
+                last: 6,
+                deepest: 3,
+                interrupt: true,
+                store: false,
+                autonomous: true
+            },
+            7
+        ))
     );
-    assert_eq!(one(&[0x02, 0xb2, 1, 0, 0, 0, 0, 0, 0, 0]), Ok((Packet::Ptw { payload: 1, plc: 1, ip: true }, 10)));
+    assert_eq!(
+        one(&[0x02, 0xb2, 1, 0, 0, 0, 0, 0, 0, 0]),
+        Ok((
+            Packet::Ptw {
+                payload: 1,
+                plc: 1,
+                ip: true
+            },
+            10
+        ))
+    );
     assert_eq!(one(&[0x02, 0x52, 1, 0, 0, 0]), Err(ErrorKind::BadPacket));
-    assert_eq!(one(&[0x02, 0x63, 0x81]), Ok((Packet::Bbp { sz4: true, kind: 1 }, 3)));
+    assert_eq!(
+        one(&[0x02, 0x63, 0x81]),
+        Ok((Packet::Bbp { sz4: true, kind: 1 }, 3))
+    );
     assert_eq!(one(&[0x02, 0xb3]), Ok((Packet::Bep { ip: true }, 2)));
     // Reserved IPBytes, unknown opcodes, truncation.
     assert_eq!(one(&[0xad]), Err(ErrorKind::BadPacket));
@@ -74,12 +204,24 @@ fn sdm_layouts() {
     assert_eq!(one(&[0x19, 1, 2]), Err(ErrorKind::Eos));
     assert_eq!(one(&PSB[..15]), Err(ErrorKind::Eos));
     assert_eq!(one(&[0x02]), Err(ErrorKind::Eos));
-    assert_eq!(one(&[0x02, 0xa3, 1, 0, 0, 0, 0, 0]), Err(ErrorKind::BadPacket));
+    assert_eq!(
+        one(&[0x02, 0xa3, 1, 0, 0, 0, 0, 0]),
+        Err(ErrorKind::BadPacket)
+    );
     // Ten CYC bytes overflow 64 bits.
-    assert_eq!(one(&[0x07, 1, 1, 1, 1, 1, 1, 1, 1, 0]), Err(ErrorKind::BadPacket));
+    assert_eq!(
+        one(&[0x07, 1, 1, 1, 1, 1, 1, 1, 1, 0]),
+        Err(ErrorKind::BadPacket)
+    );
     // Without block packets (libipt 2.0) BBP is an unknown opcode.
     assert_eq!(
-        packet::decode(&[0x02, 0x63, 0x81], Config { block_packets: false }, None),
+        packet::decode(
+            &[0x02, 0x63, 0x81],
+            Config {
+                block_packets: false
+            },
+            None
+        ),
         Err(ErrorKind::BadOpcode)
     );
 }
@@ -107,9 +249,16 @@ fn block_items_only_inside_a_block() {
         vec![
             Packet::Psb,
             Packet::Bbp { sz4: true, kind: 1 },
-            Packet::Bip { id: 3, payload: 0xdead_beef },
+            Packet::Bip {
+                id: 3,
+                payload: 0xdead_beef
+            },
             Packet::Bep { ip: false },
-            Packet::Tnt { long: false, bits: 3, payload: 0b110 },
+            Packet::Tnt {
+                long: false,
+                bits: 3,
+                payload: 0b110
+            },
         ]
     );
 }
@@ -134,12 +283,30 @@ fn last_ip_all_compressions() {
     let mut l = crate::LastIp::default();
     assert_eq!(l.get(), None);
     let up = |l: &mut crate::LastIp, ipc, raw| l.update(&IpPayload { ipc, raw });
-    assert_eq!(up(&mut l, Ipc::Full, 0xffff_8000_1234_5678), Some(0xffff_8000_1234_5678));
-    assert_eq!(up(&mut l, Ipc::Update16, 0xabcd), Some(0xffff_8000_1234_abcd));
-    assert_eq!(up(&mut l, Ipc::Update32, 0x1111_2222), Some(0xffff_8000_1111_2222));
-    assert_eq!(up(&mut l, Ipc::Update48, 0x7777_1111_2222), Some(0xffff_7777_1111_2222));
-    assert_eq!(up(&mut l, Ipc::Sext48, 0x8000_0000_0010), Some(0xffff_8000_0000_0010));
-    assert_eq!(up(&mut l, Ipc::Sext48, 0x7000_0000_0010), Some(0x0000_7000_0000_0010));
+    assert_eq!(
+        up(&mut l, Ipc::Full, 0xffff_8000_1234_5678),
+        Some(0xffff_8000_1234_5678)
+    );
+    assert_eq!(
+        up(&mut l, Ipc::Update16, 0xabcd),
+        Some(0xffff_8000_1234_abcd)
+    );
+    assert_eq!(
+        up(&mut l, Ipc::Update32, 0x1111_2222),
+        Some(0xffff_8000_1111_2222)
+    );
+    assert_eq!(
+        up(&mut l, Ipc::Update48, 0x7777_1111_2222),
+        Some(0xffff_7777_1111_2222)
+    );
+    assert_eq!(
+        up(&mut l, Ipc::Sext48, 0x8000_0000_0010),
+        Some(0xffff_8000_0000_0010)
+    );
+    assert_eq!(
+        up(&mut l, Ipc::Sext48, 0x7000_0000_0010),
+        Some(0x0000_7000_0000_0010)
+    );
     assert_eq!(up(&mut l, Ipc::Suppressed, 0), None);
     assert_eq!(l.get(), Some(0x0000_7000_0000_0010));
     l.reset();
@@ -151,7 +318,11 @@ fn random_trace(seed: u64, packets: usize) -> Vec<u8> {
     let mut t = Vec::new();
     let mut b = [0u8; 16];
     for i in 0..packets {
-        let p = if i % 64 == 0 { Packet::Psb } else { random_packet(&mut r) };
+        let p = if i % 64 == 0 {
+            Packet::Psb
+        } else {
+            random_packet(&mut r)
+        };
         let n = encode(&p, &mut b).unwrap();
         t.extend_from_slice(&b[..n]);
     }
@@ -195,13 +366,19 @@ fn stream_equals_slice_for_any_split() {
             })
             .collect();
         let mut r = Rng::new(seed + 1000);
-        let mut cuts: Vec<usize> = (0..(1 + r.below(200))).map(|_| r.below(t.len() as u64) as usize).collect();
+        let mut cuts: Vec<usize> = (0..(1 + r.below(200)))
+            .map(|_| r.below(t.len() as u64) as usize)
+            .collect();
         cuts.sort();
         let got = stream_events(&t, &cuts);
         assert_eq!(packets_of_events(&got), want, "seed {seed}");
         // Byte-by-byte delivery too.
         let all: Vec<usize> = (1..t.len()).collect();
-        assert_eq!(packets_of_events(&stream_events(&t, &all)), want, "seed {seed} bytewise");
+        assert_eq!(
+            packets_of_events(&stream_events(&t, &all)),
+            want,
+            "seed {seed} bytewise"
+        );
     }
 }
 
@@ -216,15 +393,38 @@ fn resync_after_error_reports_offsets() {
     t.extend_from_slice(&[0x02, 0xf3]); // OVF
     let items = slice_items(&t);
     assert!(items.contains(&Item::Error {
-        error: crate::Error { offset: bad as u64, kind: ErrorKind::BadOpcode },
+        error: crate::Error {
+            offset: bad as u64,
+            kind: ErrorKind::BadOpcode
+        },
         resync: Some(psb2 as u64),
     }));
     // The stream decoder reports the error and the sync point, split anywhere.
     for cut in 1..t.len() {
         let ev = stream_events(&t, &[cut]);
-        assert!(ev.contains(&Event::Error(crate::Error { offset: bad as u64, kind: ErrorKind::BadOpcode })), "cut {cut}");
-        assert!(ev.contains(&Event::Sync { offset: psb2 as u64 }), "cut {cut}");
-        assert!(matches!(ev.last(), Some(Event::Packet(Decoded { packet: Packet::Ovf, .. }))), "cut {cut}");
+        assert!(
+            ev.contains(&Event::Error(crate::Error {
+                offset: bad as u64,
+                kind: ErrorKind::BadOpcode
+            })),
+            "cut {cut}"
+        );
+        assert!(
+            ev.contains(&Event::Sync {
+                offset: psb2 as u64
+            }),
+            "cut {cut}"
+        );
+        assert!(
+            matches!(
+                ev.last(),
+                Some(Event::Packet(Decoded {
+                    packet: Packet::Ovf,
+                    ..
+                }))
+            ),
+            "cut {cut}"
+        );
     }
 }
 
@@ -237,11 +437,23 @@ fn leading_garbage_and_truncated_tail() {
     assert_eq!(items[0], Item::Skipped { first_psb: Some(3) });
     assert_eq!(
         items.last(),
-        Some(&Item::Error { error: crate::Error { offset: 19, kind: ErrorKind::Eos }, resync: None })
+        Some(&Item::Error {
+            error: crate::Error {
+                offset: 19,
+                kind: ErrorKind::Eos
+            },
+            resync: None
+        })
     );
     let ev = stream_events(&t, &[10]);
     assert_eq!(ev[0], Event::Sync { offset: 3 });
-    assert_eq!(ev.last(), Some(&Event::Error(crate::Error { offset: 19, kind: ErrorKind::Eos })));
+    assert_eq!(
+        ev.last(),
+        Some(&Event::Error(crate::Error {
+            offset: 19,
+            kind: ErrorKind::Eos
+        }))
+    );
 }
 
 #[test]
@@ -263,7 +475,10 @@ fn corrupt_traces_never_panic_and_stream_agrees_on_packets_before_first_error() 
                 _ => None,
             })
             .collect();
-        let first_err_stream = ev.iter().position(|e| matches!(e, Event::Error(_))).unwrap_or(ev.len());
+        let first_err_stream = ev
+            .iter()
+            .position(|e| matches!(e, Event::Error(_)))
+            .unwrap_or(ev.len());
         let got = packets_of_events(&ev[..first_err_stream]);
         assert_eq!(got, want, "seed {seed}");
     }
@@ -274,12 +489,24 @@ fn ovf_and_psb_reset_last_ip() {
     let mut t = PSB.to_vec();
     let mut b = [0u8; 16];
     for p in [
-        Packet::Fup(IpPayload { ipc: Ipc::Full, raw: 0xffff_8000_0040_1000 }),
-        Packet::Tip(IpPayload { ipc: Ipc::Update16, raw: 0x2000 }),
+        Packet::Fup(IpPayload {
+            ipc: Ipc::Full,
+            raw: 0xffff_8000_0040_1000,
+        }),
+        Packet::Tip(IpPayload {
+            ipc: Ipc::Update16,
+            raw: 0x2000,
+        }),
         Packet::Ovf,
-        Packet::Fup(IpPayload { ipc: Ipc::Update16, raw: 0x3000 }),
+        Packet::Fup(IpPayload {
+            ipc: Ipc::Update16,
+            raw: 0x3000,
+        }),
         Packet::Psb,
-        Packet::Tip(IpPayload { ipc: Ipc::Update32, raw: 0x0040_4000 }),
+        Packet::Tip(IpPayload {
+            ipc: Ipc::Update32,
+            raw: 0x0040_4000,
+        }),
     ] {
         let n = encode(&p, &mut b).unwrap();
         t.extend_from_slice(&b[..n]);
@@ -291,5 +518,13 @@ fn ovf_and_psb_reset_last_ip() {
             _ => None,
         })
         .collect();
-    assert_eq!(ips, vec![Some(0xffff_8000_0040_1000), Some(0xffff_8000_0040_2000), Some(0x3000), Some(0x0040_4000)]);
+    assert_eq!(
+        ips,
+        vec![
+            Some(0xffff_8000_0040_1000),
+            Some(0xffff_8000_0040_2000),
+            Some(0x3000),
+            Some(0x0040_4000)
+        ]
+    );
 }

@@ -38,7 +38,12 @@ fn check(policy: &Policy, trace: &[u8], executed: u64) -> Outcome {
         (window.start, window.end),
         CheckConfig::default(),
     );
-    Outcome { gate, window, slow, executed }
+    Outcome {
+        gate,
+        window,
+        slow,
+        executed,
+    }
 }
 
 fn run(attack: Attack, opts: TraceOpts) -> (Program, Policy, Vec<u8>, Outcome) {
@@ -53,14 +58,25 @@ fn run(attack: Attack, opts: TraceOpts) -> (Program, Policy, Vec<u8>, Outcome) {
 #[test]
 fn clean_run_passes_both_paths_and_replays_every_instruction() {
     for seed in 0..20 {
-        let opts = TraceOpts { seed, psb_every: 3 + seed as usize % 9, ..TraceOpts::default() };
+        let opts = TraceOpts {
+            seed,
+            psb_every: 3 + seed as usize % 9,
+            ..TraceOpts::default()
+        };
         let (p, _, _, o) = run(Attack::None, opts);
         assert_eq!(o.gate, Gate::Allow, "seed {seed}: {:?}", o.window);
         // Every return and indirect call on the path was judged, once.
         let (flows, _) = execute(&p, Attack::None);
         let judged = flows
             .iter()
-            .filter(|f| matches!(f, Flow::Ret { .. } | Flow::Call { indirect: true, .. } | Flow::Jmp { indirect: true, .. }))
+            .filter(|f| {
+                matches!(
+                    f,
+                    Flow::Ret { .. }
+                        | Flow::Call { indirect: true, .. }
+                        | Flow::Jmp { indirect: true, .. }
+                )
+            })
             .count() as u64;
         assert_eq!(o.window.edges, judged, "seed {seed}");
         assert_eq!(o.slow.edges, judged, "seed {seed}");
@@ -75,15 +91,27 @@ fn clean_run_passes_both_paths_and_replays_every_instruction() {
 #[test]
 fn rop_chain_is_named_at_vuln_ret() {
     let (p, policy, _, o) = run(Attack::Rop, TraceOpts::default());
-    let Gate::SlowPath(w) = o.gate else { panic!("ROP not flagged by the fast path") };
+    let Gate::SlowPath(w) = o.gate else {
+        panic!("ROP not flagged by the fast path")
+    };
     let fast = w.first_suspicious.unwrap();
-    assert_eq!((fast.source, fast.target, fast.credit), (p.at("vuln_ret"), p.at("gadget1"), 0));
+    assert_eq!(
+        (fast.source, fast.target, fast.credit),
+        (p.at("vuln_ret"), p.at("gadget1"), 0)
+    );
     let v = o.slow.violation.expect("slow path names the ROP edge");
     assert_eq!(v.kind, ViolationKind::RetNotCallPreceded);
     assert_eq!((v.source, v.target), (p.at("vuln_ret"), p.at("gadget1")));
-    assert_eq!(v.expected, Some(p.at("no_switch") + 5), "the shadow stack knew the real return site");
+    assert_eq!(
+        v.expected,
+        Some(p.at("no_switch") + 5),
+        "the shadow stack knew the real return site"
+    );
     let text = v.describe(&policy);
-    assert!(text.contains("<vuln+0x") && text.contains("<helper+0x"), "{text}");
+    assert!(
+        text.contains("<vuln+0x") && text.contains("<helper+0x"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -92,7 +120,10 @@ fn jop_call_into_function_body_is_named() {
     assert!(matches!(o.gate, Gate::SlowPath(_)));
     let v = o.slow.violation.expect("slow path names the JOP edge");
     assert_eq!(v.kind, ViolationKind::IndCallNotEntry);
-    assert_eq!((v.source, v.target), (p.at("call_site"), p.at("handler_a") + 5));
+    assert_eq!(
+        (v.source, v.target),
+        (p.at("call_site"), p.at("handler_a") + 5)
+    );
     assert!(v.describe(&policy).contains("<handler_a+0x5>"));
 }
 
@@ -113,7 +144,10 @@ fn stack_pivot_is_named_before_the_chain_it_enables() {
     let o = check(&sanctioned, &trace, executed);
     let v = o.slow.violation.unwrap();
     assert_eq!(v.kind, ViolationKind::RetNotCallPreceded);
-    assert_eq!((v.source, v.target), (p.at("switch_stack") + 3, p.at("gadget1")));
+    assert_eq!(
+        (v.source, v.target),
+        (p.at("switch_stack") + 3, p.at("gadget1"))
+    );
 }
 
 #[test]
@@ -140,18 +174,34 @@ fn overflow_loses_the_shadow_stack_fast_path_defers_slow_path_clears() {
     let (flows, executed) = execute(&p, Attack::None);
     // OVF right after the first call into `work`: its return and later
     // returns above the loss point come as TIPs the shadow stack cannot vouch for.
-    let at = flows.iter().position(|f| matches!(f, Flow::Call { .. })).unwrap() + 1;
-    let opts = TraceOpts { ovf_at: Some(at), psb_every: 1000, ..TraceOpts::default() };
+    let at = flows
+        .iter()
+        .position(|f| matches!(f, Flow::Call { .. }))
+        .unwrap()
+        + 1;
+    let opts = TraceOpts {
+        ovf_at: Some(at),
+        psb_every: 1000,
+        ..TraceOpts::default()
+    };
     let trace = synthesize(p.at("main"), &flows, opts);
     let o = check(&policy, &trace, executed);
-    let Gate::SlowPath(w) = o.gate else { panic!("lost context must go to the slow path") };
+    let Gate::SlowPath(w) = o.gate else {
+        panic!("lost context must go to the slow path")
+    };
     assert_eq!(w.first_suspicious.unwrap().credit, 40);
-    assert_eq!(o.slow.violation, None, "a return to a call site after OVF is legal");
+    assert_eq!(
+        o.slow.violation, None,
+        "a return to a call site after OVF is legal"
+    );
     // The same trace with the ROP attack after the overflow is still caught.
     let (flows, executed) = execute(&p, Attack::Rop);
     let trace = synthesize(p.at("main"), &flows, opts);
     let o = check(&policy, &trace, executed);
-    assert_eq!(o.slow.violation.unwrap().kind, ViolationKind::RetNotCallPreceded);
+    assert_eq!(
+        o.slow.violation.unwrap().kind,
+        ViolationKind::RetNotCallPreceded
+    );
 }
 
 #[test]
@@ -172,9 +222,17 @@ fn windows_bound_what_is_judged() {
     c.feed(&trace[..half]);
     c.enter_controlled();
     c.feed(&trace[half..]);
-    let Gate::SlowPath(w) = c.gate() else { panic!("attack inside the window not flagged") };
+    let Gate::SlowPath(w) = c.gate() else {
+        panic!("attack inside the window not flagged")
+    };
     assert!(w.start == half as u64 && w.replay_from <= w.start);
-    let slow = slow_check(&policy, &trace[w.replay_from as usize..], w.replay_from, (w.start, w.end), CheckConfig::default());
+    let slow = slow_check(
+        &policy,
+        &trace[w.replay_from as usize..],
+        w.replay_from,
+        (w.start, w.end),
+        CheckConfig::default(),
+    );
     assert_eq!(slow.violation.unwrap().source, p.at("vuln_ret"));
 }
 
@@ -183,31 +241,54 @@ fn corrupt_trace_is_a_desync_not_a_pass() {
     let p = program();
     let policy = p.policy();
     let (flows, executed) = execute(&p, Attack::None);
-    let mut trace = synthesize(p.at("main"), &flows, TraceOpts { timing: false, psb_every: 1000, ..TraceOpts::default() });
+    let mut trace = synthesize(
+        p.at("main"),
+        &flows,
+        TraceOpts {
+            timing: false,
+            psb_every: 1000,
+            ..TraceOpts::default()
+        },
+    );
     // Give the last short TNT one more (not-taken) branch than the program
     // has: shifting the byte left moves its stop bit up by one.
-    let i = trace.iter().rposition(|&b| b & 1 == 0 && b > 2 && b < 0x80).unwrap();
+    let i = trace
+        .iter()
+        .rposition(|&b| b & 1 == 0 && b > 2 && b < 0x80)
+        .unwrap();
     trace[i] <<= 1;
     let o = check(&policy, &trace, executed);
     assert!(matches!(o.gate, Gate::SlowPath(_)), "{:?}", o.window);
     assert!(o.slow.violation.is_some());
 }
 
-
 #[test]
 fn policy_from_elf_matches_policy_from_assembler() {
     let p = program();
     let file = elf(&p);
     let image = bulkhead_pt::elf::parse(&file).unwrap();
-    assert_eq!((image.base, &image.code, &image.symbols), (BASE, &p.code, &p.symbols));
+    assert_eq!(
+        (image.base, &image.code, &image.symbols),
+        (BASE, &p.code, &p.symbols)
+    );
     let policy = Policy::build(image.base, image.code, image.symbols).unwrap();
     let (flows, executed) = execute(&p, Attack::Rop);
     let trace = synthesize(p.at("main"), &flows, TraceOpts::default());
-    assert_eq!(check(&policy, &trace, executed).slow.violation.unwrap().source, p.at("vuln_ret"));
+    assert_eq!(
+        check(&policy, &trace, executed)
+            .slow
+            .violation
+            .unwrap()
+            .source,
+        p.at("vuln_ret")
+    );
     // Damaged files are errors that say what is wrong, never panics.
     use bulkhead_pt::elf::{parse, ElfError};
     assert_eq!(parse(b"MZ\x90\x00"), Err(ElfError::NotElf));
-    assert_eq!(parse(&file[..40]), Err(ElfError::Truncated("ELF header truncated")));
+    assert_eq!(
+        parse(&file[..40]),
+        Err(ElfError::Truncated("ELF header truncated"))
+    );
     for cut in (0..file.len()).step_by(7) {
         let _ = parse(&file[..cut]);
     }

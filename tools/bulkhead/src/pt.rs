@@ -52,14 +52,23 @@ fn read(path: &PathBuf, what: &str) -> anyhow::Result<Vec<u8>> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.cmd {
-        Cmd::Dump { trace, no_block_packets } => dump(&trace, no_block_packets),
-        Cmd::Check { elf, trace, threshold } => check(&elf, &trace, threshold),
+        Cmd::Dump {
+            trace,
+            no_block_packets,
+        } => dump(&trace, no_block_packets),
+        Cmd::Check {
+            elf,
+            trace,
+            threshold,
+        } => check(&elf, &trace, threshold),
     }
 }
 
 fn dump(path: &PathBuf, no_block_packets: bool) -> anyhow::Result<ExitCode> {
     let bytes = read(path, "trace")?;
-    let cfg = Config { block_packets: !no_block_packets };
+    let cfg = Config {
+        block_packets: !no_block_packets,
+    };
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     let (mut packets, mut errors) = (0u64, 0u64);
@@ -76,21 +85,34 @@ fn dump(path: &PathBuf, no_block_packets: bool) -> anyhow::Result<ExitCode> {
                     None => format!("{error}; no further PSB"),
                 }
             }
-            Item::Skipped { first_psb: Some(at) } => format!("{:016x}  [skipped {at:#x} bytes before the first psb]", 0),
-            Item::Skipped { first_psb: None } => format!("{:016x}  [no psb in the trace: nothing to decode]", 0),
+            Item::Skipped {
+                first_psb: Some(at),
+            } => format!("{:016x}  [skipped {at:#x} bytes before the first psb]", 0),
+            Item::Skipped { first_psb: None } => {
+                format!("{:016x}  [no psb in the trace: nothing to decode]", 0)
+            }
         };
         if writeln!(out, "{line}").is_err() {
             return Ok(ExitCode::SUCCESS); // stdout closed (e.g. `| head`)
         }
     }
     drop(out);
-    eprintln!("{}: {} bytes, {packets} packets, {errors} decoding errors", path.display(), bytes.len());
-    Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    eprintln!(
+        "{}: {} bytes, {packets} packets, {errors} decoding errors",
+        path.display(),
+        bytes.len()
+    );
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn check(elf: &PathBuf, trace: &PathBuf, threshold: u8) -> anyhow::Result<ExitCode> {
     let file = read(elf, "program")?;
-    let image = bulkhead_pt::elf::parse(&file).map_err(|e| anyhow!("{}: {}", elf.display(), e.describe()))?;
+    let image = bulkhead_pt::elf::parse(&file)
+        .map_err(|e| anyhow!("{}: {}", elf.display(), e.describe()))?;
     if image.symbols.is_empty() {
         eprintln!("warning: {} has no function symbols: only direct call targets count as function entries", elf.display());
     }
@@ -98,7 +120,10 @@ fn check(elf: &PathBuf, trace: &PathBuf, threshold: u8) -> anyhow::Result<ExitCo
     let policy = Policy::build(image.base, image.code, image.symbols)
         .map_err(|e| anyhow!("{}: cannot build the policy: {e:?}", elf.display()))?;
     let bytes = read(trace, "trace")?;
-    let cfg = CheckConfig { threshold, ..CheckConfig::default() };
+    let cfg = CheckConfig {
+        threshold,
+        ..CheckConfig::default()
+    };
     let mut checker = Checker::new(&policy, cfg);
     checker.enter_controlled();
     checker.feed(&bytes);
@@ -118,10 +143,22 @@ fn check(elf: &PathBuf, trace: &PathBuf, threshold: u8) -> anyhow::Result<ExitCo
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(e) = w.first_suspicious {
-        println!("suspicious: {:?} {:#x} -> {:#x} (credit {}) at trace offset {:#x}", e.kind, e.source, e.target, e.credit, e.offset);
+        println!(
+            "suspicious: {:?} {:#x} -> {:#x} (credit {}) at trace offset {:#x}",
+            e.kind, e.source, e.target, e.credit, e.offset
+        );
     }
-    let slow = slow_check(&policy, &bytes[w.replay_from as usize..w.end as usize], w.replay_from, (w.start, w.end), cfg);
-    println!("slow path: {} instructions reconstructed, {} edges judged", slow.instructions, slow.edges);
+    let slow = slow_check(
+        &policy,
+        &bytes[w.replay_from as usize..w.end as usize],
+        w.replay_from,
+        (w.start, w.end),
+        cfg,
+    );
+    println!(
+        "slow path: {} instructions reconstructed, {} edges judged",
+        slow.instructions, slow.edges
+    );
     match slow.violation {
         Some(v) => {
             println!("VIOLATION: {}", v.describe(&policy));

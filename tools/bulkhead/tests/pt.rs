@@ -16,11 +16,19 @@ fn dir(name: &str) -> PathBuf {
 }
 
 fn bulkhead(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bulkhead")).arg("pt").args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .arg("pt")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -36,14 +44,23 @@ fn dump_lists_packets_with_offsets_and_errors() {
     assert!(o.status.success(), "{out}");
     let first: Vec<&str> = out.lines().take(2).collect();
     assert_eq!(first[0], "0000000000000000  psb       ");
-    assert!(first[1].starts_with("0000000000000010  mode.exec 64-bit"), "{}", first[1]);
+    assert!(
+        first[1].starts_with("0000000000000010  mode.exec 64-bit"),
+        "{}",
+        first[1]
+    );
     assert!(out.contains("tip.pge"));
-    assert!(out.contains(&format!("{:016x}", p.at("main"))), "the reconstructed entry IP is shown");
+    assert!(
+        out.contains(&format!("{:016x}", p.at("main"))),
+        "the reconstructed entry IP is shown"
+    );
     // Make the first TNT an unknown opcode: an error line at its offset.
     let at = bulkhead_pt::Decoder::new(&trace, bulkhead_pt::Config::default())
         .items()
         .find_map(|i| match i {
-            bulkhead_pt::Item::Packet(d) if matches!(d.packet, bulkhead_pt::Packet::Tnt { .. }) => Some(d.offset),
+            bulkhead_pt::Item::Packet(d) if matches!(d.packet, bulkhead_pt::Packet::Tnt { .. }) => {
+                Some(d.offset)
+            }
             _ => None,
         })
         .unwrap();
@@ -53,10 +70,18 @@ fn dump_lists_packets_with_offsets_and_errors() {
     std::fs::write(&f, &bad).unwrap();
     let o = bulkhead(&[std::ffi::OsStr::new("dump"), f.as_os_str()]);
     assert!(!o.status.success());
-    assert!(text(&o).contains(&format!("{at:016x}  error: unknown opcode;")), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("{at:016x}  error: unknown opcode;")),
+        "{}",
+        text(&o)
+    );
     // A missing file is an error naming it.
     let o = bulkhead(&[std::ffi::OsStr::new("dump"), d.join("nope.pt").as_os_str()]);
-    assert!(!o.status.success() && text(&o).contains("nope.pt"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("nope.pt"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -67,18 +92,39 @@ fn check_passes_clean_runs_and_names_the_rop_edge() {
     std::fs::write(&exe, elf(&p)).unwrap();
     for (attack, ok, needle) in [
         (Attack::None, true, "clean".to_string()),
-        (Attack::Rop, false, format!("VIOLATION: return to an address no call precedes (ROP): {:#x} <vuln+", p.at("vuln_ret"))),
+        (
+            Attack::Rop,
+            false,
+            format!(
+                "VIOLATION: return to an address no call precedes (ROP): {:#x} <vuln+",
+                p.at("vuln_ret")
+            ),
+        ),
         (Attack::Jop, false, "<handler_a+0x5>".to_string()),
         (Attack::Pivot, false, "stack pivot".to_string()),
     ] {
         let (flows, _) = execute(&p, attack);
         let f = d.join(format!("{attack:?}.pt"));
         std::fs::write(&f, synthesize(p.at("main"), &flows, TraceOpts::default())).unwrap();
-        let o = bulkhead(&[std::ffi::OsStr::new("check"), std::ffi::OsStr::new("--elf"), exe.as_os_str(), f.as_os_str()]);
+        let o = bulkhead(&[
+            std::ffi::OsStr::new("check"),
+            std::ffi::OsStr::new("--elf"),
+            exe.as_os_str(),
+            f.as_os_str(),
+        ]);
         let out = text(&o);
         assert_eq!(o.status.success(), ok, "{attack:?}: {out}");
         assert!(out.contains(&needle), "{attack:?}: {out}");
     }
-    let o = bulkhead(&[std::ffi::OsStr::new("check"), std::ffi::OsStr::new("--elf"), d.join("None.pt").as_os_str(), d.join("None.pt").as_os_str()]);
-    assert!(!o.status.success() && text(&o).contains("not an ELF file"), "{}", text(&o));
+    let o = bulkhead(&[
+        std::ffi::OsStr::new("check"),
+        std::ffi::OsStr::new("--elf"),
+        d.join("None.pt").as_os_str(),
+        d.join("None.pt").as_os_str(),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("not an ELF file"),
+        "{}",
+        text(&o)
+    );
 }

@@ -11,7 +11,12 @@ fuzz_target!(|data: &[u8]| {
         Some((c, t)) => (*c as usize, t),
         None => return,
     };
-    for cfg in [Config::default(), Config { block_packets: false }] {
+    for cfg in [
+        Config::default(),
+        Config {
+            block_packets: false,
+        },
+    ] {
         let mut slice = Vec::new();
         let mut last = None;
         for item in Decoder::new(trace, cfg).items() {

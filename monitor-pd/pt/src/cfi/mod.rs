@@ -124,12 +124,19 @@ impl Violation {
             ViolationKind::RetNotCallPreceded => "return to an address no call precedes (ROP)",
             ViolationKind::RetMismatch => "return against the shadow stack",
             ViolationKind::IndCallNotEntry => "indirect call to a non-function-entry (JOP/COOP)",
-            ViolationKind::NotAllowedTarget => "indirect branch to a target outside its allowed set",
+            ViolationKind::NotAllowedTarget => {
+                "indirect branch to a target outside its allowed set"
+            }
             ViolationKind::IndJmpOutside => "indirect jump out of its function to a non-entry",
             ViolationKind::StackPivot => "stack pivot (RSP loaded from a register or memory)",
             ViolationKind::Desync => "trace does not match the code image",
         };
-        let mut s = format!("{what}: {} -> {} (trace offset {:#x})", sym(p, self.source), sym(p, self.target), self.offset);
+        let mut s = format!(
+            "{what}: {} -> {} (trace offset {:#x})",
+            sym(p, self.source),
+            sym(p, self.target),
+            self.offset
+        );
         if let Some(e) = self.expected {
             s.push_str(&format!("; shadow stack expected {}", sym(p, e)));
         }
@@ -147,7 +154,11 @@ struct ShadowStack {
 
 impl ShadowStack {
     fn new(cap: usize) -> Self {
-        ShadowStack { buf: vec![0; cap.max(1)], top: 0, depth: 0 }
+        ShadowStack {
+            buf: vec![0; cap.max(1)],
+            top: 0,
+            depth: 0,
+        }
     }
     #[inline(always)]
     fn push(&mut self, v: u64) {
@@ -222,7 +233,13 @@ impl Walker {
     }
 
     fn desync(&mut self, p: &Policy, j: &mut impl Judge, source: u64, target: u64) {
-        let e = Edge { kind: EdgeKind::Desync, source, target, credit: 0, offset: self.offset };
+        let e = Edge {
+            kind: EdgeKind::Desync,
+            source,
+            target,
+            credit: 0,
+            offset: self.offset,
+        };
         j.edge(self, p, e, None);
         self.ip = None;
         self.pending = None;
@@ -244,7 +261,11 @@ impl Walker {
                     let i = p.decode_at(at)?;
                     self.instructions += 1;
                     if let Some(kind) = policy::classify(&i) {
-                        return Some(Branch { ip: at, next: i.next_ip(), kind });
+                        return Some(Branch {
+                            ip: at,
+                            next: i.next_ip(),
+                            kind,
+                        });
                     }
                     at = i.next_ip();
                 }
@@ -301,14 +322,26 @@ impl Walker {
                         self.desync(p, j, b.ip, b.next);
                         return;
                     };
-                    let e = Edge { kind: EdgeKind::CompressedRet, source: b.ip, target, credit: 100, offset: self.offset };
+                    let e = Edge {
+                        kind: EdgeKind::CompressedRet,
+                        source: b.ip,
+                        target,
+                        credit: 100,
+                        offset: self.offset,
+                    };
                     j.edge(self, p, e, Some(target));
                     self.ip = Some(target);
                     budget = STEP_BUDGET;
                 }
                 Kind::Pivot => {
                     let credit = if p.pivot_allowed(b.ip) { 100 } else { 0 };
-                    let e = Edge { kind: EdgeKind::Pivot, source: b.ip, target: b.next, credit, offset: self.offset };
+                    let e = Edge {
+                        kind: EdgeKind::Pivot,
+                        source: b.ip,
+                        target: b.next,
+                        credit,
+                        offset: self.offset,
+                    };
                     j.edge(self, p, e, None);
                     self.ip = Some(b.next);
                 }
@@ -378,32 +411,49 @@ impl Walker {
             Kind::IndCall => {
                 self.stack.push(b.next);
                 let credit = match p.site_targets(b.ip) {
-                    Some(list) => {
-                        if list.binary_search(&target).is_ok() {
-                            100
-                        } else {
-                            0
-                        }
-                    }
+                    Some(list) if list.binary_search(&target).is_ok() => 100,
+                    Some(_) => 0,
                     None if p.is_entry(target) => 70,
                     None => 0,
                 };
-                j.edge(self, p, Edge { kind: EdgeKind::IndCall, source: b.ip, target, credit, offset: off }, None);
+                j.edge(
+                    self,
+                    p,
+                    Edge {
+                        kind: EdgeKind::IndCall,
+                        source: b.ip,
+                        target,
+                        credit,
+                        offset: off,
+                    },
+                    None,
+                );
             }
             Kind::IndJmp => {
                 let credit = match p.site_targets(b.ip) {
-                    Some(list) => {
-                        if list.binary_search(&target).is_ok() {
-                            100
-                        } else {
-                            0
-                        }
-                    }
+                    Some(list) if list.binary_search(&target).is_ok() => 100,
+                    Some(_) => 0,
                     None if p.is_entry(target) => 70,
-                    None if p.is_insn(target) && p.function_of(target).is_some() && p.function_of(target) == p.function_of(b.ip) => 50,
+                    None if p.is_insn(target)
+                        && p.function_of(target).is_some()
+                        && p.function_of(target) == p.function_of(b.ip) =>
+                    {
+                        50
+                    }
                     None => 0,
                 };
-                j.edge(self, p, Edge { kind: EdgeKind::IndJmp, source: b.ip, target, credit, offset: off }, None);
+                j.edge(
+                    self,
+                    p,
+                    Edge {
+                        kind: EdgeKind::IndJmp,
+                        source: b.ip,
+                        target,
+                        credit,
+                        offset: off,
+                    },
+                    None,
+                );
             }
             Kind::Ret => {
                 let expected = self.stack.pop();
@@ -413,7 +463,18 @@ impl Walker {
                     None if self.lost && p.is_call_preceded(target) => 40,
                     _ => 0,
                 };
-                j.edge(self, p, Edge { kind: EdgeKind::Ret, source: b.ip, target, credit, offset: off }, expected);
+                j.edge(
+                    self,
+                    p,
+                    Edge {
+                        kind: EdgeKind::Ret,
+                        source: b.ip,
+                        target,
+                        credit,
+                        offset: off,
+                    },
+                    expected,
+                );
             }
             Kind::Syscall => j.syscall(b.ip, off),
             Kind::Far => {}
@@ -505,7 +566,11 @@ pub struct CheckConfig {
 
 impl Default for CheckConfig {
     fn default() -> Self {
-        CheckConfig { threshold: 60, stack_frames: 1024, decoder: Config::default() }
+        CheckConfig {
+            threshold: 60,
+            stack_frames: 1024,
+            decoder: Config::default(),
+        }
     }
 }
 
@@ -591,7 +656,12 @@ impl<'p> Checker<'p> {
     /// the current trace offset.
     pub fn enter_controlled(&mut self) {
         let at = self.dec.offset();
-        self.window = Some(Window { start: at, replay_from: self.last_psb, end: at, ..Window::default() });
+        self.window = Some(Window {
+            start: at,
+            replay_from: self.last_psb,
+            end: at,
+            ..Window::default()
+        });
     }
 
     /// It left controlled mode: close the window and return what it holds.
@@ -629,8 +699,19 @@ impl<'p> Checker<'p> {
 
     /// Feeds the next piece of trace.
     pub fn feed(&mut self, piece: &[u8]) {
-        let Checker { policy, cfg, dec, walker, window, last_psb, packets } = self;
-        let mut judge = FastJudge { threshold: cfg.threshold, window: window.as_mut() };
+        let Checker {
+            policy,
+            cfg,
+            dec,
+            walker,
+            window,
+            last_psb,
+            packets,
+        } = self;
+        let mut judge = FastJudge {
+            threshold: cfg.threshold,
+            window: window.as_mut(),
+        };
         dec.feed(piece, |ev| match ev {
             Event::Packet(d) => {
                 *packets += 1;
@@ -674,16 +755,25 @@ impl Judge for SlowJudge {
                 None => Some(ViolationKind::RetMismatch),
             },
             EdgeKind::IndCall => match p.site_targets(e.source) {
-                Some(l) if l.binary_search(&e.target).is_err() => Some(ViolationKind::NotAllowedTarget),
+                Some(l) if l.binary_search(&e.target).is_err() => {
+                    Some(ViolationKind::NotAllowedTarget)
+                }
                 Some(_) => None,
                 None if !p.is_entry(e.target) => Some(ViolationKind::IndCallNotEntry),
                 None => None,
             },
             EdgeKind::IndJmp => match p.site_targets(e.source) {
-                Some(l) if l.binary_search(&e.target).is_err() => Some(ViolationKind::NotAllowedTarget),
+                Some(l) if l.binary_search(&e.target).is_err() => {
+                    Some(ViolationKind::NotAllowedTarget)
+                }
                 Some(_) => None,
                 None if p.is_entry(e.target) => None,
-                None if p.is_insn(e.target) && p.function_of(e.target).is_some() && p.function_of(e.target) == p.function_of(e.source) => None,
+                None if p.is_insn(e.target)
+                    && p.function_of(e.target).is_some()
+                    && p.function_of(e.target) == p.function_of(e.source) =>
+                {
+                    None
+                }
                 None => Some(ViolationKind::IndJmpOutside),
             },
         };
@@ -692,7 +782,11 @@ impl Judge for SlowJudge {
                 kind,
                 source: e.source,
                 target: e.target,
-                expected: if e.kind == EdgeKind::Ret { expected } else { None },
+                expected: if e.kind == EdgeKind::Ret {
+                    expected
+                } else {
+                    None
+                },
                 offset: e.offset,
             });
         }
@@ -715,9 +809,19 @@ pub struct SlowReport {
 /// `trace_offset`, normally a window's `replay_from`) instruction by
 /// instruction and judges every edge revealed by packets at offsets in
 /// `window` (`start..end`) against the strict policy.
-pub fn slow_check(policy: &Policy, trace: &[u8], trace_offset: u64, window: (u64, u64), cfg: CheckConfig) -> SlowReport {
+pub fn slow_check(
+    policy: &Policy,
+    trace: &[u8],
+    trace_offset: u64,
+    window: (u64, u64),
+    cfg: CheckConfig,
+) -> SlowReport {
     let mut walker = Walker::new(Mode::Slow, cfg.stack_frames);
-    let mut judge = SlowJudge { window, violation: None, edges: 0 };
+    let mut judge = SlowJudge {
+        window,
+        violation: None,
+        edges: 0,
+    };
     for item in crate::decoder::Decoder::new(trace, cfg.decoder).items() {
         match item {
             crate::decoder::Item::Packet(mut d) => {
@@ -747,5 +851,9 @@ pub fn slow_check(policy: &Policy, trace: &[u8], trace_offset: u64, window: (u64
             crate::decoder::Item::Skipped { .. } => {}
         }
     }
-    SlowReport { violation: judge.violation, instructions: walker.instructions, edges: judge.edges }
+    SlowReport {
+        violation: judge.violation,
+        instructions: walker.instructions,
+        edges: judge.edges,
+    }
 }

@@ -13,7 +13,9 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{
+    Code, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register,
+};
 
 /// A function symbol of the image.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,7 +107,10 @@ pub struct Policy {
 pub fn is_stack_pivot(i: &Instruction) -> bool {
     let writes_rsp = i.op_count() > 0
         && i.op0_kind() == OpKind::Register
-        && matches!(i.op0_register(), Register::RSP | Register::ESP | Register::SP);
+        && matches!(
+            i.op0_register(),
+            Register::RSP | Register::ESP | Register::SP
+        );
     let xchg_rsp = i.mnemonic() == Mnemonic::Xchg
         && i.op_count() == 2
         && (i.op1_kind() == OpKind::Register && i.op1_register() == Register::RSP);
@@ -182,7 +187,15 @@ pub fn classify(i: &Instruction) -> Option<Kind> {
             }
         }
         FlowControl::Return => {
-            if matches!(i.code(), Code::Retnq | Code::Retnq_imm16 | Code::Retnd | Code::Retnd_imm16 | Code::Retnw | Code::Retnw_imm16) {
+            if matches!(
+                i.code(),
+                Code::Retnq
+                    | Code::Retnq_imm16
+                    | Code::Retnd
+                    | Code::Retnd_imm16
+                    | Code::Retnw
+                    | Code::Retnw_imm16
+            ) {
                 Some(Kind::Ret)
             } else {
                 Some(Kind::Far)
@@ -261,7 +274,8 @@ impl Policy {
             let ip = base + o as u64;
             let next = ip + lens[o] as u64;
             // A run also ends where the following instruction is unknown.
-            let fall_known = (next - base) < len as u64 && flags[(next - base) as usize] & F_INSN != 0;
+            let fall_known =
+                (next - base) < len as u64 && flags[(next - base) as usize] & F_INSN != 0;
             let kind = match kinds[o] {
                 Some(k) => Some(k),
                 None if !fall_known => Some(Kind::Stop),
@@ -337,13 +351,15 @@ impl Policy {
     /// True if `ip` is a function entry.
     #[inline(always)]
     pub fn is_entry(&self, ip: u64) -> bool {
-        self.offset(ip).is_some_and(|o| self.flags[o] & F_ENTRY != 0)
+        self.offset(ip)
+            .is_some_and(|o| self.flags[o] & F_ENTRY != 0)
     }
 
     /// True if `ip` follows a call instruction (a legitimate return site).
     #[inline(always)]
     pub fn is_call_preceded(&self, ip: u64) -> bool {
-        self.offset(ip).is_some_and(|o| self.flags[o] & F_RETSITE != 0)
+        self.offset(ip)
+            .is_some_and(|o| self.flags[o] & F_RETSITE != 0)
     }
 
     /// True if `ip` is an instruction start found by the sweep.
@@ -354,7 +370,8 @@ impl Policy {
 
     /// True if the stack switch at `ip` was sanctioned.
     pub fn pivot_allowed(&self, ip: u64) -> bool {
-        self.offset(ip).is_some_and(|o| self.flags[o] & F_PIVOT_OK != 0)
+        self.offset(ip)
+            .is_some_and(|o| self.flags[o] & F_PIVOT_OK != 0)
     }
 
     /// The explicit target list of an indirect site, if one was given.

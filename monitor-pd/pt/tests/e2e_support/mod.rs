@@ -133,29 +133,92 @@ pub fn program() -> Program {
     a.set_label(&mut end).unwrap();
     a.int3().unwrap();
 
-    let names: Vec<(&'static str, CodeLabel)> = vec![("main", main), ("loop_top", loop_top), ("use_a", use_a), ("call_site", call_site), ("no_switch", no_switch), ("stop", stop), ("exit", exit), ("work", work), ("work_even", work_even), ("handler_a", handler_a), ("handler_b", handler_b), ("vuln", vuln), ("vuln_ret", vuln_ret), ("switch_stack", switch_stack), ("helper", helper), ("gadget1", gadget1), ("gadget3", gadget3), ("end", end)];
-    let r = a.assemble_options(BASE, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS).unwrap();
-    let labels: BTreeMap<&'static str, u64> = names.iter().map(|(n, l)| (*n, r.label_ip(l).unwrap())).collect();
-    let funcs = ["main", "work", "handler_a", "handler_b", "vuln", "switch_stack", "helper", "end"];
+    let names: Vec<(&'static str, CodeLabel)> = vec![
+        ("main", main),
+        ("loop_top", loop_top),
+        ("use_a", use_a),
+        ("call_site", call_site),
+        ("no_switch", no_switch),
+        ("stop", stop),
+        ("exit", exit),
+        ("work", work),
+        ("work_even", work_even),
+        ("handler_a", handler_a),
+        ("handler_b", handler_b),
+        ("vuln", vuln),
+        ("vuln_ret", vuln_ret),
+        ("switch_stack", switch_stack),
+        ("helper", helper),
+        ("gadget1", gadget1),
+        ("gadget3", gadget3),
+        ("end", end),
+    ];
+    let r = a
+        .assemble_options(BASE, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)
+        .unwrap();
+    let labels: BTreeMap<&'static str, u64> = names
+        .iter()
+        .map(|(n, l)| (*n, r.label_ip(l).unwrap()))
+        .collect();
+    let funcs = [
+        "main",
+        "work",
+        "handler_a",
+        "handler_b",
+        "vuln",
+        "switch_stack",
+        "helper",
+        "end",
+    ];
     let mut symbols = Vec::new();
     for w in funcs.windows(2) {
         let (s, e) = (labels[w[0]], labels[w[1]]);
-        symbols.push(Symbol { name: w[0].to_string(), addr: s, size: e - s });
+        symbols.push(Symbol {
+            name: w[0].to_string(),
+            addr: s,
+            size: e - s,
+        });
     }
-    Program { code: r.inner.code_buffer, symbols, labels }
+    Program {
+        code: r.inner.code_buffer,
+        symbols,
+        labels,
+    }
 }
 
 /// One control transfer on the executed path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flow {
-    Cond { ip: u64, taken: bool },
-    Call { ip: u64, next: u64, target: u64, indirect: bool },
-    Jmp { ip: u64, target: u64, indirect: bool },
-    Ret { ip: u64, target: u64 },
-    Syscall { ip: u64, next: u64 },
+    Cond {
+        ip: u64,
+        taken: bool,
+    },
+    Call {
+        ip: u64,
+        next: u64,
+        target: u64,
+        indirect: bool,
+    },
+    Jmp {
+        ip: u64,
+        target: u64,
+        indirect: bool,
+    },
+    Ret {
+        ip: u64,
+        target: u64,
+    },
+    Syscall {
+        ip: u64,
+        next: u64,
+    },
     /// The exit syscall (eax = 60): the process ends, so does its trace.
-    Exit { ip: u64 },
-    Halt { ip: u64 },
+    Exit {
+        ip: u64,
+    },
+    Halt {
+        ip: u64,
+    },
 }
 
 /// The emulated machine: general registers, ZF, sparse 8-byte memory.
@@ -178,7 +241,13 @@ pub const R12: usize = 12;
 
 impl Cpu {
     pub fn new(entry: u64) -> Cpu {
-        let mut c = Cpu { regs: [0; 16], rip: entry, zf: false, mem: BTreeMap::new(), executed: 0 };
+        let mut c = Cpu {
+            regs: [0; 16],
+            rip: entry,
+            zf: false,
+            mem: BTreeMap::new(),
+            executed: 0,
+        };
         c.regs[RSP] = STACK_TOP;
         c
     }
@@ -206,7 +275,11 @@ impl Cpu {
     fn src(&self, i: &iced_x86::Instruction, n: u32) -> u64 {
         match i.op_kind(n) {
             OpKind::Register => self.get(i.op_register(n)),
-            OpKind::Immediate8to64 | OpKind::Immediate32to64 | OpKind::Immediate32 | OpKind::Immediate8 | OpKind::Immediate8to32 => i.immediate(n),
+            OpKind::Immediate8to64
+            | OpKind::Immediate32to64
+            | OpKind::Immediate32
+            | OpKind::Immediate8
+            | OpKind::Immediate8to32 => i.immediate(n),
             k => panic!("operand kind {k:?} not emulated"),
         }
     }
@@ -244,7 +317,12 @@ impl Cpu {
                     self.set(i.op0_register(), v)
                 }
                 Mnemonic::Dec => {
-                    let v = self.get(i.op0_register()).wrapping_sub(1) & if i.op0_register().size() == 4 { 0xffff_ffff } else { u64::MAX };
+                    let v = self.get(i.op0_register()).wrapping_sub(1)
+                        & if i.op0_register().size() == 4 {
+                            0xffff_ffff
+                        } else {
+                            u64::MAX
+                        };
                     self.zf = v == 0;
                     self.set(i.op0_register(), v)
                 }
@@ -258,16 +336,33 @@ impl Cpu {
                 }
                 Mnemonic::Jmp => {
                     let indirect = i.op0_kind() == OpKind::Register;
-                    let target = if indirect { self.get(i.op0_register()) } else { i.near_branch_target() };
+                    let target = if indirect {
+                        self.get(i.op0_register())
+                    } else {
+                        i.near_branch_target()
+                    };
                     self.rip = target;
-                    flows.push(Flow::Jmp { ip, target, indirect });
+                    flows.push(Flow::Jmp {
+                        ip,
+                        target,
+                        indirect,
+                    });
                 }
                 Mnemonic::Call => {
                     let indirect = i.op0_kind() == OpKind::Register;
-                    let target = if indirect { self.get(i.op0_register()) } else { i.near_branch_target() };
+                    let target = if indirect {
+                        self.get(i.op0_register())
+                    } else {
+                        i.near_branch_target()
+                    };
                     self.push(next);
                     self.rip = target;
-                    flows.push(Flow::Call { ip, next, target, indirect });
+                    flows.push(Flow::Call {
+                        ip,
+                        next,
+                        target,
+                        indirect,
+                    });
                 }
                 Mnemonic::Ret => {
                     let target = self.pop();
@@ -348,7 +443,12 @@ pub struct TraceOpts {
 
 impl Default for TraceOpts {
     fn default() -> Self {
-        TraceOpts { psb_every: 7, timing: true, ovf_at: None, seed: 1 }
+        TraceOpts {
+            psb_every: 7,
+            timing: true,
+            ovf_at: None,
+            seed: 1,
+        }
     }
 }
 
@@ -385,7 +485,11 @@ impl Synth {
     }
     fn flush_tnt(&mut self) {
         if self.tnt_n > 0 {
-            self.put(Packet::Tnt { long: false, bits: self.tnt_n, payload: self.tnt });
+            self.put(Packet::Tnt {
+                long: false,
+                bits: self.tnt_n,
+                payload: self.tnt,
+            });
             self.tnt = 0;
             self.tnt_n = 0;
             self.timing();
@@ -422,7 +526,10 @@ impl Synth {
             8 => u64::MAX,
             n => (1u64 << (8 * n)) - 1,
         };
-        IpPayload { ipc, raw: ip & mask }
+        IpPayload {
+            ipc,
+            raw: ip & mask,
+        }
     }
     fn psb_plus(&mut self, fup: Option<u64>) {
         self.flush_tnt();
@@ -430,7 +537,10 @@ impl Synth {
         self.put(Packet::Psb);
         self.last_ip = 0;
         self.retc.clear();
-        self.put(Packet::ModeExec { csl: true, csd: false });
+        self.put(Packet::ModeExec {
+            csl: true,
+            csd: false,
+        });
         if self.opts.timing {
             let v = self.rng.next_u64();
             self.put(Packet::Tsc(v & 0xff_ffff_ffff_ffff));
@@ -465,7 +575,9 @@ pub fn synthesize(entry: u64, flows: &[Flow], opts: TraceOpts) -> Vec<u8> {
             // its run; the trace only needs an IP the flow passes through.
             let resume = match flows[n - 1] {
                 Flow::Cond { .. } | Flow::Halt { .. } | Flow::Exit { .. } => None,
-                Flow::Call { target, .. } | Flow::Jmp { target, .. } | Flow::Ret { target, .. } => Some(target),
+                Flow::Call { target, .. } | Flow::Jmp { target, .. } | Flow::Ret { target, .. } => {
+                    Some(target)
+                }
                 Flow::Syscall { next, .. } => Some(next),
             };
             if let Some(ip) = resume {
@@ -481,7 +593,9 @@ pub fn synthesize(entry: u64, flows: &[Flow], opts: TraceOpts) -> Vec<u8> {
             s.put(Packet::Ovf);
             s.last_ip = 0;
             let resume = match flows[n - 1] {
-                Flow::Call { target, .. } | Flow::Jmp { target, .. } | Flow::Ret { target, .. } => target,
+                Flow::Call { target, .. } | Flow::Jmp { target, .. } | Flow::Ret { target, .. } => {
+                    target
+                }
                 Flow::Syscall { next, .. } => next,
                 Flow::Cond { .. } | Flow::Halt { .. } | Flow::Exit { .. } => {
                     panic!("pick an OVF point after an unconditional transfer")
@@ -492,7 +606,12 @@ pub fn synthesize(entry: u64, flows: &[Flow], opts: TraceOpts) -> Vec<u8> {
         }
         match *f {
             Flow::Cond { taken, .. } => s.bit(taken),
-            Flow::Call { next, target, indirect, .. } => {
+            Flow::Call {
+                next,
+                target,
+                indirect,
+                ..
+            } => {
                 if indirect {
                     s.flush_tnt();
                     let p = s.ip(target);
@@ -500,7 +619,9 @@ pub fn synthesize(entry: u64, flows: &[Flow], opts: TraceOpts) -> Vec<u8> {
                 }
                 s.retc.push(next);
             }
-            Flow::Jmp { target, indirect, .. } => {
+            Flow::Jmp {
+                target, indirect, ..
+            } => {
                 if indirect {
                     s.flush_tnt();
                     let p = s.ip(target);
@@ -520,14 +641,20 @@ pub fn synthesize(entry: u64, flows: &[Flow], opts: TraceOpts) -> Vec<u8> {
             }
             Flow::Syscall { next, .. } => {
                 s.flush_tnt();
-                s.put(Packet::TipPgd(IpPayload { ipc: Ipc::Suppressed, raw: 0 }));
+                s.put(Packet::TipPgd(IpPayload {
+                    ipc: Ipc::Suppressed,
+                    raw: 0,
+                }));
                 s.timing();
                 let p = s.ip(next);
                 s.put(Packet::TipPge(p));
             }
             Flow::Exit { .. } => {
                 s.flush_tnt();
-                s.put(Packet::TipPgd(IpPayload { ipc: Ipc::Suppressed, raw: 0 }));
+                s.put(Packet::TipPgd(IpPayload {
+                    ipc: Ipc::Suppressed,
+                    raw: 0,
+                }));
             }
             // HLT does not disable tracing; the trace just has nothing more.
             Flow::Halt { .. } => s.flush_tnt(),
@@ -584,14 +711,15 @@ pub fn elf(p: &Program) -> Vec<u8> {
     f[code_off..code_off + p.code.len()].copy_from_slice(&p.code);
     f[sym_off..sym_off + syms.len()].copy_from_slice(&syms);
     f[str_off..str_off + strtab.len()].copy_from_slice(&strtab);
-    let sh = |f: &mut Vec<u8>, i: usize, ty: u32, off: usize, size: usize, link: u32, entsize: u64| {
-        let h = sh_off + i * 64;
-        f[h + 4..h + 8].copy_from_slice(&ty.to_le_bytes());
-        f[h + 24..h + 32].copy_from_slice(&(off as u64).to_le_bytes());
-        f[h + 32..h + 40].copy_from_slice(&(size as u64).to_le_bytes());
-        f[h + 40..h + 44].copy_from_slice(&link.to_le_bytes());
-        f[h + 56..h + 64].copy_from_slice(&entsize.to_le_bytes());
-    };
+    let sh =
+        |f: &mut Vec<u8>, i: usize, ty: u32, off: usize, size: usize, link: u32, entsize: u64| {
+            let h = sh_off + i * 64;
+            f[h + 4..h + 8].copy_from_slice(&ty.to_le_bytes());
+            f[h + 24..h + 32].copy_from_slice(&(off as u64).to_le_bytes());
+            f[h + 32..h + 40].copy_from_slice(&(size as u64).to_le_bytes());
+            f[h + 40..h + 44].copy_from_slice(&link.to_le_bytes());
+            f[h + 56..h + 64].copy_from_slice(&entsize.to_le_bytes());
+        };
     sh(&mut f, 1, 2, sym_off, syms.len(), 2, 24);
     sh(&mut f, 2, 3, str_off, strtab.len(), 0, 0);
     f
