@@ -224,7 +224,9 @@ impl Policy {
         }
         symbols.sort_by_key(|s| s.addr);
         let mut flags = vec![0u8; len];
-        let mut kinds: Vec<Option<Kind>> = vec![None; len];
+        // Only run-ending instructions have a kind: keep them sparse
+        // (a dense table would cost 24 bytes per code byte while building).
+        let mut kinds: Vec<(u32, Kind)> = Vec::new();
         let mut lens = vec![0u8; len];
         // Sweep from the start and from every symbol; stop a sweep where it
         // meets instructions already decoded.
@@ -246,7 +248,9 @@ impl Policy {
                 flags[o] |= F_INSN;
                 lens[o] = ins.len() as u8;
                 let k = classify(&ins);
-                kinds[o] = k;
+                if let Some(k) = k {
+                    kinds.push((o as u32, k));
+                }
                 if let Some(Kind::Call { .. } | Kind::IndCall) = k {
                     let n = ins.next_ip();
                     if n < end {
@@ -263,6 +267,10 @@ impl Policy {
         for s in &symbols {
             flags[(s.addr - base) as usize] |= F_ENTRY;
         }
+        kinds.sort_unstable_by_key(|&(o, _)| o);
+        let kind_at = |o: usize| -> Option<Kind> {
+            kinds.binary_search_by_key(&(o as u32), |&(k, _)| k).ok().map(|i| kinds[i].1)
+        };
         // Backward pass: each instruction start learns the branch ending its run.
         let mut branches = Vec::new();
         let mut run_end = vec![NONE; len];
@@ -276,7 +284,7 @@ impl Policy {
             // A run also ends where the following instruction is unknown.
             let fall_known =
                 (next - base) < len as u64 && flags[(next - base) as usize] & F_INSN != 0;
-            let kind = match kinds[o] {
+            let kind = match kind_at(o) {
                 Some(k) => Some(k),
                 None if !fall_known => Some(Kind::Stop),
                 None => None,

@@ -457,6 +457,8 @@ pub struct Synth {
     pub out: Vec<u8>,
     tnt: u64,
     tnt_n: u8,
+    /// Bits per TNT packet: 6 (short TNT) or 47 (long TNT), by seed.
+    tnt_max: u8,
     last_ip: u64,
     retc: Vec<u64>,
     rng: Rng,
@@ -498,7 +500,7 @@ impl Synth {
     fn bit(&mut self, taken: bool) {
         self.tnt = (self.tnt << 1) | taken as u64;
         self.tnt_n += 1;
-        if self.tnt_n == 6 {
+        if self.tnt_n == self.tnt_max {
             self.flush_tnt();
         }
     }
@@ -560,6 +562,7 @@ pub fn synthesize(entry: u64, flows: &[Flow], opts: TraceOpts) -> Vec<u8> {
         out: Vec::new(),
         tnt: 0,
         tnt_n: 0,
+        tnt_max: if opts.seed % 3 == 2 { 47 } else { 6 },
         last_ip: 0,
         retc: Vec::new(),
         rng: Rng::new(opts.seed),
