@@ -249,6 +249,12 @@ pub fn libipt_insn_flow(trace: &[u8], code: &[u8], base: u64) -> Result<InsnFlow
     ffi::insn_flow(trace, code, base)
 }
 
+/// CPU time consumed by the calling thread, in nanoseconds (`None` without
+/// the shim): the benchmark's clock, independent of machine load.
+pub fn thread_cpu_ns() -> Option<u64> {
+    ffi::thread_cpu_ns()
+}
+
 /// The IP compression of a record's `b` field.
 pub fn ipc_of(b: u64) -> Option<Ipc> {
     Ipc::from_bits(b as u8)
@@ -268,6 +274,7 @@ mod ffi {
         ) -> i64;
         fn shim_decode(trace: *const u8, len: usize, out: *mut Rec, cap: usize) -> i64;
         fn shim_count(buf: *const u8, len: usize) -> i64;
+        fn shim_thread_cpu_ns() -> u64;
         fn shim_insn_count(
             trace: *const u8,
             len: usize,
@@ -277,6 +284,11 @@ mod ffi {
             errors: *mut i64,
             first_error: *mut i32,
         ) -> i64;
+    }
+
+    pub fn thread_cpu_ns() -> Option<u64> {
+        // SAFETY: no arguments; the shim only calls clock_gettime.
+        Some(unsafe { shim_thread_cpu_ns() })
     }
 
     pub fn insn_flow(trace: &[u8], code: &[u8], base: u64) -> Result<super::InsnFlow, String> {
@@ -372,5 +384,8 @@ mod ffi {
     }
     pub fn insn_flow(_: &[u8], _: &[u8], _: u64) -> Result<super::InsnFlow, String> {
         Err(MISSING.into())
+    }
+    pub fn thread_cpu_ns() -> Option<u64> {
+        None
     }
 }

@@ -299,6 +299,19 @@ pub(crate) fn decode(
     let Some(&opc) = buf.first() else {
         return Err(ErrorKind::Eos);
     };
+    // Short TNT is the most frequent packet by far: decide it first.
+    if opc & 1 == 0 && opc > 2 && block.is_none() {
+        let payload = (opc >> 1) as u64;
+        let bits = 63 - payload.leading_zeros() as u8;
+        return Ok((
+            Packet::Tnt {
+                long: false,
+                bits,
+                payload: payload & !(1u64 << bits),
+            },
+            1,
+        ));
+    }
     match opc {
         0x00 => Ok((Packet::Pad, 1)),
         0x02 => decode_ext(buf, cfg),

@@ -269,7 +269,10 @@ impl Policy {
         }
         kinds.sort_unstable_by_key(|&(o, _)| o);
         let kind_at = |o: usize| -> Option<Kind> {
-            kinds.binary_search_by_key(&(o as u32), |&(k, _)| k).ok().map(|i| kinds[i].1)
+            kinds
+                .binary_search_by_key(&(o as u32), |&(k, _)| k)
+                .ok()
+                .map(|i| kinds[i].1)
         };
         // Backward pass: each instruction start learns the branch ending its run.
         let mut branches = Vec::new();
