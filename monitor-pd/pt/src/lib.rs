@@ -7,6 +7,7 @@
 //! - [`stream`]: the same over a trace that arrives in pieces.
 //! - [`dump`]: packets as text, one per line (`bulkhead pt dump`).
 //! - [`elf`]: the code image and function symbols of an ELF file.
+//! - [`synth`]: a deterministic PRNG and random valid packets (tests, benches).
 //! - [`cfi`]: the checker: a policy built from the guest's code, a
 //!   packet-level fast path and an instruction-level slow path.
 //!

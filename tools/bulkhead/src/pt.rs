@@ -92,7 +92,7 @@ fn dump(path: &PathBuf, no_block_packets: bool) -> anyhow::Result<ExitCode> {
                 format!("{:016x}  [no psb in the trace: nothing to decode]", 0)
             }
         };
-        if writeln!(out, "{line}").is_err() {
+        if writeln!(out, "{}", line.trim_end()).is_err() {
             return Ok(ExitCode::SUCCESS); // stdout closed (e.g. `| head`)
         }
     }

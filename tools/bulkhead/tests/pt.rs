@@ -43,7 +43,7 @@ fn dump_lists_packets_with_offsets_and_errors() {
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     let first: Vec<&str> = out.lines().take(2).collect();
-    assert_eq!(first[0], "0000000000000000  psb       ");
+    assert_eq!(first[0], "0000000000000000  psb");
     assert!(
         first[1].starts_with("0000000000000010  mode.exec 64-bit"),
         "{}",
