@@ -142,6 +142,50 @@ impl StreamDecoder {
         self.base += piece.len() as u64;
     }
 
+    /// Decodes what the processor wrote to a ring buffer since the last
+    /// call: `ring` is the whole buffer, `written` the processor's total
+    /// byte count so far (a monotonic write position, as in perf's AUX
+    /// head). Everything between [`StreamDecoder::offset`] and `written` is
+    /// decoded, in at most two pieces around the wrap.
+    ///
+    /// Returns `Err(lost)` without decoding if the writer has lapped the
+    /// reader (more than `ring.len()` bytes unread: `lost` bytes were
+    /// overwritten); the caller resynchronises with [`StreamDecoder::skip_to`].
+    pub fn feed_ring(
+        &mut self,
+        ring: &[u8],
+        written: u64,
+        sink: impl FnMut(Event),
+    ) -> Result<(), u64> {
+        let len = ring.len() as u64;
+        let unread = written.saturating_sub(self.base);
+        if len == 0 || unread == 0 {
+            return Ok(());
+        }
+        if unread > len {
+            return Err(unread - len);
+        }
+        let start = (self.base % len) as usize;
+        let n = unread as usize;
+        let mut sink = sink;
+        if start + n <= ring.len() {
+            self.feed(&ring[start..start + n], &mut sink);
+        } else {
+            self.feed(&ring[start..], &mut sink);
+            self.feed(&ring[..start + n - ring.len()], &mut sink);
+        }
+        Ok(())
+    }
+
+    /// Continues at trace offset `offset` after data was lost (a lapped
+    /// ring buffer): drops any partial packet and scans for the next PSB.
+    pub fn skip_to(&mut self, offset: u64) {
+        if offset > self.base {
+            self.base = offset;
+            self.lose_sync();
+        }
+    }
+
     /// The trace has ended: reports a packet cut off by the end, if any.
     pub fn finish(&mut self, mut sink: impl FnMut(Event)) {
         if self.synced && self.carry_len > 0 {

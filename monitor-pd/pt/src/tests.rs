@@ -528,3 +528,45 @@ fn ovf_and_psb_reset_last_ip() {
         ]
     );
 }
+
+#[test]
+fn ring_buffer_delivery_equals_slice_and_lapping_is_reported() {
+    let t = random_trace(7, 3000);
+    let want: Vec<Decoded> = slice_items(&t)
+        .into_iter()
+        .filter_map(|i| match i {
+            Item::Packet(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let mut r = Rng::new(5);
+    let mut ring = vec![0u8; 4096];
+    let mut s = StreamDecoder::new(Config::default());
+    let mut got = Vec::new();
+    let mut written = 0usize;
+    while written < t.len() {
+        // The "processor" writes up to a ring's worth, wrapping around.
+        let n = (1 + r.below(4096) as usize).min(t.len() - written);
+        let size = ring.len();
+        for k in 0..n {
+            ring[(written + k) % size] = t[written + k];
+        }
+        written += n;
+        s.feed_ring(&ring, written as u64, |e| {
+            if let Event::Packet(d) = e {
+                got.push(d)
+            }
+        })
+        .unwrap();
+    }
+    assert_eq!(got, want);
+    // A writer that laps the reader: the loss is reported, nothing decoded.
+    let mut s = StreamDecoder::new(Config::default());
+    assert_eq!(
+        s.feed_ring(&ring, 5000, |_| panic!("decoded lapped data")),
+        Err(5000 - 4096)
+    );
+    s.skip_to(5000 - 4096 + 100);
+    assert_eq!(s.offset(), 1004);
+    assert!(!s.is_synced());
+}
