@@ -56,6 +56,21 @@ fn idx(v: u64, what: &'static str) -> Result<usize, ElfError> {
     usize::try_from(v).map_err(|_| ElfError::Truncated(what))
 }
 
+/// `base + i * size`, if that lies inside the file (so later small
+/// additions to it cannot overflow).
+fn entry(
+    file: &[u8],
+    base: usize,
+    i: usize,
+    size: usize,
+    what: &'static str,
+) -> Result<usize, ElfError> {
+    i.checked_mul(size)
+        .and_then(|o| o.checked_add(base))
+        .filter(|&h| h <= file.len())
+        .ok_or(ElfError::Truncated(what))
+}
+
 /// Reads the code image and function symbols of a 64-bit ELF file.
 pub fn parse(file: &[u8]) -> Result<CodeImage, ElfError> {
     if file.get(..4) != Some(b"\x7fELF") {
@@ -75,7 +90,7 @@ pub fn parse(file: &[u8]) -> Result<CodeImage, ElfError> {
     const P: &str = "program header table runs past the end of the file";
     let mut seg = None;
     for i in 0..phnum {
-        let h = phoff + i * phentsize;
+        let h = entry(file, phoff, i, phentsize, P)?;
         let (ty, flags) = (rd(file, h, 4, P)?, rd(file, h + 4, 4, P)?);
         if ty == 1 && flags & 1 != 0 {
             seg = Some((
@@ -102,7 +117,7 @@ pub fn parse(file: &[u8]) -> Result<CodeImage, ElfError> {
     const T: &str = "section or symbol table runs past the end of the file";
     let mut symbols = Vec::new();
     for i in 0..shnum {
-        let h = shoff + i * shentsize;
+        let h = entry(file, shoff, i, shentsize, T)?;
         if rd(file, h + 4, 4, T)? != 2 {
             continue; // not SHT_SYMTAB
         }
@@ -112,7 +127,7 @@ pub fn parse(file: &[u8]) -> Result<CodeImage, ElfError> {
             rd(file, h + 40, 4, T)? as usize,
             idx(rd(file, h + 56, 8, T)?, T)?.max(24),
         );
-        let sh = shoff + link * shentsize;
+        let sh = entry(file, shoff, link, shentsize, T)?;
         let (str_off, str_size) = (
             idx(rd(file, sh + 24, 8, T)?, T)?,
             idx(rd(file, sh + 32, 8, T)?, T)?,
@@ -121,7 +136,7 @@ pub fn parse(file: &[u8]) -> Result<CodeImage, ElfError> {
             .get(str_off..str_off.saturating_add(str_size))
             .ok_or(ElfError::Truncated(T))?;
         for k in 0..sym_size / entsize {
-            let s = sym_off + k * entsize;
+            let s = entry(file, sym_off, k, entsize, T)?;
             let (name, info, value, size) = (
                 rd(file, s, 4, T)? as usize,
                 rd(file, s + 4, 1, T)?,

@@ -399,7 +399,7 @@ impl Policy {
     pub fn symbolize(&self, ip: u64) -> Option<(&str, u64)> {
         let i = self.symbols.partition_point(|s| s.addr <= ip);
         let s = self.symbols.get(i.checked_sub(1)?)?;
-        if s.size != 0 && ip >= s.addr + s.size {
+        if s.size != 0 && ip >= s.addr.saturating_add(s.size) {
             return None;
         }
         Some((s.name.as_str(), ip - s.addr))
@@ -409,7 +409,7 @@ impl Policy {
     pub fn function_of(&self, ip: u64) -> Option<u64> {
         let i = self.symbols.partition_point(|s| s.addr <= ip);
         let s = self.symbols.get(i.checked_sub(1)?)?;
-        if s.size != 0 && ip >= s.addr + s.size {
+        if s.size != 0 && ip >= s.addr.saturating_add(s.size) {
             return None;
         }
         Some(s.addr)
