@@ -296,3 +296,61 @@ fn policy_from_elf_matches_policy_from_assembler() {
     bad[64 + 4] = 4; // segment not executable
     assert_eq!(parse(&bad), Err(ElfError::NoExecutableSegment));
 }
+
+#[test]
+fn learned_edges_earn_full_credit_under_a_strict_threshold() {
+    let p = program();
+    let mut policy = p.policy();
+    let strict = CheckConfig {
+        threshold: 80,
+        ..CheckConfig::default()
+    };
+    let run = |policy: &Policy, attack, seed| {
+        let (flows, _) = execute(&p, attack);
+        let trace = synthesize(
+            p.at("main"),
+            &flows,
+            TraceOpts {
+                seed,
+                ..TraceOpts::default()
+            },
+        );
+        let mut c = Checker::new(policy, strict);
+        c.enter_controlled();
+        c.feed(&trace);
+        c.gate()
+    };
+    // Untrained, every indirect call (credit 70) is below 80: slow path.
+    let Gate::SlowPath(w) = run(&policy, Attack::None, 1) else {
+        panic!("70 < 80 must defer")
+    };
+    assert_eq!(w.first_suspicious.unwrap().credit, 70);
+    // Train on one clean trace; a differently-timed clean run then passes.
+    let (flows, _) = execute(&p, Attack::None);
+    let training = synthesize(
+        p.at("main"),
+        &flows,
+        TraceOpts {
+            seed: 7,
+            ..TraceOpts::default()
+        },
+    );
+    let edges = bulkhead_pt::cfi::learn(&policy, &training, strict);
+    assert_eq!(
+        edges,
+        vec![
+            (p.at("call_site"), p.at("handler_a")),
+            (p.at("call_site"), p.at("handler_b"))
+        ]
+    );
+    policy.trust_edges(&edges);
+    assert_eq!(run(&policy, Attack::None, 2), Gate::Allow);
+    // Attacks are still deferred (and named by the slow path as before).
+    assert!(matches!(run(&policy, Attack::Jop, 2), Gate::SlowPath(_)));
+    assert!(matches!(run(&policy, Attack::Rop, 2), Gate::SlowPath(_)));
+    // A JOP trace used as "training" teaches nothing the rules forbid.
+    let (flows, _) = execute(&p, Attack::Jop);
+    let bad = synthesize(p.at("main"), &flows, TraceOpts::default());
+    assert!(!bulkhead_pt::cfi::learn(&policy, &bad, strict)
+        .contains(&(p.at("call_site"), p.at("handler_a") + 5)));
+}

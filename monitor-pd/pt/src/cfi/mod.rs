@@ -416,6 +416,11 @@ impl Walker {
                     None if p.is_entry(target) => 70,
                     None => 0,
                 };
+                let credit = if credit > 0 && p.is_trusted(b.ip, target) {
+                    100
+                } else {
+                    credit
+                };
                 j.edge(
                     self,
                     p,
@@ -441,6 +446,11 @@ impl Walker {
                         50
                     }
                     None => 0,
+                };
+                let credit = if credit > 0 && p.is_trusted(b.ip, target) {
+                    100
+                } else {
+                    credit
                 };
                 j.edge(
                     self,
@@ -792,6 +802,37 @@ impl Judge for SlowJudge {
         }
     }
     fn syscall(&mut self, _ip: u64, _offset: u64) {}
+}
+
+struct LearnJudge {
+    edges: Vec<(u64, u64)>,
+}
+
+impl Judge for LearnJudge {
+    fn edge(&mut self, _w: &Walker, _p: &Policy, e: Edge, _expected: Option<u64>) {
+        if matches!(e.kind, EdgeKind::IndCall | EdgeKind::IndJmp) && e.credit > 0 {
+            self.edges.push((e.source, e.target));
+        }
+    }
+    fn syscall(&mut self, _ip: u64, _offset: u64) {}
+}
+
+/// Training: the indirect call and jump edges of a known-good trace that
+/// the rules allow (sorted, without duplicates), for
+/// [`Policy::trust_edges`]. Edges the rules forbid are never learned.
+pub fn learn(policy: &Policy, trace: &[u8], cfg: CheckConfig) -> Vec<(u64, u64)> {
+    let mut walker = Walker::new(Mode::Fast, cfg.stack_frames);
+    let mut judge = LearnJudge { edges: Vec::new() };
+    for item in crate::decoder::Decoder::new(trace, cfg.decoder).items() {
+        match item {
+            crate::decoder::Item::Packet(d) => walker.packet(policy, &mut judge, &d),
+            crate::decoder::Item::Error { .. } => walker.reset(),
+            crate::decoder::Item::Skipped { .. } => {}
+        }
+    }
+    judge.edges.sort_unstable();
+    judge.edges.dedup();
+    judge.edges
 }
 
 /// What the slow path found.

@@ -101,6 +101,8 @@ pub struct Policy {
     branches: Vec<Branch>,
     symbols: Vec<Symbol>,
     site_targets: BTreeMap<u64, Vec<u64>>,
+    /// Indirect edges seen in known-good runs (sorted): full credit.
+    trusted: Vec<(u64, u64)>,
 }
 
 /// True if `i` loads RSP from somewhere other than the frame pointer.
@@ -309,6 +311,7 @@ impl Policy {
             branches,
             symbols,
             site_targets: BTreeMap::new(),
+            trusted: Vec::new(),
         })
     }
 
@@ -383,6 +386,23 @@ impl Policy {
     pub fn pivot_allowed(&self, ip: u64) -> bool {
         self.offset(ip)
             .is_some_and(|o| self.flags[o] & F_PIVOT_OK != 0)
+    }
+
+    /// Marks indirect edges (source branch, target) as trusted, e.g. those
+    /// [`crate::cfi::learn`] saw in known-good runs: they get full credit,
+    /// so a strict threshold sends only never-seen edges to the slow path.
+    /// Trust raises credit; it never makes an edge legal that the rules
+    /// forbid (the slow path still judges by the rules).
+    pub fn trust_edges(&mut self, edges: &[(u64, u64)]) {
+        self.trusted.extend_from_slice(edges);
+        self.trusted.sort_unstable();
+        self.trusted.dedup();
+    }
+
+    /// True if the edge was marked trusted.
+    #[inline]
+    pub fn is_trusted(&self, source: u64, target: u64) -> bool {
+        !self.trusted.is_empty() && self.trusted.binary_search(&(source, target)).is_ok()
     }
 
     /// The explicit target list of an indirect site, if one was given.
