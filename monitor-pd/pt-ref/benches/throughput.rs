@@ -134,10 +134,17 @@ fn main() {
         "PT packet decoding, {} MiB traces, best of {runs} by {clock}",
         size >> 20
     );
-    for (name, t) in [
-        ("realistic mix", realistic(size, 1)),
-        ("uniform mix", uniform(size, 2)),
-    ] {
+    // PT_BENCH=cfi runs only the CFI part (for profiling).
+    let only_cfi = std::env::var("PT_BENCH").is_ok_and(|v| v == "cfi");
+    let traces = if only_cfi {
+        vec![]
+    } else {
+        vec![
+            ("realistic mix", realistic(size, 1)),
+            ("uniform mix", uniform(size, 2)),
+        ]
+    };
+    for (name, t) in traces {
         // Interleaved, so load from other processes hits all three alike.
         let have_ipt = match bulkhead_pt_ref::libipt_count(&t) {
             Ok(_) => true,
