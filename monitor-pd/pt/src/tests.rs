@@ -570,3 +570,55 @@ fn ring_buffer_delivery_equals_slice_and_lapping_is_reported() {
     assert_eq!(s.offset(), 1004);
     assert!(!s.is_synced());
 }
+
+#[test]
+fn stack_pivot_classification() {
+    use crate::cfi::policy::{classify, is_stack_pivot, Kind};
+    let pivot = |bytes: &[u8]| {
+        let i =
+            iced_x86::Decoder::with_ip(64, bytes, 0x1000, iced_x86::DecoderOptions::NONE).decode();
+        assert_eq!(i.len(), bytes.len(), "{bytes:02x?} decodes whole");
+        is_stack_pivot(&i)
+    };
+    // Pivots: RSP loaded from a register or memory.
+    assert!(pivot(&[0x5c])); // pop rsp
+    assert!(pivot(&[0x48, 0x94])); // xchg rsp, rax
+    assert!(pivot(&[0x48, 0x87, 0xe0])); // xchg rax, rsp
+    assert!(pivot(&[0x48, 0x89, 0xfc])); // mov rsp, rdi
+    assert!(pivot(&[0x48, 0x8b, 0x24, 0x24])); // mov rsp, [rsp]
+    assert!(pivot(&[0x48, 0x8d, 0x60, 0x08])); // lea rsp, [rax+8]
+    assert!(pivot(&[0x48, 0x0f, 0x44, 0xe0])); // cmove rsp, rax
+                                               // Ordinary stack management is not.
+    assert!(!pivot(&[0x48, 0x89, 0xec])); // mov rsp, rbp
+    assert!(!pivot(&[0x48, 0x8d, 0x65, 0xf8])); // lea rsp, [rbp-8]
+    assert!(!pivot(&[0x48, 0x8d, 0x64, 0x24, 0x08])); // lea rsp, [rsp+8]
+    assert!(!pivot(&[0x48, 0x83, 0xc4, 0x08])); // add rsp, 8
+    assert!(!pivot(&[0x48, 0x83, 0xe4, 0xf0])); // and rsp, -16
+    assert!(!pivot(&[0xc9])); // leave
+    assert!(!pivot(&[0x55])); // push rbp
+    assert!(!pivot(&[0x48, 0x89, 0xe5])); // mov rbp, rsp
+                                          // Branch kinds.
+    let kind = |bytes: &[u8]| {
+        classify(
+            &iced_x86::Decoder::with_ip(64, bytes, 0x1000, iced_x86::DecoderOptions::NONE).decode(),
+        )
+    };
+    assert_eq!(kind(&[0xc3]), Some(Kind::Ret));
+    assert_eq!(kind(&[0xc2, 0x08, 0x00]), Some(Kind::Ret));
+    assert_eq!(kind(&[0x48, 0xcf]), Some(Kind::Far)); // iretq
+    assert_eq!(kind(&[0xff, 0xd0]), Some(Kind::IndCall));
+    assert_eq!(kind(&[0xff, 0x10]), Some(Kind::IndCall)); // call [rax]
+    assert_eq!(kind(&[0xff, 0xe0]), Some(Kind::IndJmp));
+    assert_eq!(
+        kind(&[0xe8, 0, 0, 0, 0]),
+        Some(Kind::Call { target: 0x1005 })
+    );
+    assert_eq!(kind(&[0xeb, 0xfe]), Some(Kind::Jmp { target: 0x1000 }));
+    assert_eq!(kind(&[0x74, 0x02]), Some(Kind::Cond { target: 0x1004 }));
+    assert_eq!(kind(&[0xe2, 0x00]), Some(Kind::Cond { target: 0x1002 })); // loop
+    assert_eq!(kind(&[0x0f, 0x05]), Some(Kind::Syscall));
+    assert_eq!(kind(&[0xcd, 0x80]), Some(Kind::Far)); // int 0x80
+    assert_eq!(kind(&[0xf4]), Some(Kind::Stop));
+    assert_eq!(kind(&[0x0f, 0x0b]), Some(Kind::Stop)); // ud2
+    assert_eq!(kind(&[0x90]), None);
+}

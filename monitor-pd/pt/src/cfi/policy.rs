@@ -123,9 +123,10 @@ pub fn is_stack_pivot(i: &Instruction) -> bool {
         return false;
     }
     match i.mnemonic() {
-        // Frame teardown (mov rsp, rbp / lea rsp, [rbp-n]) is the normal epilogue.
+        // Frame teardown (mov rsp, rbp / lea rsp, [rbp-n]) is the normal
+        // epilogue, and lea rsp, [rsp+n] a plain adjustment.
         Mnemonic::Mov => !(i.op1_kind() == OpKind::Register && i.op1_register() == Register::RBP),
-        Mnemonic::Lea => i.memory_base() != Register::RBP,
+        Mnemonic::Lea => !matches!(i.memory_base(), Register::RBP | Register::RSP),
         Mnemonic::Xchg | Mnemonic::Pop => true,
         m => matches!(
             m,
