@@ -211,6 +211,68 @@ pub fn ours(trace: &[u8]) -> Vec<Rec> {
     out
 }
 
+/// Our stream decoder fed `trace` in pieces cut at `cuts`, as shim records,
+/// up to and including its first error (after an error the stream decoder
+/// resumes at the next PSB by its own byte-wise search, which cannot look
+/// back into earlier pieces as libipt does).
+pub fn ours_stream_until_error(trace: &[u8], cuts: &[usize]) -> Vec<Rec> {
+    use bulkhead_pt::Event;
+    let cfg = bulkhead_pt::Config {
+        block_packets: false,
+    };
+    let mut s = bulkhead_pt::StreamDecoder::new(cfg);
+    let mut out = Vec::new();
+    let mut done = false;
+    let mut sink = |e: Event| {
+        if done {
+            return;
+        }
+        match e {
+            Event::Sync { offset } if out.is_empty() => out.push(Rec {
+                kind: 2,
+                offset,
+                ..Rec::default()
+            }),
+            Event::Sync { .. } => {}
+            Event::Packet(Decoded {
+                offset,
+                size,
+                packet,
+                ..
+            }) => {
+                let mut r = to_rec(&packet).expect("block packets are off");
+                r.offset = offset;
+                r.size = size as u32;
+                out.push(r);
+            }
+            Event::Error(e) => {
+                out.push(Rec {
+                    kind: 1,
+                    ty: pte(e.kind),
+                    offset: e.offset,
+                    ..Rec::default()
+                });
+                done = true;
+            }
+        }
+    };
+    let mut prev = 0;
+    for &c in cuts.iter().chain(std::iter::once(&trace.len())) {
+        let c = c.clamp(prev, trace.len());
+        s.feed(&trace[prev..c], &mut sink);
+        prev = c;
+    }
+    s.finish(&mut sink);
+    if out.is_empty() {
+        out.push(Rec {
+            kind: 2,
+            offset: u64::MAX,
+            ..Rec::default()
+        });
+    }
+    out
+}
+
 /// libipt's ptdump-style walk of `trace`.
 pub fn libipt_decode(trace: &[u8]) -> Result<Vec<Rec>, String> {
     ffi::decode(trace)
