@@ -160,11 +160,14 @@ impl ShadowStack {
             depth: 0,
         }
     }
+    /// Pushes `v`; false if that dropped the oldest frame (stack full).
     #[inline(always)]
-    fn push(&mut self, v: u64) {
+    fn push(&mut self, v: u64) -> bool {
         self.buf[self.top] = v;
         self.top = (self.top + 1) % self.buf.len();
+        let kept = self.depth < self.buf.len();
         self.depth = (self.depth + 1).min(self.buf.len());
+        kept
     }
     #[inline(always)]
     fn pop(&mut self) -> Option<u64> {
@@ -229,6 +232,14 @@ impl Walker {
             async_pending: false,
             offset: 0,
             instructions: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, ret: u64) {
+        if !self.stack.push(ret) {
+            // The oldest frame was dropped: returns that deep are unknown.
+            self.lost = true;
         }
     }
 
@@ -309,7 +320,7 @@ impl Walker {
                 }
                 Kind::Jmp { target } => self.ip = Some(target),
                 Kind::Call { target } => {
-                    self.stack.push(b.next);
+                    self.push(b.next);
                     self.ip = Some(target);
                 }
                 Kind::Ret if self.tnt_n > 0 => {
@@ -409,7 +420,7 @@ impl Walker {
         let off = self.offset;
         match b.kind {
             Kind::IndCall => {
-                self.stack.push(b.next);
+                self.push(b.next);
                 let credit = match p.site_targets(b.ip) {
                     Some(list) if list.binary_search(&target).is_ok() => 100,
                     Some(_) => 0,
