@@ -354,3 +354,36 @@ fn learned_edges_earn_full_credit_under_a_strict_threshold() {
     assert!(!bulkhead_pt::cfi::learn(&policy, &bad, strict)
         .contains(&(p.at("call_site"), p.at("handler_a") + 5)));
 }
+
+#[test]
+fn endless_direct_loop_is_a_desync_not_a_hang() {
+    use bulkhead_pt::cfi::{EdgeKind, Symbol};
+    use bulkhead_pt::{encode, IpPayload, Ipc, Packet};
+    // `jmp $` at the entry: following it never needs a packet.
+    let sym = Symbol {
+        name: "spin".into(),
+        addr: BASE,
+        size: 2,
+    };
+    let policy = Policy::build(BASE, vec![0xeb, 0xfe], vec![sym]).unwrap();
+    let mut trace = Vec::new();
+    let mut b = [0u8; 16];
+    for p in [
+        Packet::Psb,
+        Packet::Psbend,
+        Packet::TipPge(IpPayload {
+            ipc: Ipc::Full,
+            raw: BASE,
+        }),
+    ] {
+        let n = encode(&p, &mut b).unwrap();
+        trace.extend_from_slice(&b[..n]);
+    }
+    let mut c = Checker::new(&policy, CheckConfig::default());
+    c.enter_controlled();
+    c.feed(&trace);
+    let Gate::SlowPath(w) = c.gate() else {
+        panic!("an endless walk must be flagged")
+    };
+    assert_eq!(w.first_suspicious.unwrap().kind, EdgeKind::Desync);
+}

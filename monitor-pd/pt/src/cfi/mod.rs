@@ -215,7 +215,11 @@ trait Judge {
     fn syscall(&mut self, ip: u64, offset: u64);
 }
 
-const STEP_BUDGET: u32 = 1 << 20;
+/// Runs followed without consuming a packet (only direct jumps and calls,
+/// or pivots) before the walk gives up as a desync: real code does not chain
+/// thousands of unconditional transfers, and a bound keeps a hostile trace
+/// pointing into a `jmp $` loop from costing more than microseconds.
+const STEP_BUDGET: u32 = 1 << 12;
 
 impl Walker {
     fn new(mode: Mode, stack: usize) -> Self {
