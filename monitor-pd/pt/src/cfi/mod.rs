@@ -221,6 +221,9 @@ trait Judge {
 /// pointing into a `jmp $` loop from costing more than microseconds.
 const STEP_BUDGET: u32 = 1 << 12;
 
+/// Longest straight-line run the slow path decodes.
+const MAX_RUN: u32 = 1 << 16;
+
 impl Walker {
     fn new(mode: Mode, stack: usize) -> Self {
         Walker {
@@ -272,7 +275,9 @@ impl Walker {
                 // One instruction at a time with iced-x86, independent of the
                 // fast path's tables.
                 let mut at = ip;
-                loop {
+                // A straight run longer than this is data, not code: stop
+                // (as a desync) rather than decode megabytes per packet.
+                for _ in 0..MAX_RUN {
                     let i = p.decode_at(at)?;
                     self.instructions += 1;
                     if let Some(kind) = policy::classify(&i) {
@@ -284,6 +289,7 @@ impl Walker {
                     }
                     at = i.next_ip();
                 }
+                None
             }
         }
     }
