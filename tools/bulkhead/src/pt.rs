@@ -43,6 +43,10 @@ enum Cmd {
         /// Edges with less credit (0-100) go to the slow path.
         #[arg(long, default_value_t = 60)]
         threshold: u8,
+        /// A known-good trace of the program: the indirect edges it takes
+        /// get full credit (repeatable).
+        #[arg(long = "trust")]
+        trust: Vec<PathBuf>,
     },
 }
 
@@ -60,7 +64,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             elf,
             trace,
             threshold,
-        } => check(&elf, &trace, threshold),
+            trust,
+        } => check(&elf, &trace, threshold, &trust),
     }
 }
 
@@ -109,7 +114,12 @@ fn dump(path: &PathBuf, no_block_packets: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn check(elf: &PathBuf, trace: &PathBuf, threshold: u8) -> anyhow::Result<ExitCode> {
+fn check(
+    elf: &PathBuf,
+    trace: &PathBuf,
+    threshold: u8,
+    trust: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
     let file = read(elf, "program")?;
     let image = bulkhead_pt::elf::parse(&file)
         .map_err(|e| anyhow!("{}: {}", elf.display(), e.describe()))?;
@@ -124,6 +134,17 @@ fn check(elf: &PathBuf, trace: &PathBuf, threshold: u8) -> anyhow::Result<ExitCo
         threshold,
         ..CheckConfig::default()
     };
+    let mut policy = policy;
+    for good in trust {
+        let edges = bulkhead_pt::cfi::learn(&policy, &read(good, "known-good trace")?, cfg);
+        println!(
+            "trusting {} indirect edges seen in {}",
+            edges.len(),
+            good.display()
+        );
+        policy.trust_edges(&edges);
+    }
+    let policy = policy;
     let mut checker = Checker::new(&policy, cfg);
     checker.enter_controlled();
     checker.feed(&bytes);

@@ -116,6 +116,31 @@ fn check_passes_clean_runs_and_names_the_rop_edge() {
         assert_eq!(o.status.success(), ok, "{attack:?}: {out}");
         assert!(out.contains(&needle), "{attack:?}: {out}");
     }
+    // A strict threshold defers every indirect call; the slow path clears
+    // them. Trusting a known-good run's edges clears them in the fast path.
+    let strict = |extra: &[&std::ffi::OsStr]| {
+        let mut a = vec![
+            std::ffi::OsStr::new("check"),
+            std::ffi::OsStr::new("--threshold"),
+            std::ffi::OsStr::new("80"),
+            std::ffi::OsStr::new("--elf"),
+            exe.as_os_str(),
+        ];
+        a.extend_from_slice(extra);
+        a.push(d.join("None.pt").into_os_string().leak());
+        text(&bulkhead(&a))
+    };
+    let out = strict(&[]);
+    assert!(
+        out.contains("clean: the slow path cleared every suspicious edge"),
+        "{out}"
+    );
+    let good = d.join("None.pt");
+    let out = strict(&[std::ffi::OsStr::new("--trust"), good.as_os_str()]);
+    assert!(
+        out.contains("trusting 2 indirect edges") && out.contains("clean: no edge below credit 80"),
+        "{out}"
+    );
     let o = bulkhead(&[
         std::ffi::OsStr::new("check"),
         std::ffi::OsStr::new("--elf"),
