@@ -260,6 +260,36 @@ fn corrupt_trace_is_a_desync_not_a_pass() {
     let o = check(&policy, &trace, executed);
     assert!(matches!(o.gate, Gate::SlowPath(_)), "{:?}", o.window);
     assert!(o.slow.violation.is_some());
+    // A byte that is no packet at all: a decoding error, recorded with its
+    // offset, and the slow path calls the window unverifiable.
+    let mut trace = synthesize(
+        p.at("main"),
+        &flows,
+        TraceOpts {
+            timing: false,
+            psb_every: 1000,
+            ..TraceOpts::default()
+        },
+    );
+    let half = trace.len() as u64 / 2;
+    let at = bulkhead_pt::Decoder::new(&trace, bulkhead_pt::Config::default())
+        .items()
+        .find_map(|i| match i {
+            bulkhead_pt::Item::Packet(d)
+                if d.offset > half && matches!(d.packet, bulkhead_pt::Packet::Tnt { .. }) =>
+            {
+                Some(d.offset as usize)
+            }
+            _ => None,
+        })
+        .unwrap();
+    trace[at] = 0x05;
+    let o = check(&policy, &trace, executed);
+    assert_eq!(
+        o.window.first_decode_error.map(|e| e.offset),
+        Some(at as u64)
+    );
+    assert_eq!(o.slow.violation.unwrap().kind, ViolationKind::Desync);
 }
 
 #[test]

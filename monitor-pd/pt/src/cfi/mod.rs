@@ -624,6 +624,8 @@ pub struct Window {
     pub last_syscall: Option<u64>,
     /// Decoding errors (each also loses the flow until the next PSB).
     pub decode_errors: u32,
+    /// The first decoding error in it (trace offset and kind).
+    pub first_decode_error: Option<crate::decoder::Error>,
 }
 
 /// The fast path's answer for a held syscall.
@@ -751,9 +753,10 @@ impl<'p> Checker<'p> {
                 }
                 walker.packet(policy, &mut judge, &d);
             }
-            Event::Error(_) => {
+            Event::Error(e) => {
                 if let Some(w) = judge.window.as_deref_mut() {
                     w.decode_errors += 1;
+                    w.first_decode_error.get_or_insert(e);
                 }
                 walker.reset();
             }
