@@ -159,6 +159,9 @@ fn check(
         nsyms,
         elf.display()
     );
+    if let Some(e) = w.first_decode_error {
+        println!("first decoding error: {e}");
+    }
     if gate == Gate::Allow {
         println!("clean: no edge below credit {threshold}");
         return Ok(ExitCode::SUCCESS);
