@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod check;
+mod pt;
 
 use std::process::ExitCode;
 
@@ -23,12 +24,15 @@ struct Cli {
 enum Command {
     /// Check a system.xml (Microkit SDF) and describe it.
     Check(check::Args),
+    /// Intel Processor Trace: dump packets, check control flow.
+    Pt(pt::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Pt(args) => pt::run(args),
     };
     match result {
         Ok(code) => code,

@@ -11,6 +11,7 @@
 mod channels;
 mod host;
 mod sdf;
+mod pt;
 
 use std::process::{Command, ExitCode};
 
@@ -80,6 +81,7 @@ type Extra = fn() -> Result<()>;
 const AREAS: &[(&str, Setup, Extra)] = &[
     ("sdf", sdf::setup, sdf::extra),
     ("channels", channels::setup, channels::extra),
+    ("pt", pt::setup, pt::extra),
 ];
 
 fn run_system(args: &[String]) -> Result<()> {
