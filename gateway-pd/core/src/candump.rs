@@ -98,7 +98,7 @@ pub fn parse_line(line: &str) -> Result<Line<'_>, LineError> {
 
 fn parse_data(s: &str) -> Result<Frame, LineError> {
     let b = s.as_bytes();
-    if b.len() % 2 != 0 || b.len() > 16 {
+    if !b.len().is_multiple_of(2) || b.len() > 16 {
         return Err(LineError::Data);
     }
     let mut data = [0u8; 8];
