@@ -195,6 +195,8 @@ pub struct Signal {
     pub offset: f64,
     /// Unit, for explaining.
     pub unit: String,
+    /// Named raw values from the DBC, for explaining.
+    pub values: Vec<(i128, String)>,
 }
 
 /// A vehicle-state variable: a signal of a bus message, tracked as frames

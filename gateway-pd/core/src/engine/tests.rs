@@ -41,6 +41,7 @@ fn sig(name: &str, start: u8, size: u8, mux: Option<MuxCond>) -> Signal {
         factor: 1.0,
         offset: 0.0,
         unit: String::new(),
+        values: vec![],
     }
 }
 
