@@ -521,10 +521,12 @@ pub fn compile(path: &Path, text: &str, db: &Database) -> Result<Compiled, Vec<D
         Err(e) => {
             let at = e.span().map(|s| s.start).unwrap_or(0);
             let msg = e.message().trim().to_string();
-            let help = if msg.contains("did not match any variant") {
-                Some("signal values are a value name, a list of names, a number, or { min = .., max = .. }; ports are a number or \"lo-hi\"".into())
+            let (msg, help) = if msg.contains("untagged enum SigSpec") {
+                ("this is not a signal constraint".to_string(), Some("write a value name, a list of names, a number, or { min = .., max = .. }".to_string()))
+            } else if msg.contains("untagged enum PortsDef") {
+                ("this is not a port or port range".to_string(), Some("write a port number or a range \"lo-hi\"".to_string()))
             } else {
-                None
+                (msg, None)
             };
             return Err(vec![src.diag(Severity::Error, at, msg, help)]);
         }

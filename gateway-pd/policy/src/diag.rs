@@ -75,7 +75,7 @@ impl<'a> Source<'a> {
 /// The closest candidate to `name` by edit distance, if close enough to be
 /// a plausible typo.
 pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.len() / 3).max(1);
+    let limit = (name.len() / 3).max(2).min(name.len().saturating_sub(1));
     candidates
         .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), c))
         .filter(|(d, _)| *d <= limit)

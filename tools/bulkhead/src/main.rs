@@ -10,6 +10,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod gateway;
+
 #[derive(Parser)]
 #[command(name = "bulkhead", version, about = "The Bulkhead host tool")]
 struct Cli {
@@ -19,11 +21,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Gateway policies: check, compile, explain.
+    Gateway(gateway::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Gateway(args) => gateway::run(args),
     };
     match result {
         Ok(code) => code,
