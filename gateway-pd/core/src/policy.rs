@@ -340,7 +340,9 @@ impl Policy {
         }
         let nsig = self.signals.len();
         for (i, s) in self.signals.iter().enumerate() {
-            if s.layout.validate().is_err() {
+            // Scale and offset only explain values, but a NaN or infinite
+            // one means the file was not written by our compiler.
+            if s.layout.validate().is_err() || !s.factor.is_finite() || !s.offset.is_finite() {
                 return Err(LoadError::BadLayout(i as u16));
             }
             if let Some(m) = s.mux {
@@ -447,6 +449,17 @@ mod tests {
         let mut p = tiny();
         p.apps[0].budget.burst = 0;
         assert_eq!(p.validate(), Err(LoadError::BadRate));
+        let mut p = tiny();
+        p.signals.push(Signal {
+            name: "s".into(),
+            layout: Layout { start: 0, size: 8, order: crate::signal::ByteOrder::Intel, signed: false },
+            mux: None,
+            factor: f64::NAN,
+            offset: 0.0,
+            unit: "".into(),
+            values: vec![],
+        });
+        assert_eq!(p.validate(), Err(LoadError::BadLayout(0)));
         let mut p = tiny();
         p.rules[0].guards.push(Guard { slot: 0, lo: 0, hi: 0, negate: false });
         assert_eq!(p.validate(), Err(LoadError::BadIndex));
