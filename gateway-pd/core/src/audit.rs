@@ -43,7 +43,13 @@ pub struct AuditLog {
 impl AuditLog {
     /// An empty log holding at most `capacity` entries (allocated now).
     pub fn new(capacity: usize) -> AuditLog {
-        AuditLog { ring: Vec::with_capacity(capacity), capacity, next: 0, overwritten: 0, suppressed: 0 }
+        AuditLog {
+            ring: Vec::with_capacity(capacity),
+            capacity,
+            next: 0,
+            overwritten: 0,
+            suppressed: 0,
+        }
     }
 
     /// Records an entry (the caller has checked the rate limit).

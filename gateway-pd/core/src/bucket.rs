@@ -22,7 +22,12 @@ impl Bucket {
     /// A full bucket.
     pub fn new(rate: Rate, now_us: u64) -> Bucket {
         let cap = u64::from(rate.burst.max(1)).saturating_mul(SCALE);
-        Bucket { tokens: cap, cap, per_second: u64::from(rate.per_second), last_us: now_us }
+        Bucket {
+            tokens: cap,
+            cap,
+            per_second: u64::from(rate.per_second),
+            last_us: now_us,
+        }
     }
 
     fn refill(&mut self, now_us: u64) {
@@ -65,7 +70,13 @@ mod tests {
 
     #[test]
     fn burst_then_rate() {
-        let mut b = Bucket::new(Rate { per_second: 10, burst: 3 }, 0);
+        let mut b = Bucket::new(
+            Rate {
+                per_second: 10,
+                burst: 3,
+            },
+            0,
+        );
         assert!(b.take(0) && b.take(0) && b.take(0));
         assert!(!b.take(0));
         assert!(!b.take(99_999));
@@ -73,7 +84,13 @@ mod tests {
         // Long idle refills to the burst, not beyond.
         assert_eq!(b.available(100_000_000), 3);
         // Time going backwards adds nothing.
-        let mut c = Bucket::new(Rate { per_second: 10, burst: 1 }, 1_000);
+        let mut c = Bucket::new(
+            Rate {
+                per_second: 10,
+                burst: 1,
+            },
+            1_000,
+        );
         assert!(c.take(1_000));
         assert!(!c.take(0));
     }

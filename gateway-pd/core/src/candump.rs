@@ -49,7 +49,8 @@ fn hex_u32(s: &str) -> Option<u32> {
     if s.is_empty() || s.len() > 8 {
         return None;
     }
-    s.bytes().try_fold(0u32, |acc, c| Some(acc << 4 | u32::from(hex_digit(c)?)))
+    s.bytes()
+        .try_fold(0u32, |acc, c| Some(acc << 4 | u32::from(hex_digit(c)?)))
 }
 
 /// Parses one line.
@@ -62,9 +63,16 @@ pub fn parse_line(line: &str) -> Result<Line<'_>, LineError> {
         return Err(LineError::Timestamp);
     }
     let num = |s: &str| -> Option<u64> {
-        s.bytes().try_fold(0u64, |a, c| if c.is_ascii_digit() { Some(a * 10 + u64::from(c - b'0')) } else { None })
+        s.bytes().try_fold(0u64, |a, c| {
+            if c.is_ascii_digit() {
+                Some(a * 10 + u64::from(c - b'0'))
+            } else {
+                None
+            }
+        })
     };
-    let at_us = num(secs).ok_or(LineError::Timestamp)? * 1_000_000 + num(frac).ok_or(LineError::Timestamp)?;
+    let at_us = num(secs).ok_or(LineError::Timestamp)? * 1_000_000
+        + num(frac).ok_or(LineError::Timestamp)?;
     let mut parts = rest.split_ascii_whitespace();
     let iface = parts.next().ok_or(LineError::Interface)?;
     let body = parts.next().ok_or(LineError::Id)?;
@@ -80,20 +88,39 @@ pub fn parse_line(line: &str) -> Result<Line<'_>, LineError> {
         f.id = raw & !CAN_ERR_FLAG & MAX_EXTENDED_ID;
         f.extended = true;
         f.kind = FrameKind::Error;
-        return Ok(Line { at_us, iface, frame: f });
+        return Ok(Line {
+            at_us,
+            iface,
+            frame: f,
+        });
     }
     if (!extended && raw > 0x7FF) || raw > MAX_EXTENDED_ID {
         return Err(LineError::Id);
     }
     let mut f = if let Some(r) = data_s.strip_prefix('R') {
-        let dlc = if r.is_empty() { 0 } else { hex_u32(r).filter(|&d| d <= 8).ok_or(LineError::Data)? as u8 };
-        Frame { id: 0, extended, kind: FrameKind::Remote, dlc, len: 0, data: [0; 8] }
+        let dlc = if r.is_empty() {
+            0
+        } else {
+            hex_u32(r).filter(|&d| d <= 8).ok_or(LineError::Data)? as u8
+        };
+        Frame {
+            id: 0,
+            extended,
+            kind: FrameKind::Remote,
+            dlc,
+            len: 0,
+            data: [0; 8],
+        }
     } else {
         parse_data(data_s)?
     };
     f.id = raw;
     f.extended = extended;
-    Ok(Line { at_us, iface, frame: f })
+    Ok(Line {
+        at_us,
+        iface,
+        frame: f,
+    })
 }
 
 fn parse_data(s: &str) -> Result<Frame, LineError> {
@@ -108,12 +135,25 @@ fn parse_data(s: &str) -> Result<Frame, LineError> {
         data[i] = hi << 4 | lo;
     }
     let len = (b.len() / 2) as u8;
-    Ok(Frame { id: 0, extended: false, kind: FrameKind::Data, dlc: len, len, data })
+    Ok(Frame {
+        id: 0,
+        extended: false,
+        kind: FrameKind::Data,
+        dlc: len,
+        len,
+        data,
+    })
 }
 
 /// Writes a frame as a log line (without newline).
 pub fn write_line<W: Write>(out: &mut W, at_us: u64, iface: &str, f: &Frame) -> core::fmt::Result {
-    write!(out, "({}.{:06}) {} ", at_us / 1_000_000, at_us % 1_000_000, iface)?;
+    write!(
+        out,
+        "({}.{:06}) {} ",
+        at_us / 1_000_000,
+        at_us % 1_000_000,
+        iface
+    )?;
     match f.kind {
         FrameKind::Error => write!(out, "{:08X}#", f.id | CAN_ERR_FLAG)?,
         _ if f.extended => write!(out, "{:08X}#", f.id)?,
@@ -141,13 +181,18 @@ mod tests {
         let l = parse_line("(1436509052.249713) can0 1A3#DEADBEEF").unwrap();
         assert_eq!(l.at_us, 1_436_509_052_249_713);
         assert_eq!(l.iface, "can0");
-        assert_eq!(l.frame, Frame::data(0x1A3, false, &[0xDE, 0xAD, 0xBE, 0xEF]).unwrap());
+        assert_eq!(
+            l.frame,
+            Frame::data(0x1A3, false, &[0xDE, 0xAD, 0xBE, 0xEF]).unwrap()
+        );
         let mut s = String::new();
         write_line(&mut s, l.at_us, l.iface, &l.frame).unwrap();
         assert_eq!(s, "(1436509052.249713) can0 1A3#DEADBEEF");
 
         let e = parse_line("(0.000001) can1 12345678#").unwrap();
-        assert!(e.frame.extended && e.frame.len == 0 && e.frame.id == 0x1234_5678 & MAX_EXTENDED_ID);
+        assert!(
+            e.frame.extended && e.frame.len == 0 && e.frame.id == 0x1234_5678 & MAX_EXTENDED_ID
+        );
         let r = parse_line("(0.000001) can1 123#R").unwrap();
         assert_eq!(r.frame.kind, FrameKind::Remote);
         let err = parse_line("(0.000001) can1 20000004#0004000000000000").unwrap();
@@ -164,6 +209,9 @@ mod tests {
         assert_eq!(parse_line("(1.000000) can0 1234#00"), Err(LineError::Id));
         assert_eq!(parse_line("(1.000000) can0 123#0"), Err(LineError::Data));
         assert_eq!(parse_line("(1.000000) can0 123#0G"), Err(LineError::Data));
-        assert_eq!(parse_line("(1.000000) can0 123#000000000000000000"), Err(LineError::Data));
+        assert_eq!(
+            parse_line("(1.000000) can0 123#000000000000000000"),
+            Err(LineError::Data)
+        );
     }
 }

@@ -96,10 +96,18 @@ pub struct Decision {
 
 impl Decision {
     fn deny(rule: Option<u16>, reason: Reason) -> Decision {
-        Decision { verdict: Verdict::Deny, rule, reason }
+        Decision {
+            verdict: Verdict::Deny,
+            rule,
+            reason,
+        }
     }
     fn allow(rule: u16) -> Decision {
-        Decision { verdict: Verdict::Allow, rule: Some(rule), reason: Reason::Allowed }
+        Decision {
+            verdict: Verdict::Allow,
+            rule: Some(rule),
+            reason: Reason::Allowed,
+        }
     }
     /// True when allowed.
     pub fn allowed(&self) -> bool {
@@ -224,7 +232,13 @@ fn group<K: Ord + Copy>(mut pairs: Vec<(K, u16)>) -> (Vec<(K, Span)>, Vec<u16>) 
     for (i, (k, v)) in pairs.into_iter().enumerate() {
         match table.last_mut() {
             Some((last, span)) if *last == k => span.len += 1,
-            _ => table.push((k, Span { start: i as u32, len: 1 })),
+            _ => table.push((
+                k,
+                Span {
+                    start: i as u32,
+                    len: 1,
+                },
+            )),
         }
         items.push(v);
     }
@@ -248,7 +262,10 @@ impl Engine {
         let mut masked = Vec::with_capacity(masked_lists.len());
         let mut masked_rules = Vec::new();
         for l in masked_lists {
-            masked.push(Span { start: masked_rules.len() as u32, len: l.len() as u32 });
+            masked.push(Span {
+                start: masked_rules.len() as u32,
+                len: l.len() as u32,
+            });
             masked_rules.extend_from_slice(&l);
         }
         let obs_pairs = policy
@@ -258,11 +275,25 @@ impl Engine {
             .map(|(i, s)| (frame_key(s.id, s.extended), i as u16))
             .collect();
         let (observed, observed_slots) = group(obs_pairs);
-        let sig_need = policy.signals.iter().map(|s| s.layout.bytes_needed().unwrap_or(9)).collect();
-        let buckets = policy.rules.iter().map(|r| r.rate.map(|x| Bucket::new(x, now_us))).collect();
-        let budgets = policy.apps.iter().map(|a| Bucket::new(a.budget, now_us)).collect();
+        let sig_need = policy
+            .signals
+            .iter()
+            .map(|s| s.layout.bytes_needed().unwrap_or(9))
+            .collect();
+        let buckets = policy
+            .rules
+            .iter()
+            .map(|r| r.rate.map(|x| Bucket::new(x, now_us)))
+            .collect();
+        let budgets = policy
+            .apps
+            .iter()
+            .map(|a| Bucket::new(a.budget, now_us))
+            .collect();
         // One more audit bucket for denials not attributable to a known app.
-        let audit_buckets = (0..=policy.apps.len()).map(|_| Bucket::new(policy.audit_rate, now_us)).collect();
+        let audit_buckets = (0..=policy.apps.len())
+            .map(|_| Bucket::new(policy.audit_rate, now_us))
+            .collect();
         Ok(Engine {
             exact,
             exact_rules,
@@ -312,7 +343,10 @@ impl Engine {
     /// rules of a running application are open ([`Engine::open_l4`]), all
     /// others closed.
     pub fn on_event(&mut self, ev: AppEvent) -> Result<AppState, EventError> {
-        let st = self.apps.get_mut(usize::from(ev.app)).ok_or(EventError::UnknownApp)?;
+        let st = self
+            .apps
+            .get_mut(usize::from(ev.app))
+            .ok_or(EventError::UnknownApp)?;
         let next = match (ev.kind, *st) {
             (AppEventKind::Install, AppState::Absent) => AppState::Installed,
             (AppEventKind::Start, AppState::Installed) => AppState::Running,
@@ -337,14 +371,23 @@ impl Engine {
     }
 
     /// May `app` listen on / connect to `port`?
-    pub fn check_l4(&mut self, app: u16, proto: Proto, op: L4Op, port: u16, now_us: u64) -> Decision {
+    pub fn check_l4(
+        &mut self,
+        app: u16,
+        proto: Proto,
+        op: L4Op,
+        port: u16,
+        now_us: u64,
+    ) -> Decision {
         let d = match self.apps.get(usize::from(app)) {
             None => Decision::deny(None, Reason::UnknownApp),
             Some(AppState::Running) => self
                 .policy
                 .l4
                 .iter()
-                .position(|r| r.app == app && r.proto == proto && r.op == op && r.lo <= port && port <= r.hi)
+                .position(|r| {
+                    r.app == app && r.proto == proto && r.op == op && r.lo <= port && port <= r.hi
+                })
                 .map(|i| Decision::allow(i as u16))
                 .unwrap_or(Decision::deny(None, Reason::NoRule)),
             Some(_) => Decision::deny(None, Reason::AppNotRunning),
@@ -362,10 +405,15 @@ impl Engine {
         }
         let span = find(&self.observed, frame_key(frame.id, frame.extended));
         for &slot in slice(&self.observed_slots, span) {
-            let Some(st) = self.policy.state.get(usize::from(slot)) else { continue };
+            let Some(st) = self.policy.state.get(usize::from(slot)) else {
+                continue;
+            };
             let sig = st.signal;
             if self.present(sig, frame) {
-                if let (Some(s), Some(v)) = (self.policy.signals.get(usize::from(sig)), self.state.get_mut(usize::from(slot))) {
+                if let (Some(s), Some(v)) = (
+                    self.policy.signals.get(usize::from(sig)),
+                    self.state.get_mut(usize::from(slot)),
+                ) {
                     *v = Some((s.layout.decode(&frame.data), now_us));
                 }
             }
@@ -456,9 +504,20 @@ impl Engine {
 
     fn record(&mut self, app: u16, dir: Direction, id: u32, d: Decision, now_us: u64) {
         let idx = usize::from(app).min(self.audit_buckets.len().saturating_sub(1));
-        let ok = self.audit_buckets.get_mut(idx).map(|b| b.take(now_us)).unwrap_or(false);
+        let ok = self
+            .audit_buckets
+            .get_mut(idx)
+            .map(|b| b.take(now_us))
+            .unwrap_or(false);
         if ok {
-            self.audit.push(AuditEntry { at_us: now_us, app, dir, id, rule: d.rule, reason: d.reason });
+            self.audit.push(AuditEntry {
+                at_us: now_us,
+                app,
+                dir,
+                id,
+                rule: d.rule,
+                reason: d.reason,
+            });
         } else {
             self.audit.suppressed += 1;
         }
@@ -466,7 +525,10 @@ impl Engine {
 
     fn decide_indexed(&mut self, app: u16, dir: Dir, frame: &Frame, now_us: u64) -> Decision {
         let span = find(&self.exact, exact_key(app, dir, frame.extended, frame.id));
-        let m = self.masked.get(usize::from(app) * 2 + dir_bit(dir) as usize).copied();
+        let m = self
+            .masked
+            .get(usize::from(app) * 2 + dir_bit(dir) as usize)
+            .copied();
         let m = m.unwrap_or(Span { start: 0, len: 0 });
         // Both lists are in ascending rule order; merge them so candidates
         // are tried in file order, exactly as the linear scan does.
@@ -496,7 +558,8 @@ impl Engine {
         app: u16,
         dir: Dir,
     ) -> Decision {
-        let matching = |r: &Rule| r.app == app && r.dir == dir && r.ids.matches(frame.id, frame.extended);
+        let matching =
+            |r: &Rule| r.app == app && r.dir == dir && r.ids.matches(frame.id, frame.extended);
         for i in candidates.clone() {
             if let Some(r) = self.policy.rules.get(usize::from(i)) {
                 if r.action == Action::Deny && matching(r) {
@@ -506,7 +569,9 @@ impl Engine {
         }
         let mut first_failure: Option<Decision> = None;
         for i in candidates {
-            let Some(r) = self.policy.rules.get(usize::from(i)) else { continue };
+            let Some(r) = self.policy.rules.get(usize::from(i)) else {
+                continue;
+            };
             if r.action != Action::Allow || !matching(r) {
                 continue;
             }
@@ -574,9 +639,10 @@ impl Engine {
     fn present(&self, sig: u16, frame: &Frame) -> bool {
         let mut cur = sig;
         loop {
-            let (Some(s), Some(&need)) =
-                (self.policy.signals.get(usize::from(cur)), self.sig_need.get(usize::from(cur)))
-            else {
+            let (Some(s), Some(&need)) = (
+                self.policy.signals.get(usize::from(cur)),
+                self.sig_need.get(usize::from(cur)),
+            ) else {
                 return false;
             };
             if need > frame.len {
@@ -585,11 +651,18 @@ impl Engine {
             match s.mux {
                 None => return true,
                 Some(m) => {
-                    let Some(sw) = self.policy.signals.get(usize::from(m.switch)) else { return false };
+                    let Some(sw) = self.policy.signals.get(usize::from(m.switch)) else {
+                        return false;
+                    };
                     if usize::from(m.switch) >= usize::from(cur) {
                         return false;
                     }
-                    if self.sig_need.get(usize::from(m.switch)).copied().unwrap_or(9) > frame.len
+                    if self
+                        .sig_need
+                        .get(usize::from(m.switch))
+                        .copied()
+                        .unwrap_or(9)
+                        > frame.len
                         || sw.layout.decode(&frame.data) != i128::from(m.value)
                     {
                         return false;
@@ -635,7 +708,13 @@ mod tests;
 impl Engine {
     /// Decides a frame from `app` and hands it to `tx` only when allowed:
     /// the one path by which the PD puts an application's frame on a bus.
-    pub fn forward_send<T: FnMut(&Frame)>(&mut self, app: u16, frame: &Frame, now_us: u64, mut tx: T) -> Decision {
+    pub fn forward_send<T: FnMut(&Frame)>(
+        &mut self,
+        app: u16,
+        frame: &Frame,
+        now_us: u64,
+        mut tx: T,
+    ) -> Decision {
         let d = self.check_send(app, frame, now_us);
         if d.allowed() {
             tx(frame);

@@ -58,14 +58,25 @@ impl Frame {
     /// A data frame whose DLC matches its payload; `None` if the id does not
     /// fit its format or the payload is over 8 bytes.
     pub fn data(id: u32, extended: bool, payload: &[u8]) -> Option<Frame> {
-        let max = if extended { MAX_EXTENDED_ID } else { MAX_STANDARD_ID };
+        let max = if extended {
+            MAX_EXTENDED_ID
+        } else {
+            MAX_STANDARD_ID
+        };
         if id > max || payload.len() > 8 {
             return None;
         }
         let mut data = [0u8; 8];
         data[..payload.len()].copy_from_slice(payload);
         let len = payload.len() as u8;
-        Some(Frame { id, extended, kind: FrameKind::Data, dlc: len, len, data })
+        Some(Frame {
+            id,
+            extended,
+            kind: FrameKind::Data,
+            dlc: len,
+            len,
+            data,
+        })
     }
 
     /// The valid payload bytes.
@@ -76,7 +87,11 @@ impl Frame {
     /// True when the frame is well formed: id within its format, DLC equal
     /// to the payload length (0 for remote frames' payload), length <= 8.
     pub fn well_formed(&self) -> bool {
-        let max = if self.extended { MAX_EXTENDED_ID } else { MAX_STANDARD_ID };
+        let max = if self.extended {
+            MAX_EXTENDED_ID
+        } else {
+            MAX_STANDARD_ID
+        };
         if self.id > max || self.len > 8 || self.dlc > 8 {
             return false;
         }
@@ -128,7 +143,9 @@ impl Frame {
         if len > 8 {
             return Err(FrameError::BadLength);
         }
-        let payload = bytes.get(WIRE_HEADER..WIRE_HEADER + len).ok_or(FrameError::Truncated)?;
+        let payload = bytes
+            .get(WIRE_HEADER..WIRE_HEADER + len)
+            .ok_or(FrameError::Truncated)?;
         if bytes.len() > WIRE_HEADER + len {
             return Err(FrameError::TrailingBytes);
         }
@@ -154,9 +171,24 @@ impl Frame {
         let len = payload.len().min(8);
         let mut data = [0u8; 8];
         data[..len].copy_from_slice(&payload[..len]);
-        let kind = if f.is_remote_frame() { FrameKind::Remote } else { FrameKind::Data };
+        let kind = if f.is_remote_frame() {
+            FrameKind::Remote
+        } else {
+            FrameKind::Data
+        };
         let dlc = f.dlc().min(15) as u8;
-        Frame { id, extended, kind, dlc, len: if kind == FrameKind::Remote { 0 } else { len as u8 }, data }
+        Frame {
+            id,
+            extended,
+            kind,
+            dlc,
+            len: if kind == FrameKind::Remote {
+                0
+            } else {
+                len as u8
+            },
+            data,
+        }
     }
 }
 
@@ -178,10 +210,58 @@ mod tests {
     #[test]
     fn wire_rejects_bad_input() {
         assert_eq!(Frame::from_wire(&[0, 1, 2]), Err(FrameError::Truncated));
-        assert_eq!(Frame::from_wire(&[9, 0, 0, 0, 0, 0, 0]), Err(FrameError::BadKind));
-        assert_eq!(Frame::from_wire(&[0, 0, 0, 0, 0, 9, 9]), Err(FrameError::BadLength));
-        assert_eq!(Frame::from_wire(&[0, 0, 0, 0, 0, 2, 2, 1]), Err(FrameError::Truncated));
-        assert_eq!(Frame::from_wire(&[0, 0, 0, 0, 0, 1, 1, 1, 5]), Err(FrameError::TrailingBytes));
+        assert_eq!(
+            Frame::from_wire(&[9, 0, 0, 0, 0, 0, 0]),
+            Err(FrameError::BadKind)
+        );
+        assert_eq!(
+            Frame::from_wire(&[0, 0, 0, 0, 0, 9, 9]),
+            Err(FrameError::BadLength)
+        );
+        assert_eq!(
+            Frame::from_wire(&[0, 0, 0, 0, 0, 2, 2, 1]),
+            Err(FrameError::Truncated)
+        );
+        assert_eq!(
+            Frame::from_wire(&[0, 0, 0, 0, 0, 1, 1, 1, 5]),
+            Err(FrameError::TrailingBytes)
+        );
+    }
+
+    #[derive(Debug)]
+    struct Remote;
+    impl embedded_can::Frame for Remote {
+        fn new(_: impl Into<embedded_can::Id>, _: &[u8]) -> Option<Self> {
+            None
+        }
+        fn new_remote(_: impl Into<embedded_can::Id>, _: usize) -> Option<Self> {
+            None
+        }
+        fn is_extended(&self) -> bool {
+            true
+        }
+        fn is_remote_frame(&self) -> bool {
+            true
+        }
+        fn id(&self) -> embedded_can::Id {
+            embedded_can::ExtendedId::new(0x18DA_F110).unwrap().into()
+        }
+        fn dlc(&self) -> usize {
+            3
+        }
+        fn data(&self) -> &[u8] {
+            &[]
+        }
+    }
+
+    #[test]
+    fn from_embedded_can() {
+        let f = Frame::from_can(&Remote);
+        assert_eq!(
+            (f.id, f.extended, f.kind, f.dlc, f.len),
+            (0x18DA_F110, true, FrameKind::Remote, 3, 0)
+        );
+        assert!(f.well_formed());
     }
 
     #[test]

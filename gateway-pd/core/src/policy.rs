@@ -199,6 +199,13 @@ pub struct Signal {
     pub values: Vec<(i128, String)>,
 }
 
+impl Signal {
+    /// Physical value of a raw value (for reports; the engine compares raw values).
+    pub fn physical(&self, raw: i128) -> f64 {
+        raw as f64 * self.factor + self.offset
+    }
+}
+
 /// A vehicle-state variable: a signal of a bus message, tracked as frames
 /// are observed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -369,7 +376,9 @@ impl Policy {
                 return Err(LoadError::BadId(i));
             }
             if r.constraints.iter().any(|c| usize::from(c.signal) >= nsig)
-                || r.guards.iter().any(|g| usize::from(g.slot) >= self.state.len())
+                || r.guards
+                    .iter()
+                    .any(|g| usize::from(g.slot) >= self.state.len())
             {
                 return Err(LoadError::BadIndex);
             }
@@ -401,12 +410,22 @@ mod tests {
 
     pub(crate) fn tiny() -> Policy {
         Policy {
-            apps: vec![App { name: "a".into(), budget: Rate { per_second: 10, burst: 5 } }],
+            apps: vec![App {
+                name: "a".into(),
+                budget: Rate {
+                    per_second: 10,
+                    burst: 5,
+                },
+            }],
             rules: vec![Rule {
                 name: "r".into(),
                 app: 0,
                 dir: Dir::Send,
-                ids: IdMatch { id: 0x100, mask: 0x7FF, extended: false },
+                ids: IdMatch {
+                    id: 0x100,
+                    mask: 0x7FF,
+                    extended: false,
+                },
                 action: Action::Allow,
                 remote: false,
                 min_len: 0,
@@ -419,7 +438,10 @@ mod tests {
             l4: vec![],
             stale_after_us: 1_000_000,
             audit_capacity: 16,
-            audit_rate: Rate { per_second: 10, burst: 10 },
+            audit_rate: Rate {
+                per_second: 10,
+                burst: 10,
+            },
         }
     }
 
@@ -428,14 +450,20 @@ mod tests {
         let p = tiny();
         let b = p.to_bytes().unwrap();
         assert_eq!(Policy::from_bytes(&b), Ok(p.clone()));
-        assert_eq!(Policy::from_bytes(b"XXXX\x01\x00"), Err(LoadError::BadMagic));
+        assert_eq!(
+            Policy::from_bytes(b"XXXX\x01\x00"),
+            Err(LoadError::BadMagic)
+        );
         let mut v = b.clone();
         v[4] = 9;
         assert_eq!(Policy::from_bytes(&v), Err(LoadError::Version(9)));
         let mut t = b.clone();
         t.push(0);
         assert_eq!(Policy::from_bytes(&t), Err(LoadError::Decode));
-        assert_eq!(Policy::from_bytes(&b[..b.len() - 3]), Err(LoadError::Decode));
+        assert_eq!(
+            Policy::from_bytes(&b[..b.len() - 3]),
+            Err(LoadError::Decode)
+        );
     }
 
     #[test]
@@ -452,7 +480,12 @@ mod tests {
         let mut p = tiny();
         p.signals.push(Signal {
             name: "s".into(),
-            layout: Layout { start: 0, size: 8, order: crate::signal::ByteOrder::Intel, signed: false },
+            layout: Layout {
+                start: 0,
+                size: 8,
+                order: crate::signal::ByteOrder::Intel,
+                signed: false,
+            },
             mux: None,
             factor: f64::NAN,
             offset: 0.0,
@@ -461,7 +494,12 @@ mod tests {
         });
         assert_eq!(p.validate(), Err(LoadError::BadLayout(0)));
         let mut p = tiny();
-        p.rules[0].guards.push(Guard { slot: 0, lo: 0, hi: 0, negate: false });
+        p.rules[0].guards.push(Guard {
+            slot: 0,
+            lo: 0,
+            hi: 0,
+            negate: false,
+        });
         assert_eq!(p.validate(), Err(LoadError::BadIndex));
     }
 }

@@ -156,10 +156,20 @@ mod tests {
     use proptest::prelude::*;
 
     fn intel(start: u8, size: u8, signed: bool) -> Layout {
-        Layout { start, size, order: ByteOrder::Intel, signed }
+        Layout {
+            start,
+            size,
+            order: ByteOrder::Intel,
+            signed,
+        }
     }
     fn moto(start: u8, size: u8, signed: bool) -> Layout {
-        Layout { start, size, order: ByteOrder::Motorola, signed }
+        Layout {
+            start,
+            size,
+            order: ByteOrder::Motorola,
+            signed,
+        }
     }
 
     #[test]

@@ -32,8 +32,16 @@ impl Rng {
 fn engine(p: &gateway_core::Policy) -> Engine {
     let mut e = Engine::new(p.clone(), 0).unwrap();
     for a in 0..p.apps.len() as u16 {
-        e.on_event(AppEvent { app: a, kind: AppEventKind::Install }).unwrap();
-        e.on_event(AppEvent { app: a, kind: AppEventKind::Start }).unwrap();
+        e.on_event(AppEvent {
+            app: a,
+            kind: AppEventKind::Install,
+        })
+        .unwrap();
+        e.on_event(AppEvent {
+            app: a,
+            kind: AppEventKind::Start,
+        })
+        .unwrap();
     }
     e
 }
@@ -42,7 +50,15 @@ fn main() {
     let db = Database::load(&[common::dbc("vw_mqb.dbc")]).unwrap();
     let text = policy200::policy200(&db);
     let policy = gateway_policy::compile(Path::new("policy200.toml"), &text, &db)
-        .unwrap_or_else(|d| panic!("{}", d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")))
+        .unwrap_or_else(|d| {
+            panic!(
+                "{}",
+                d.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })
         .policy;
     assert_eq!(policy.rules.len(), 200);
 
@@ -50,7 +66,11 @@ fn main() {
     // with random payloads, from random applications, both directions;
     // every tenth a speed frame that keeps the guard's state fresh.
     let esp21 = db.by_name("ESP_21")[0];
-    let ids: Vec<(u32, bool, u8)> = db.messages.iter().map(|m| (m.id, m.extended, m.size)).collect();
+    let ids: Vec<(u32, bool, u8)> = db
+        .messages
+        .iter()
+        .map(|m| (m.id, m.extended, m.size))
+        .collect();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let n = 400_000usize;
     let mut frames = Vec::with_capacity(n);
@@ -58,13 +78,25 @@ fn main() {
         let r = rng.next();
         let frame = if k % 10 == 0 {
             let mut d = [0u8; 8];
-            esp21.signal("ESP_v_Signal").unwrap().layout.encode(i128::from((r % 5000) as u16), &mut d);
-            (u16::MAX, Dir::Receive, Frame::data(esp21.id, false, &d).unwrap())
+            esp21
+                .signal("ESP_v_Signal")
+                .unwrap()
+                .layout
+                .encode(i128::from((r % 5000) as u16), &mut d);
+            (
+                u16::MAX,
+                Dir::Receive,
+                Frame::data(esp21.id, false, &d).unwrap(),
+            )
         } else {
             let (id, ext, size) = ids[(r as usize >> 8) % ids.len()];
             let data = rng.next().to_le_bytes();
             let dir = if r & 1 == 0 { Dir::Send } else { Dir::Receive };
-            ((r >> 1) as u16 % 4, dir, Frame::data(id, ext, &data[..usize::from(size)]).unwrap())
+            (
+                (r >> 1) as u16 % 4,
+                dir,
+                Frame::data(id, ext, &data[..usize::from(size)]).unwrap(),
+            )
         };
         frames.push(frame);
     }
@@ -99,7 +131,13 @@ fn main() {
     let decisions = frames.iter().filter(|f| f.0 != u16::MAX).count() as f64;
     let (r_index, r_linear) = (decisions / t_index, decisions / t_linear);
     println!("gateway decisions: 200-rule policy over vw_mqb.dbc, {decisions} decisions ({a_index} allowed)");
-    println!("  indexed engine : {r_index:>12.0} decisions/s  ({:.0} x 8,800 frames/s)", r_index / BUS_FRAMES_PER_SEC);
-    println!("  linear scan    : {r_linear:>12.0} decisions/s  ({:.0} x 8,800 frames/s)", r_linear / BUS_FRAMES_PER_SEC);
+    println!(
+        "  indexed engine : {r_index:>12.0} decisions/s  ({:.0} x 8,800 frames/s)",
+        r_index / BUS_FRAMES_PER_SEC
+    );
+    println!(
+        "  linear scan    : {r_linear:>12.0} decisions/s  ({:.0} x 8,800 frames/s)",
+        r_linear / BUS_FRAMES_PER_SEC
+    );
     println!("  index speed-up : {:.1} x", r_index / r_linear);
 }

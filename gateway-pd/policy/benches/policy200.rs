@@ -10,20 +10,48 @@ use gateway_policy::dbc::Database;
 
 /// The policy text and the messages it uses.
 pub fn policy200(db: &Database) -> String {
-    let msgs: Vec<_> = db.messages.iter().filter(|m| !m.signals.is_empty()).take(96).collect();
-    assert!(msgs.len() == 96, "VW MQB DBC has fewer messages than expected");
+    let msgs: Vec<_> = db
+        .messages
+        .iter()
+        .filter(|m| !m.signals.is_empty())
+        .take(96)
+        .collect();
+    assert!(
+        msgs.len() == 96,
+        "VW MQB DBC has fewer messages than expected"
+    );
     let mut t = String::from("[gateway]\nstale_after_ms = 500\n\n");
     for a in 0..4 {
-        let _ = writeln!(t, "[[app]]\nname = \"app{a}\"\nbudget = {{ per_second = 100000, burst = 1000 }}\n");
+        let _ = writeln!(
+            t,
+            "[[app]]\nname = \"app{a}\"\nbudget = {{ per_second = 100000, burst = 1000 }}\n"
+        );
     }
     let mut n = 0;
     for (i, m) in msgs.iter().enumerate() {
         for dir in ["send", "receive"] {
-            let _ = writeln!(t, "[[can]]\nname = \"r{n}\"\napp = \"app{}\"\ndir = \"{dir}\"\nmessage = \"{}\"", i % 4, m.name);
+            let _ = writeln!(
+                t,
+                "[[can]]\nname = \"r{n}\"\napp = \"app{}\"\ndir = \"{dir}\"\nmessage = \"{}\"",
+                i % 4,
+                m.name
+            );
             if dir == "send" {
-                if let Some(s) = m.signals.iter().find(|s| s.mux_value.is_none() && !s.is_switch && s.factor > 0.0 && s.layout.size <= 32 && s.layout.size >= 2) {
+                if let Some(s) = m.signals.iter().find(|s| {
+                    s.mux_value.is_none()
+                        && !s.is_switch
+                        && s.factor > 0.0
+                        && s.layout.size <= 32
+                        && s.layout.size >= 2
+                }) {
                     let (lo, hi) = s.layout.raw_bounds();
-                    let _ = writeln!(t, "signals = {{ {} = {{ min = {:?}, max = {:?} }} }}", s.name, s.physical(lo), s.physical((lo + hi) / 2));
+                    let _ = writeln!(
+                        t,
+                        "signals = {{ {} = {{ min = {:?}, max = {:?} }} }}",
+                        s.name,
+                        s.physical(lo),
+                        s.physical((lo + hi) / 2)
+                    );
                 }
                 if i % 3 == 0 && m.name != "ESP_21" {
                     let _ = writeln!(t, "when = [\"ESP_21.ESP_v_Signal < 30\"]");
@@ -37,7 +65,12 @@ pub fn policy200(db: &Database) -> String {
         }
     }
     for k in 0..8 {
-        let _ = writeln!(t, "[[can]]\nname = \"r{n}\"\napp = \"app{}\"\ndir = \"send\"\nid = {:#X}\nmask = 0x7F8\n", k % 4, 0x700 + k * 8);
+        let _ = writeln!(
+            t,
+            "[[can]]\nname = \"r{n}\"\napp = \"app{}\"\ndir = \"send\"\nid = {:#X}\nmask = 0x7F8\n",
+            k % 4,
+            0x700 + k * 8
+        );
         n += 1;
     }
     assert_eq!(n, 200);

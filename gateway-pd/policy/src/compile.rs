@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use gateway_core::policy::{
-    Action, Allowed, App, Constraint, Dir, Guard, IdMatch, L4Op, L4Rule, Policy, Proto, Rate, Rule, Signal,
-    StateSlot,
+    Action, Allowed, App, Constraint, Dir, Guard, IdMatch, L4Op, L4Rule, Policy, Proto, Rate, Rule,
+    Signal, StateSlot,
 };
 use gateway_core::signal::MuxCond;
 use serde::Deserialize;
@@ -20,9 +20,15 @@ use crate::dbc::{Database, DbcMessage, DbcSignal};
 use crate::diag::{suggest, Diag, Severity, Source};
 
 /// Budget of an application that does not declare one (frames/s, burst).
-pub const DEFAULT_BUDGET: Rate = Rate { per_second: 500, burst: 50 };
+pub const DEFAULT_BUDGET: Rate = Rate {
+    per_second: 500,
+    burst: 50,
+};
 /// Default audit rate per application.
-pub const DEFAULT_AUDIT_RATE: Rate = Rate { per_second: 20, burst: 20 };
+pub const DEFAULT_AUDIT_RATE: Rate = Rate {
+    per_second: 20,
+    burst: 20,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -166,7 +172,11 @@ impl Ctx<'_> {
     }
 
     fn msg_index(&self, m: &DbcMessage) -> usize {
-        self.db.messages.iter().position(|x| std::ptr::eq(x, m)).unwrap_or(usize::MAX)
+        self.db
+            .messages
+            .iter()
+            .position(|x| std::ptr::eq(x, m))
+            .unwrap_or(usize::MAX)
     }
 
     /// Index of a signal in the compiled table, adding it (and its
@@ -177,7 +187,10 @@ impl Ctx<'_> {
             return i;
         }
         let mux = match (s.mux_value, m.switch()) {
-            (Some(value), Some(sw)) if sw.name != s.name => Some(MuxCond { switch: self.intern(m, sw), value }),
+            (Some(value), Some(sw)) if sw.name != s.name => Some(MuxCond {
+                switch: self.intern(m, sw),
+                value,
+            }),
             _ => None,
         };
         let i = self.signals.len() as u16;
@@ -200,14 +213,21 @@ impl Ctx<'_> {
             return i;
         }
         let i = self.state.len() as u16;
-        self.state.push(StateSlot { signal: sig, id: m.id, extended: m.extended });
+        self.state.push(StateSlot {
+            signal: sig,
+            id: m.id,
+            extended: m.extended,
+        });
         self.slot_index.insert(sig, i);
         i
     }
 }
 
 fn rate(r: RateDef) -> Rate {
-    Rate { per_second: r.per_second, burst: r.burst }
+    Rate {
+        per_second: r.per_second,
+        burst: r.burst,
+    }
 }
 
 fn check_rate(cx: &mut Ctx, r: &Spanned<RateDef>, what: &str) -> Rate {
@@ -249,7 +269,11 @@ fn phys(s: &DbcSignal, v: f64) -> String {
 }
 
 /// Resolves `Message.Signal` or a signal name unique across the databases.
-fn resolve_signal<'d>(cx: &mut Ctx<'d>, at: usize, name: &str) -> Option<(&'d DbcMessage, &'d DbcSignal)> {
+fn resolve_signal<'d>(
+    cx: &mut Ctx<'d>,
+    at: usize,
+    name: &str,
+) -> Option<(&'d DbcMessage, &'d DbcSignal)> {
     let db = cx.db;
     if let Some((mn, sn)) = name.split_once('.') {
         let msgs = db.by_name(mn);
@@ -268,18 +292,27 @@ fn resolve_signal<'d>(cx: &mut Ctx<'d>, at: usize, name: &str) -> Option<(&'d Db
             }
         }
     } else {
-        let found: Vec<(&DbcMessage, &DbcSignal)> =
-            db.messages.iter().filter_map(|m| m.signal(name).map(|s| (m, s))).collect();
+        let found: Vec<(&DbcMessage, &DbcSignal)> = db
+            .messages
+            .iter()
+            .filter_map(|m| m.signal(name).map(|s| (m, s)))
+            .collect();
         match found.len() {
             1 => Some(found[0]),
             0 => {
-                let all = db.messages.iter().flat_map(|m| m.signals.iter().map(|s| s.name.as_str()));
+                let all = db
+                    .messages
+                    .iter()
+                    .flat_map(|m| m.signals.iter().map(|s| s.name.as_str()));
                 let help = suggest(name, all).map(|s| format!("did you mean `{s}`?"));
                 cx.err(at, format!("unknown signal `{name}`"), help);
                 None
             }
             _ => {
-                let msgs: Vec<String> = found.iter().map(|(m, _)| format!("`{}.{name}`", m.name)).collect();
+                let msgs: Vec<String> = found
+                    .iter()
+                    .map(|(m, _)| format!("`{}.{name}`", m.name))
+                    .collect();
                 cx.err(
                     at,
                     format!("signal `{name}` is in several messages"),
@@ -295,8 +328,18 @@ fn resolve_signal<'d>(cx: &mut Ctx<'d>, at: usize, name: &str) -> Option<(&'d Db
 fn guard(cx: &mut Ctx, g: &Spanned<String>) -> Option<Guard> {
     let at = g.span().start;
     let text = g.get_ref().trim();
-    let ops = [("==", Op::Eq), ("!=", Op::Ne), ("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)];
-    let found = ops.iter().filter_map(|(t, o)| text.find(t).map(|i| (i, *t, *o))).min_by_key(|x| (x.0, -(x.1.len() as i32)));
+    let ops = [
+        ("==", Op::Eq),
+        ("!=", Op::Ne),
+        ("<=", Op::Le),
+        (">=", Op::Ge),
+        ("<", Op::Lt),
+        (">", Op::Gt),
+    ];
+    let found = ops
+        .iter()
+        .filter_map(|(t, o)| text.find(t).map(|i| (i, *t, *o)))
+        .min_by_key(|x| (x.0, -(x.1.len() as i32)));
     let Some((i, tok, op)) = found else {
         cx.err(
             at,
@@ -305,9 +348,16 @@ fn guard(cx: &mut Ctx, g: &Spanned<String>) -> Option<Guard> {
         );
         return None;
     };
-    let (name, value) = (text[..i].trim(), text[i + tok.len()..].trim().trim_matches('"'));
+    let (name, value) = (
+        text[..i].trim(),
+        text[i + tok.len()..].trim().trim_matches('"'),
+    );
     if name.is_empty() || value.is_empty() {
-        cx.err(at, format!("guard `{text}` needs a signal and a value"), None);
+        cx.err(
+            at,
+            format!("guard `{text}` needs a signal and a value"),
+            None,
+        );
         return None;
     }
     let (m, s) = resolve_signal(cx, at, name)?;
@@ -315,7 +365,11 @@ fn guard(cx: &mut Ctx, g: &Spanned<String>) -> Option<Guard> {
     let (op, r, named) = match value.parse::<f64>() {
         Ok(v) => {
             if s.factor == 0.0 {
-                cx.err(at, format!("signal `{name}` has factor 0 in its DBC file; it cannot be compared"), None);
+                cx.err(
+                    at,
+                    format!("signal `{name}` has factor 0 in its DBC file; it cannot be compared"),
+                    None,
+                );
                 return None;
             }
             let r = (v - s.offset) / s.factor;
@@ -330,7 +384,11 @@ fn guard(cx: &mut Ctx, g: &Spanned<String>) -> Option<Guard> {
                 } else {
                     format!("named values of `{name}`: {}", names.join(", "))
                 };
-                cx.err(at, format!("`{value}` is neither a number nor a value name of `{name}`"), Some(help));
+                cx.err(
+                    at,
+                    format!("`{value}` is neither a number nor a value name of `{name}`"),
+                    Some(help),
+                );
                 return None;
             }
         },
@@ -343,28 +401,60 @@ fn guard(cx: &mut Ctx, g: &Spanned<String>) -> Option<Guard> {
     };
     if op == Op::Ne {
         if lo > hi {
-            cx.warn(at, format!("guard `{text}` always holds: `{name}` can never equal {value}"), None);
+            cx.warn(
+                at,
+                format!("guard `{text}` always holds: `{name}` can never equal {value}"),
+                None,
+            );
         }
     } else if lo > hi {
         let why = if named || op == Op::Eq {
-            format!("`{name}` can never be {value} (it holds {} to {} in steps of {})", phys(s, pmin), phys(s, pmax), s.factor.abs())
+            format!(
+                "`{name}` can never be {value} (it holds {} to {} in steps of {})",
+                phys(s, pmin),
+                phys(s, pmax),
+                s.factor.abs()
+            )
         } else {
             format!("`{name}` only holds {} to {}", phys(s, pmin), phys(s, pmax))
         };
-        cx.err(at, format!("guard `{text}` can never hold: {why}"), Some("fix the value or remove the guard".into()));
+        cx.err(
+            at,
+            format!("guard `{text}` can never hold: {why}"),
+            Some("fix the value or remove the guard".into()),
+        );
         return None;
     } else if lo == bmin && hi == bmax {
-        cx.warn(at, format!("guard `{text}` always holds for every value `{name}` can take"), None);
+        cx.warn(
+            at,
+            format!("guard `{text}` always holds for every value `{name}` can take"),
+            None,
+        );
     }
     let slot = cx.slot(m, s);
-    Some(Guard { slot, lo, hi, negate: op == Op::Ne })
+    Some(Guard {
+        slot,
+        lo,
+        hi,
+        negate: op == Op::Ne,
+    })
 }
 
-fn constraint(cx: &mut Ctx, m: &DbcMessage, sname: &str, spec: &Spanned<SigSpec>) -> Option<Constraint> {
+fn constraint(
+    cx: &mut Ctx,
+    m: &DbcMessage,
+    sname: &str,
+    spec: &Spanned<SigSpec>,
+) -> Option<Constraint> {
     let at = spec.span().start;
     let Some(s) = m.signal(sname) else {
-        let help = suggest(sname, m.signals.iter().map(|s| s.name.as_str())).map(|x| format!("did you mean `{x}`?"));
-        cx.err(at, format!("message `{}` has no signal `{sname}`", m.name), help);
+        let help = suggest(sname, m.signals.iter().map(|s| s.name.as_str()))
+            .map(|x| format!("did you mean `{x}`?"));
+        cx.err(
+            at,
+            format!("message `{}` has no signal `{sname}`", m.name),
+            help,
+        );
         return None;
     };
     let (bmin, bmax) = s.layout.raw_bounds();
@@ -382,13 +472,21 @@ fn constraint(cx: &mut Ctx, m: &DbcMessage, sname: &str, spec: &Spanned<SigSpec>
             match s.value_named(n) {
                 Some(v) => raws.push(v),
                 None => {
-                    cx.err(at, format!("`{n}` is not a value name of `{}.{sname}`", m.name), Some(names_help()));
+                    cx.err(
+                        at,
+                        format!("`{n}` is not a value name of `{}.{sname}`", m.name),
+                        Some(names_help()),
+                    );
                     return None;
                 }
             }
         }
         if raws.is_empty() {
-            cx.err(at, format!("an empty list allows no value of `{sname}`"), Some("remove the rule instead".into()));
+            cx.err(
+                at,
+                format!("an empty list allows no value of `{sname}`"),
+                Some("remove the rule instead".into()),
+            );
             return None;
         }
         Some(Allowed::OneOf(raws))
@@ -398,29 +496,52 @@ fn constraint(cx: &mut Ctx, m: &DbcMessage, sname: &str, spec: &Spanned<SigSpec>
         SigSpec::Names(ns) => by_names(cx, ns)?,
         SigSpec::Number(v) => {
             if s.factor == 0.0 {
-                cx.err(at, format!("signal `{sname}` has factor 0 in its DBC file"), None);
+                cx.err(
+                    at,
+                    format!("signal `{sname}` has factor 0 in its DBC file"),
+                    None,
+                );
                 return None;
             }
             let r = (v - s.offset) / s.factor;
             let (lo, hi) = raw_range(Op::Eq, r);
             if lo > hi || lo < bmin || hi > bmax {
-                cx.err(at, format!("`{sname}` can never be exactly {}", phys(s, *v)), Some(format!("its resolution is {}", s.factor.abs())));
+                cx.err(
+                    at,
+                    format!("`{sname}` can never be exactly {}", phys(s, *v)),
+                    Some(format!("its resolution is {}", s.factor.abs())),
+                );
                 return None;
             }
             Allowed::Range { lo, hi }
         }
         SigSpec::Range(RangeDef { min, max }) => {
             if s.factor == 0.0 {
-                cx.err(at, format!("signal `{sname}` has factor 0 in its DBC file"), None);
+                cx.err(
+                    at,
+                    format!("signal `{sname}` has factor 0 in its DBC file"),
+                    None,
+                );
                 return None;
             }
-            let (pmin, pmax) = (min.unwrap_or(f64::NEG_INFINITY), max.unwrap_or(f64::INFINITY));
+            let (pmin, pmax) = (
+                min.unwrap_or(f64::NEG_INFINITY),
+                max.unwrap_or(f64::INFINITY),
+            );
             if pmin > pmax {
-                cx.err(at, format!("min {pmin} is above max {pmax}"), Some("swap them".into()));
+                cx.err(
+                    at,
+                    format!("min {pmin} is above max {pmax}"),
+                    Some("swap them".into()),
+                );
                 return None;
             }
             let (mut lo, mut hi) = (bmin, bmax);
-            let ops = if s.factor > 0.0 { (Op::Ge, Op::Le) } else { (Op::Le, Op::Ge) };
+            let ops = if s.factor > 0.0 {
+                (Op::Ge, Op::Le)
+            } else {
+                (Op::Le, Op::Ge)
+            };
             if pmin.is_finite() {
                 let (a, b) = raw_range(ops.0, (pmin - s.offset) / s.factor);
                 lo = lo.max(a);
@@ -435,7 +556,11 @@ fn constraint(cx: &mut Ctx, m: &DbcMessage, sname: &str, spec: &Spanned<SigSpec>
                 let (a, b) = (s.physical(bmin), s.physical(bmax));
                 cx.err(
                     at,
-                    format!("no value of `{sname}` lies in {pmin}..={pmax}: it holds {} to {}", phys(s, a.min(b)), phys(s, a.max(b))),
+                    format!(
+                        "no value of `{sname}` lies in {pmin}..={pmax}: it holds {} to {}",
+                        phys(s, a.min(b)),
+                        phys(s, a.max(b))
+                    ),
                     Some("fix the range".into()),
                 );
                 return None;
@@ -451,34 +576,77 @@ fn ids(cx: &mut Ctx, c: &CanDef) -> Option<(IdMatch, u8, Option<&'static str>)> 
     let ext_flag = c.extended.as_ref().map(|e| *e.get_ref());
     match (&c.message, &c.id) {
         (Some(_), Some(id)) => {
-            cx.err(id.span().start, "a rule names either a `message` or an `id`, not both".into(), Some("remove `id`".into()));
+            cx.err(
+                id.span().start,
+                "a rule names either a `message` or an `id`, not both".into(),
+                Some("remove `id`".into()),
+            );
             None
         }
         (None, None) => {
-            cx.err(c.name.span().start, format!("rule `{}` matches nothing", c.name.get_ref()), Some("add `message = \"NAME\"` (from a DBC) or `id = 0x...`".into()));
+            cx.err(
+                c.name.span().start,
+                format!("rule `{}` matches nothing", c.name.get_ref()),
+                Some("add `message = \"NAME\"` (from a DBC) or `id = 0x...`".into()),
+            );
             None
         }
         (Some(mname), None) => {
             if let Some(mask) = &c.mask {
-                cx.err(mask.span().start, "`mask` goes with `id`, not `message`".into(), Some("use `id` and `mask` for a range of ids".into()));
+                cx.err(
+                    mask.span().start,
+                    "`mask` goes with `id`, not `message`".into(),
+                    Some("use `id` and `mask` for a range of ids".into()),
+                );
             }
             let msgs = cx.db.by_name(mname.get_ref());
             let Some(m) = msgs.first() else {
-                let help = suggest(mname.get_ref(), cx.db.names()).map(|s| format!("did you mean `{s}`?"));
+                let help =
+                    suggest(mname.get_ref(), cx.db.names()).map(|s| format!("did you mean `{s}`?"));
                 let help = help.or_else(|| Some("check the DBC files given with --dbc".into()));
-                cx.err(mname.span().start, format!("unknown message `{}`", mname.get_ref()), help);
+                cx.err(
+                    mname.span().start,
+                    format!("unknown message `{}`", mname.get_ref()),
+                    help,
+                );
                 return None;
             };
-            if msgs.iter().any(|x| x.id != m.id || x.extended != m.extended) {
-                cx.err(mname.span().start, format!("message `{}` has different ids in different DBC files", m.name), Some("give only one of those DBC files, or use `id`".into()));
+            if msgs
+                .iter()
+                .any(|x| x.id != m.id || x.extended != m.extended)
+            {
+                cx.err(
+                    mname.span().start,
+                    format!(
+                        "message `{}` has different ids in different DBC files",
+                        m.name
+                    ),
+                    Some("give only one of those DBC files, or use `id`".into()),
+                );
                 return None;
             }
             if let Some(e) = ext_flag {
                 if e != m.extended {
-                    cx.err(c.extended.as_ref().map(|x| x.span().start).unwrap_or(0), format!("message `{}` is {} in its DBC", m.name, if m.extended { "extended" } else { "standard" }), Some("remove `extended`".into()));
+                    cx.err(
+                        c.extended.as_ref().map(|x| x.span().start).unwrap_or(0),
+                        format!(
+                            "message `{}` is {} in its DBC",
+                            m.name,
+                            if m.extended { "extended" } else { "standard" }
+                        ),
+                        Some("remove `extended`".into()),
+                    );
                 }
             }
-            Some((IdMatch { id: m.id, mask: IdMatch::full_mask(m.extended), extended: m.extended }, m.size, None))
+            Some((
+                IdMatch {
+                    id: m.id,
+                    mask: IdMatch::full_mask(m.extended),
+                    extended: m.extended,
+                },
+                m.size,
+                None,
+            ))
         }
         (None, Some(id)) => {
             let extended = ext_flag.unwrap_or(false);
@@ -488,9 +656,16 @@ fn ids(cx: &mut Ctx, c: &CanDef) -> Option<(IdMatch, u8, Option<&'static str>)> 
                 let help = if !extended && v > 0 && v <= i64::from(IdMatch::full_mask(true)) {
                     "add `extended = true` for a 29-bit id".to_string()
                 } else {
-                    format!("{} ids go up to {full:#X}", if extended { "extended" } else { "standard" })
+                    format!(
+                        "{} ids go up to {full:#X}",
+                        if extended { "extended" } else { "standard" }
+                    )
                 };
-                cx.err(id.span().start, format!("id {v:#X} is out of range"), Some(help));
+                cx.err(
+                    id.span().start,
+                    format!("id {v:#X} is out of range"),
+                    Some(help),
+                );
                 return None;
             }
             let mask = match &c.mask {
@@ -498,7 +673,14 @@ fn ids(cx: &mut Ctx, c: &CanDef) -> Option<(IdMatch, u8, Option<&'static str>)> 
                 Some(mk) => {
                     let mv = *mk.get_ref();
                     if mv < 0 || mv > i64::from(full) {
-                        cx.err(mk.span().start, format!("mask {mv:#X} has bits outside a {}-bit id", if extended { 29 } else { 11 }), Some(format!("keep it within {full:#X}")));
+                        cx.err(
+                            mk.span().start,
+                            format!(
+                                "mask {mv:#X} has bits outside a {}-bit id",
+                                if extended { 29 } else { 11 }
+                            ),
+                            Some(format!("keep it within {full:#X}")),
+                        );
                         return None;
                     }
                     mv as u32
@@ -506,9 +688,21 @@ fn ids(cx: &mut Ctx, c: &CanDef) -> Option<(IdMatch, u8, Option<&'static str>)> 
             };
             let v = v as u32;
             if v & !mask != 0 {
-                cx.warn(id.span().start, format!("id {v:#X} has bits outside mask {mask:#X}; they are ignored"), Some(format!("write id = {:#X}", v & mask)));
+                cx.warn(
+                    id.span().start,
+                    format!("id {v:#X} has bits outside mask {mask:#X}; they are ignored"),
+                    Some(format!("write id = {:#X}", v & mask)),
+                );
             }
-            Some((IdMatch { id: v & mask, mask, extended }, 0, None))
+            Some((
+                IdMatch {
+                    id: v & mask,
+                    mask,
+                    extended,
+                },
+                0,
+                None,
+            ))
         }
     }
 }
@@ -522,9 +716,18 @@ pub fn compile(path: &Path, text: &str, db: &Database) -> Result<Compiled, Vec<D
             let at = e.span().map(|s| s.start).unwrap_or(0);
             let msg = e.message().trim().to_string();
             let (msg, help) = if msg.contains("untagged enum SigSpec") {
-                ("this is not a signal constraint".to_string(), Some("write a value name, a list of names, a number, or { min = .., max = .. }".to_string()))
+                (
+                    "this is not a signal constraint".to_string(),
+                    Some(
+                        "write a value name, a list of names, a number, or { min = .., max = .. }"
+                            .to_string(),
+                    ),
+                )
             } else if msg.contains("untagged enum PortsDef") {
-                ("this is not a port or port range".to_string(), Some("write a port number or a range \"lo-hi\"".to_string()))
+                (
+                    "this is not a port or port range".to_string(),
+                    Some("write a port number or a range \"lo-hi\"".to_string()),
+                )
             } else {
                 (msg, None)
             };
@@ -549,10 +752,18 @@ pub fn compile(path: &Path, text: &str, db: &Database) -> Result<Compiled, Vec<D
         let name = a.name.get_ref().clone();
         if let Some((_, first)) = app_names.get(&name) {
             let line = cx.src.line_col(*first).0;
-            cx.err(a.name.span().start, format!("application `{name}` is declared twice (first on line {line})"), Some("rename or merge them".into()));
+            cx.err(
+                a.name.span().start,
+                format!("application `{name}` is declared twice (first on line {line})"),
+                Some("rename or merge them".into()),
+            );
             continue;
         }
-        let budget = a.budget.as_ref().map(|b| check_rate(&mut cx, b, "budget")).unwrap_or(DEFAULT_BUDGET);
+        let budget = a
+            .budget
+            .as_ref()
+            .map(|b| check_rate(&mut cx, b, "budget"))
+            .unwrap_or(DEFAULT_BUDGET);
         app_names.insert(name.clone(), (apps.len() as u16, a.name.span().start));
         apps.push(App { name, budget });
     }
@@ -563,7 +774,11 @@ pub fn compile(path: &Path, text: &str, db: &Database) -> Result<Compiled, Vec<D
                 let help = suggest(n.get_ref(), app_names.keys().map(|s| s.as_str()))
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| format!("declare it: [[app]] name = \"{}\"", n.get_ref()));
-                cx.err(n.span().start, format!("unknown application `{}`", n.get_ref()), Some(help));
+                cx.err(
+                    n.span().start,
+                    format!("unknown application `{}`", n.get_ref()),
+                    Some(help),
+                );
                 None
             }
         }
@@ -579,7 +794,14 @@ pub fn compile(path: &Path, text: &str, db: &Database) -> Result<Compiled, Vec<D
         let at = c.name.span().start;
         if let Some(first) = rule_names.get(c.name.get_ref()) {
             let line = cx.src.line_col(*first).0;
-            cx.err(at, format!("rule name `{}` is used twice (first on line {line})", c.name.get_ref()), Some("give each rule its own name: audit entries and --explain use it".into()));
+            cx.err(
+                at,
+                format!(
+                    "rule name `{}` is used twice (first on line {line})",
+                    c.name.get_ref()
+                ),
+                Some("give each rule its own name: audit entries and --explain use it".into()),
+            );
         }
         rule_names.insert(c.name.get_ref().clone(), at);
         let app = app_of(&mut cx, &c.app);
@@ -587,7 +809,14 @@ pub fn compile(path: &Path, text: &str, db: &Database) -> Result<Compiled, Vec<D
             "send" => Some(Dir::Send),
             "receive" => Some(Dir::Receive),
             other => {
-                cx.err(c.dir.span().start, format!("unknown direction `{other}`"), Some("use \"send\" (application to bus) or \"receive\" (bus to application)".into()));
+                cx.err(
+                    c.dir.span().start,
+                    format!("unknown direction `{other}`"),
+                    Some(
+                        "use \"send\" (application to bus) or \"receive\" (bus to application)"
+                            .into(),
+                    ),
+                );
                 None
             }
         };
@@ -595,17 +824,28 @@ pub fn compile(path: &Path, text: &str, db: &Database) -> Result<Compiled, Vec<D
             None | Some("allow") => Some(Action::Allow),
             Some("deny") => Some(Action::Deny),
             Some(other) => {
-                cx.err(c.action.as_ref().map(|a| a.span().start).unwrap_or(at), format!("unknown action `{other}`"), Some("use \"allow\" or \"deny\"".into()));
+                cx.err(
+                    c.action.as_ref().map(|a| a.span().start).unwrap_or(at),
+                    format!("unknown action `{other}`"),
+                    Some("use \"allow\" or \"deny\"".into()),
+                );
                 None
             }
         };
         let idm = ids(&mut cx, c);
-        let message = c.message.as_ref().and_then(|m| cx.db.by_name(m.get_ref()).first().copied());
+        let message = c
+            .message
+            .as_ref()
+            .and_then(|m| cx.db.by_name(m.get_ref()).first().copied());
         let mut constraints = Vec::new();
         for (sname, spec) in &c.signals {
             match message {
                 Some(m) => constraints.extend(constraint(&mut cx, m, sname, spec)),
-                None if c.message.is_none() => cx.err(spec.span().start, "signal constraints need the rule to name a DBC `message`".into(), Some("replace `id` with `message = \"NAME\"`".into())),
+                None if c.message.is_none() => cx.err(
+                    spec.span().start,
+                    "signal constraints need the rule to name a DBC `message`".into(),
+                    Some("replace `id` with `message = \"NAME\"`".into()),
+                ),
                 None => {}
             }
         }
@@ -621,16 +861,29 @@ pub fn compile(path: &Path, text: &str, db: &Database) -> Result<Compiled, Vec<D
             e.0 = e.0.max(g.lo);
             e.1 = e.1.min(g.hi);
             if e.0 > e.1 {
-                let name = &cx.signals[usize::from(cx.state[usize::from(g.slot)].signal)].name.clone();
+                let name = &cx.signals[usize::from(cx.state[usize::from(g.slot)].signal)]
+                    .name
+                    .clone();
                 cx.err(c.when.first().map(|w| w.span().start).unwrap_or(at), format!("the guards of rule `{}` contradict each other on `{name}`: no value satisfies them all", c.name.get_ref()), Some("fix or remove one of them".into()));
                 break;
             }
         }
-        if action == Some(Action::Deny) && (!constraints.is_empty() || !guards.is_empty() || c.rate.is_some()) {
-            cx.err(at, format!("deny rule `{}` has conditions; deny rules match on ids only", c.name.get_ref()), Some("remove `signals`, `when` and `rate`, or make it an allow rule".into()));
+        if action == Some(Action::Deny)
+            && (!constraints.is_empty() || !guards.is_empty() || c.rate.is_some())
+        {
+            cx.err(
+                at,
+                format!(
+                    "deny rule `{}` has conditions; deny rules match on ids only",
+                    c.name.get_ref()
+                ),
+                Some("remove `signals`, `when` and `rate`, or make it an allow rule".into()),
+            );
         }
         let rate = c.rate.as_ref().map(|r| check_rate(&mut cx, r, "rate"));
-        if let (Some(app), Some(dir), Some(action), Some((ids, min_len, _))) = (app, dir, action, idm) {
+        if let (Some(app), Some(dir), Some(action), Some((ids, min_len, _))) =
+            (app, dir, action, idm)
+        {
             rule_lines.push(cx.src.line_col(at).0);
             rule_at.push(at);
             rules.push(Rule {
@@ -666,8 +919,13 @@ pub fn compile(path: &Path, text: &str, db: &Database) -> Result<Compiled, Vec<D
                 } else {
                     cx.warn(rule_at[i], format!("allow rule `{}` overlaps deny rule `{}` (line {dline}); the deny rule wins where they overlap", a.name, d.name), None);
                 }
-            } else if i < j && a.action == Action::Allow && d.action == Action::Allow && a.ids == d.ids
-                && a.constraints.is_empty() && a.guards.is_empty() && a.rate.is_none()
+            } else if i < j
+                && a.action == Action::Allow
+                && d.action == Action::Allow
+                && a.ids == d.ids
+                && a.constraints.is_empty()
+                && a.guards.is_empty()
+                && a.rate.is_none()
                 && (!d.constraints.is_empty() || !d.guards.is_empty() || d.rate.is_some())
             {
                 cx.err(rule_at[j], format!("rule `{}` is contradicted by rule `{}` (line {}): that rule allows the same ids unconditionally, so these conditions never restrict anything", d.name, a.name, rule_lines[i]), Some(format!("remove rule `{}` or give it the conditions", a.name)));
@@ -685,7 +943,11 @@ pub fn compile(path: &Path, text: &str, db: &Database) -> Result<Compiled, Vec<D
             "tcp" => Some(Proto::Tcp),
             "udp" => Some(Proto::Udp),
             o => {
-                cx.err(l.proto.span().start, format!("unknown protocol `{o}`"), Some("use \"tcp\" or \"udp\"".into()));
+                cx.err(
+                    l.proto.span().start,
+                    format!("unknown protocol `{o}`"),
+                    Some("use \"tcp\" or \"udp\"".into()),
+                );
                 None
             }
         };
@@ -693,34 +955,71 @@ pub fn compile(path: &Path, text: &str, db: &Database) -> Result<Compiled, Vec<D
             "listen" => Some(L4Op::Listen),
             "connect" => Some(L4Op::Connect),
             o => {
-                cx.err(l.op.span().start, format!("unknown operation `{o}`"), Some("use \"listen\" or \"connect\"".into()));
+                cx.err(
+                    l.op.span().start,
+                    format!("unknown operation `{o}`"),
+                    Some("use \"listen\" or \"connect\"".into()),
+                );
                 None
             }
         };
         let pat = l.ports.span().start;
         let ports = match l.ports.get_ref() {
             PortsDef::One(p) => Some((*p, *p)),
-            PortsDef::Range(s) => s
-                .split_once('-')
-                .and_then(|(a, b)| Some((a.trim().parse::<i64>().ok()?, b.trim().parse::<i64>().ok()?))),
+            PortsDef::Range(s) => s.split_once('-').and_then(|(a, b)| {
+                Some((a.trim().parse::<i64>().ok()?, b.trim().parse::<i64>().ok()?))
+            }),
         };
         let ports = match ports {
-            Some((lo, hi)) if (1..=65535).contains(&lo) && (1..=65535).contains(&hi) && lo <= hi => Some((lo as u16, hi as u16)),
+            Some((lo, hi))
+                if (1..=65535).contains(&lo) && (1..=65535).contains(&hi) && lo <= hi =>
+            {
+                Some((lo as u16, hi as u16))
+            }
             _ => {
-                cx.err(pat, "ports must be a port 1..=65535 or a range \"lo-hi\" with lo <= hi".into(), None);
+                cx.err(
+                    pat,
+                    "ports must be a port 1..=65535 or a range \"lo-hi\" with lo <= hi".into(),
+                    None,
+                );
                 None
             }
         };
         if let (Some(app), Some(proto), Some(op), Some((lo, hi))) = (app, proto, op, ports) {
-            l4.push(L4Rule { name: l.name.get_ref().clone(), app, proto, op, lo, hi });
+            l4.push(L4Rule {
+                name: l.name.get_ref().clone(),
+                app,
+                proto,
+                op,
+                lo,
+                hi,
+            });
             l4_at.push(l.name.span().start);
         }
     }
     for (i, a) in l4.iter().enumerate() {
         for b in &l4[..i] {
-            if a.op == L4Op::Listen && b.op == L4Op::Listen && a.proto == b.proto && a.app != b.app && a.lo <= b.hi && b.lo <= a.hi {
-                let (an, bn) = (&apps[usize::from(a.app)].name, &apps[usize::from(b.app)].name);
-                cx.err(l4_at[i], format!("`{an}` and `{bn}` would both listen on {:?} port(s) {}-{}", a.proto, a.lo.max(b.lo), a.hi.min(b.hi)), Some("give each application its own ports".into()));
+            if a.op == L4Op::Listen
+                && b.op == L4Op::Listen
+                && a.proto == b.proto
+                && a.app != b.app
+                && a.lo <= b.hi
+                && b.lo <= a.hi
+            {
+                let (an, bn) = (
+                    &apps[usize::from(a.app)].name,
+                    &apps[usize::from(b.app)].name,
+                );
+                cx.err(
+                    l4_at[i],
+                    format!(
+                        "`{an}` and `{bn}` would both listen on {:?} port(s) {}-{}",
+                        a.proto,
+                        a.lo.max(b.lo),
+                        a.hi.min(b.hi)
+                    ),
+                    Some("give each application its own ports".into()),
+                );
             }
         }
     }
@@ -735,7 +1034,14 @@ pub fn compile(path: &Path, text: &str, db: &Database) -> Result<Compiled, Vec<D
         }
         if let Some(c) = &g.audit_capacity {
             if *c.get_ref() > gateway_core::policy::MAX_AUDIT {
-                cx.err(c.span().start, format!("audit_capacity is at most {}", gateway_core::policy::MAX_AUDIT), None);
+                cx.err(
+                    c.span().start,
+                    format!(
+                        "audit_capacity is at most {}",
+                        gateway_core::policy::MAX_AUDIT
+                    ),
+                    None,
+                );
             }
             audit_capacity = *c.get_ref();
         }
@@ -769,5 +1075,9 @@ pub fn compile(path: &Path, text: &str, db: &Database) -> Result<Compiled, Vec<D
             help: Some("split the policy or reduce its rules".into()),
         }]);
     }
-    Ok(Compiled { policy, warnings: cx.diags, rule_lines })
+    Ok(Compiled {
+        policy,
+        warnings: cx.diags,
+        rule_lines,
+    })
 }

@@ -47,7 +47,10 @@ impl DbcSignal {
     }
     /// Name of a raw value.
     pub fn name_of(&self, raw: i128) -> Option<&str> {
-        self.values.iter().find(|(v, _)| *v == raw).map(|(_, n)| n.as_str())
+        self.values
+            .iter()
+            .find(|(v, _)| *v == raw)
+            .map(|(_, n)| n.as_str())
     }
 }
 
@@ -124,7 +127,10 @@ impl Database {
 
     /// Adds one file.
     pub fn add_file(&mut self, path: &Path) -> Result<(), DbcError> {
-        let err = |message: String| DbcError { file: path.to_path_buf(), message };
+        let err = |message: String| DbcError {
+            file: path.to_path_buf(),
+            message,
+        };
         let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
         // Some DBC files carry Latin-1 comments; only ASCII matters to us.
         let text = String::from_utf8_lossy(&bytes);
@@ -133,12 +139,24 @@ impl Database {
 
     /// Adds DBC text (named `path` in messages).
     pub fn add_text(&mut self, path: &Path, text: &str) -> Result<(), DbcError> {
-        let err = |message: String| DbcError { file: path.to_path_buf(), message };
-        let dbc = can_dbc::Dbc::try_from(text).map_err(|e| err(format!("not a valid DBC file: {e}")))?;
+        let err = |message: String| DbcError {
+            file: path.to_path_buf(),
+            message,
+        };
+        let dbc =
+            can_dbc::Dbc::try_from(text).map_err(|e| err(format!("not a valid DBC file: {e}")))?;
         let mut values: BTreeMap<(u32, String), Vec<(i128, String)>> = BTreeMap::new();
         for vd in &dbc.value_descriptions {
-            if let can_dbc::ValueDescription::Signal { message_id, name, value_descriptions } = vd {
-                let list = value_descriptions.iter().map(|v| (i128::from(v.id), v.description.clone())).collect();
+            if let can_dbc::ValueDescription::Signal {
+                message_id,
+                name,
+                value_descriptions,
+            } = vd
+            {
+                let list = value_descriptions
+                    .iter()
+                    .map(|v| (i128::from(v.id), v.description.clone()))
+                    .collect();
                 values.insert((message_id.raw(), name.clone()), list);
             }
         }
@@ -184,10 +202,15 @@ impl Database {
                     unit: s.unit.clone(),
                     is_switch,
                     mux_value,
-                    values: values.remove(&(m.id.raw(), s.name.clone())).unwrap_or_default(),
+                    values: values
+                        .remove(&(m.id.raw(), s.name.clone()))
+                        .unwrap_or_default(),
                 });
             }
-            self.by_name.entry(m.name.clone()).or_default().push(self.messages.len());
+            self.by_name
+                .entry(m.name.clone())
+                .or_default()
+                .push(self.messages.len());
             self.messages.push(DbcMessage {
                 name: m.name.clone(),
                 id,
@@ -202,12 +225,18 @@ impl Database {
 
     /// Messages with this name (more than one when files disagree).
     pub fn by_name(&self, name: &str) -> Vec<&DbcMessage> {
-        self.by_name.get(name).map(|v| v.iter().map(|&i| &self.messages[i]).collect()).unwrap_or_default()
+        self.by_name
+            .get(name)
+            .map(|v| v.iter().map(|&i| &self.messages[i]).collect())
+            .unwrap_or_default()
     }
 
     /// Messages with this identifier.
     pub fn by_id(&self, id: u32, extended: bool) -> Vec<&DbcMessage> {
-        self.messages.iter().filter(|m| m.id == id && m.extended == extended).collect()
+        self.messages
+            .iter()
+            .filter(|m| m.id == id && m.extended == extended)
+            .collect()
     }
 
     /// Every message name (for suggestions).

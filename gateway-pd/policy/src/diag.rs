@@ -36,7 +36,14 @@ impl fmt::Display for Diag {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}:{}:{}: {sev}: {}", self.file.display(), self.line, self.col, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {sev}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )?;
         if let Some(h) = &self.help {
             write!(f, "\n  help: {h}")?;
         }
@@ -66,9 +73,22 @@ impl<'a> Source<'a> {
     }
 
     /// A diagnostic at a byte offset.
-    pub fn diag(&self, severity: Severity, offset: usize, message: String, help: Option<String>) -> Diag {
+    pub fn diag(
+        &self,
+        severity: Severity,
+        offset: usize,
+        message: String,
+        help: Option<String>,
+    ) -> Diag {
         let (line, col) = self.line_col(offset);
-        Diag { severity, file: self.path.to_path_buf(), line, col, message, help }
+        Diag {
+            severity,
+            file: self.path.to_path_buf(),
+            line,
+            col,
+            message,
+            help,
+        }
     }
 }
 
@@ -107,7 +127,10 @@ mod tests {
         assert_eq!(s.line_col(0), (1, 1));
         assert_eq!(s.line_col(3), (2, 2));
         assert_eq!(s.line_col(6), (4, 1));
-        assert_eq!(suggest("SPEDE", ["SPEED", "GEAR"].into_iter()), Some("SPEED"));
+        assert_eq!(
+            suggest("SPEDE", ["SPEED", "GEAR"].into_iter()),
+            Some("SPEED")
+        );
         assert_eq!(suggest("XYZ", ["SPEED", "GEAR"].into_iter()), None);
     }
 }

@@ -28,7 +28,12 @@ fn ids(m: &IdMatch) -> String {
         format!("id {:#X} ({fmt})", m.id)
     } else {
         let free = IdMatch::full_mask(m.extended) & !m.mask;
-        format!("ids {:#X}/{:#X} ({fmt}; {} ids)", m.id, m.mask, 1u64 << free.count_ones())
+        format!(
+            "ids {:#X}/{:#X} ({fmt}; {} ids)",
+            m.id,
+            m.mask,
+            1u64 << free.count_ones()
+        )
     }
 }
 
@@ -55,9 +60,19 @@ pub fn explain(p: &Policy) -> String {
         rate(&p.audit_rate)
     );
     for (ai, a) in p.apps.iter().enumerate() {
-        let _ = writeln!(o, "\nApplication `{}` (sends at most {} in total):", a.name, rate(&a.budget));
+        let _ = writeln!(
+            o,
+            "\nApplication `{}` (sends at most {} in total):",
+            a.name,
+            rate(&a.budget)
+        );
         let mut any = false;
-        for (ri, r) in p.rules.iter().enumerate().filter(|(_, r)| usize::from(r.app) == ai) {
+        for (ri, r) in p
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| usize::from(r.app) == ai)
+        {
             any = true;
             let verb = match (r.action, r.dir) {
                 (Action::Allow, Dir::Send) => "may send",
@@ -73,10 +88,18 @@ pub fn explain(p: &Policy) -> String {
                 let _ = write!(o, ", at least {} bytes long", r.min_len);
             }
             for c in &r.constraints {
-                let Some(s) = p.signals.get(usize::from(c.signal)) else { continue };
+                let Some(s) = p.signals.get(usize::from(c.signal)) else {
+                    continue;
+                };
                 match &c.allowed {
                     Allowed::Range { lo, hi } => {
-                        let _ = write!(o, ", with {} between {} and {} (raw {lo}..={hi})", s.name, physical(s, *lo), physical(s, *hi));
+                        let _ = write!(
+                            o,
+                            ", with {} between {} and {} (raw {lo}..={hi})",
+                            s.name,
+                            physical(s, *lo),
+                            physical(s, *hi)
+                        );
                     }
                     Allowed::OneOf(v) => {
                         let vals: Vec<String> = v.iter().map(|x| named(s, *x)).collect();
@@ -85,19 +108,39 @@ pub fn explain(p: &Policy) -> String {
                 }
             }
             for g in &r.guards {
-                let Some(st) = p.state.get(usize::from(g.slot)) else { continue };
-                let Some(s) = p.signals.get(usize::from(st.signal)) else { continue };
+                let Some(st) = p.state.get(usize::from(g.slot)) else {
+                    continue;
+                };
+                let Some(s) = p.signals.get(usize::from(st.signal)) else {
+                    continue;
+                };
                 let (bmin, bmax) = s.layout.raw_bounds();
                 let cond = if g.lo == g.hi && s.values.iter().any(|(v, _)| *v == g.lo) {
-                    format!("{} {} {}", s.name, if g.negate { "!=" } else { "==" }, named(s, g.lo))
+                    format!(
+                        "{} {} {}",
+                        s.name,
+                        if g.negate { "!=" } else { "==" },
+                        named(s, g.lo)
+                    )
                 } else if g.lo == g.hi {
-                    format!("{} {} {}", s.name, if g.negate { "!=" } else { "==" }, physical(s, g.lo))
+                    format!(
+                        "{} {} {}",
+                        s.name,
+                        if g.negate { "!=" } else { "==" },
+                        physical(s, g.lo)
+                    )
                 } else if g.lo <= bmin {
                     format!("{} <= {}", s.name, physical(s, g.hi))
                 } else if g.hi >= bmax {
                     format!("{} >= {}", s.name, physical(s, g.lo))
                 } else {
-                    format!("{} {}in {}..={}", s.name, if g.negate { "not " } else { "" }, physical(s, g.lo), physical(s, g.hi))
+                    format!(
+                        "{} {}in {}..={}",
+                        s.name,
+                        if g.negate { "not " } else { "" },
+                        physical(s, g.lo),
+                        physical(s, g.hi)
+                    )
                 };
                 let _ = write!(o, ", only while {cond}");
             }
@@ -106,7 +149,11 @@ pub fn explain(p: &Policy) -> String {
             }
             let _ = writeln!(o, ".");
         }
-        for (li, l) in p.l4.iter().enumerate().filter(|(_, l)| usize::from(l.app) == ai) {
+        for (li, l) in
+            p.l4.iter()
+                .enumerate()
+                .filter(|(_, l)| usize::from(l.app) == ai)
+        {
             any = true;
             let proto = match l.proto {
                 Proto::Tcp => "TCP",
@@ -116,8 +163,16 @@ pub fn explain(p: &Policy) -> String {
                 L4Op::Listen => "may listen on",
                 L4Op::Connect => "may connect to",
             };
-            let ports = if l.lo == l.hi { format!("port {}", l.lo) } else { format!("ports {}-{}", l.lo, l.hi) };
-            let _ = writeln!(o, "  - L4 rule #{li} `{}`: {op} {proto} {ports} while it runs.", l.name);
+            let ports = if l.lo == l.hi {
+                format!("port {}", l.lo)
+            } else {
+                format!("ports {}-{}", l.lo, l.hi)
+            };
+            let _ = writeln!(
+                o,
+                "  - L4 rule #{li} `{}`: {op} {proto} {ports} while it runs.",
+                l.name
+            );
         }
         if !any {
             let _ = writeln!(o, "  - nothing: every frame and port is denied.");

@@ -25,11 +25,17 @@ fn errors(body: &str) -> Vec<Diag> {
 
 fn one(body: &str, line: usize, has: &str, help: Option<&str>) {
     let d = errors(body);
-    let hit = d.iter().find(|d| d.message.contains(has)).unwrap_or_else(|| panic!("no `{has}` in {d:#?}"));
+    let hit = d
+        .iter()
+        .find(|d| d.message.contains(has))
+        .unwrap_or_else(|| panic!("no `{has}` in {d:#?}"));
     assert_eq!(hit.severity, Severity::Error);
     assert_eq!(hit.line, line, "{hit}");
     if let Some(h) = help {
-        assert!(hit.help.as_deref().unwrap_or("").contains(h), "help of {hit}");
+        assert!(
+            hit.help.as_deref().unwrap_or("").contains(h),
+            "help of {hit}"
+        );
     }
     assert!(hit.to_string().starts_with(&format!("t.toml:{line}:")));
 }
@@ -38,24 +44,89 @@ const RULE: &str = "[[can]]\nname = \"r\"\napp = \"dash\"\ndir = \"send\"\n"; //
 
 #[test]
 fn unknown_names_are_located_with_suggestions() {
-    one("[[can]]\nname = \"r\"\napp = \"dahs\"\ndir = \"send\"\nid = 1\n", 7, "unknown application `dahs`", Some("`dash`"));
-    one(&format!("{RULE}message = \"SPEEED\"\n"), 9, "unknown message `SPEEED`", Some("`SPEED`"));
-    one(&format!("{RULE}message = \"GEAR_PACKET\"\nsignals = {{ GAER = \"P\" }}\n"), 10, "no signal `GAER`", Some("`GEAR`"));
-    one(&format!("{RULE}message = \"GEAR_PACKET\"\nsignals = {{ GEAR = [\"P\", \"X\"] }}\n"), 10, "`X` is not a value name", Some("P, R, N, D, B"));
-    one(&format!("{RULE}id = 1\nwhen = [\"SPEED.SPEEDY > 1\"]\n"), 10, "no signal `SPEEDY`", Some("`SPEED.SPEED`"));
-    one(&format!("{RULE}id = 1\nwhen = [\"GEAR_PACKET.GEAR == Q\"]\n"), 10, "neither a number nor a value name", Some("P, R, N, D, B"));
+    one(
+        "[[can]]\nname = \"r\"\napp = \"dahs\"\ndir = \"send\"\nid = 1\n",
+        7,
+        "unknown application `dahs`",
+        Some("`dash`"),
+    );
+    one(
+        &format!("{RULE}message = \"SPEEED\"\n"),
+        9,
+        "unknown message `SPEEED`",
+        Some("`SPEED`"),
+    );
+    one(
+        &format!("{RULE}message = \"GEAR_PACKET\"\nsignals = {{ GAER = \"P\" }}\n"),
+        10,
+        "no signal `GAER`",
+        Some("`GEAR`"),
+    );
+    one(
+        &format!("{RULE}message = \"GEAR_PACKET\"\nsignals = {{ GEAR = [\"P\", \"X\"] }}\n"),
+        10,
+        "`X` is not a value name",
+        Some("P, R, N, D, B"),
+    );
+    one(
+        &format!("{RULE}id = 1\nwhen = [\"SPEED.SPEEDY > 1\"]\n"),
+        10,
+        "no signal `SPEEDY`",
+        Some("`SPEED.SPEED`"),
+    );
+    one(
+        &format!("{RULE}id = 1\nwhen = [\"GEAR_PACKET.GEAR == Q\"]\n"),
+        10,
+        "neither a number nor a value name",
+        Some("P, R, N, D, B"),
+    );
     // A signal name in several messages must be qualified.
-    one(&format!("{RULE}id = 1\nwhen = [\"CHECKSUM == 1\"]\n"), 10, "is in several messages", Some("`SPEED.CHECKSUM`"));
-    one(&format!("{RULE}id = 1\nfoo = 2\n"), 10, "unknown field `foo`", None);
+    one(
+        &format!("{RULE}id = 1\nwhen = [\"CHECKSUM == 1\"]\n"),
+        10,
+        "is in several messages",
+        Some("`SPEED.CHECKSUM`"),
+    );
+    one(
+        &format!("{RULE}id = 1\nfoo = 2\n"),
+        10,
+        "unknown field `foo`",
+        None,
+    );
 }
 
 #[test]
 fn ids_and_rates_out_of_range() {
-    one(&format!("{RULE}id = 0x800\n"), 9, "id 0x800 is out of range", Some("extended = true"));
-    one(&format!("{RULE}id = 0x20000000\nextended = true\n"), 9, "out of range", Some("0x1FFFFFFF"));
-    one(&format!("{RULE}id = 0x100\nmask = 0xF00\n"), 10, "mask 0xF00 has bits outside", None);
-    one(&format!("{RULE}id = 1\nrate = {{ per_second = 5, burst = 0 }}\n"), 10, "burst = 0", Some("at least 1"));
-    one(&format!("{RULE}message = \"SPEED\"\nid = 5\n"), 10, "not both", None);
+    one(
+        &format!("{RULE}id = 0x800\n"),
+        9,
+        "id 0x800 is out of range",
+        Some("extended = true"),
+    );
+    one(
+        &format!("{RULE}id = 0x20000000\nextended = true\n"),
+        9,
+        "out of range",
+        Some("0x1FFFFFFF"),
+    );
+    one(
+        &format!("{RULE}id = 0x100\nmask = 0xF00\n"),
+        10,
+        "mask 0xF00 has bits outside",
+        None,
+    );
+    one(
+        &format!("{RULE}id = 1\nrate = {{ per_second = 5, burst = 0 }}\n"),
+        10,
+        "burst = 0",
+        Some("at least 1"),
+    );
+    one(
+        &format!("{RULE}message = \"SPEED\"\nid = 5\n"),
+        10,
+        "not both",
+        None,
+    );
     one(RULE, 6, "matches nothing", Some("message"));
     one(&format!("{RULE}dir = \"up\"\n"), 9, "duplicate key", None);
 }
@@ -63,16 +134,48 @@ fn ids_and_rates_out_of_range() {
 #[test]
 fn impossible_guards_and_constraints() {
     // Unsigned speed below 0.
-    one(&format!("{RULE}id = 1\nwhen = [\"SPEED.SPEED < 0\"]\n"), 10, "can never hold", Some("fix the value"));
+    one(
+        &format!("{RULE}id = 1\nwhen = [\"SPEED.SPEED < 0\"]\n"),
+        10,
+        "can never hold",
+        Some("fix the value"),
+    );
     // Resolution: 0.0062 mph steps, 0.001 is between steps.
-    one(&format!("{RULE}id = 1\nwhen = [\"SPEED.SPEED == 0.001\"]\n"), 10, "can never be 0.001", None);
+    one(
+        &format!("{RULE}id = 1\nwhen = [\"SPEED.SPEED == 0.001\"]\n"),
+        10,
+        "can never be 0.001",
+        None,
+    );
     // Contradicting guards of one rule.
-    one(&format!("{RULE}id = 1\nwhen = [\"SPEED.SPEED > 10\", \"SPEED.SPEED < 5\"]\n"), 10, "contradict each other", None);
+    one(
+        &format!("{RULE}id = 1\nwhen = [\"SPEED.SPEED > 10\", \"SPEED.SPEED < 5\"]\n"),
+        10,
+        "contradict each other",
+        None,
+    );
     // A range that no raw value reaches (8-bit unsigned signal, 0..=255).
     one(&format!("{RULE}message = \"BRAKE\"\nsignals = {{ BRAKE_AMOUNT = {{ min = 300, max = 400 }} }}\n"), 10, "no value of `BRAKE_AMOUNT`", None);
-    one(&format!("{RULE}message = \"BRAKE\"\nsignals = {{ BRAKE_AMOUNT = {{ min = 30, max = 4 }} }}\n"), 10, "above max", Some("swap"));
-    one(&format!("{RULE}id = 1\nsignals = {{ X = 1 }}\n"), 10, "need the rule to name a DBC `message`", None);
-    one(&format!("{RULE}message = \"BRAKE\"\nsignals = {{ BRAKE_AMOUNT = true }}\n"), 10, "not a signal constraint", Some("value name"));
+    one(
+        &format!(
+            "{RULE}message = \"BRAKE\"\nsignals = {{ BRAKE_AMOUNT = {{ min = 30, max = 4 }} }}\n"
+        ),
+        10,
+        "above max",
+        Some("swap"),
+    );
+    one(
+        &format!("{RULE}id = 1\nsignals = {{ X = 1 }}\n"),
+        10,
+        "need the rule to name a DBC `message`",
+        None,
+    );
+    one(
+        &format!("{RULE}message = \"BRAKE\"\nsignals = {{ BRAKE_AMOUNT = true }}\n"),
+        10,
+        "not a signal constraint",
+        Some("value name"),
+    );
 }
 
 #[test]
@@ -81,11 +184,26 @@ fn contradictory_rules() {
     one(&format!("{deny_all}[[can]]\nname = \"diag\"\napp = \"dash\"\ndir = \"send\"\nid = 0x7E0\nmask = 0x7F8\n"), 13, "can never allow anything", Some("narrow the deny rule"));
     let free = "[[can]]\nname = \"free\"\napp = \"dash\"\ndir = \"send\"\nmessage = \"LKAS_HUD\"\n";
     one(&format!("{free}[[can]]\nname = \"bounded\"\napp = \"dash\"\ndir = \"send\"\nmessage = \"LKAS_HUD\"\nrate = {{ per_second = 1, burst = 1 }}\n"), 11, "contradicted by rule `free`", None);
-    one(&format!("{RULE}id = 0x7DF\naction = \"deny\"\nrate = {{ per_second = 1, burst = 1 }}\n"), 6, "deny rules match on ids only", None);
+    one(
+        &format!("{RULE}id = 0x7DF\naction = \"deny\"\nrate = {{ per_second = 1, burst = 1 }}\n"),
+        6,
+        "deny rules match on ids only",
+        None,
+    );
     let l4 = "[[l4]]\nname = \"a\"\napp = \"dash\"\nproto = \"udp\"\nop = \"listen\"\nports = \"5000-5010\"\n[[l4]]\nname = \"b\"\napp = \"diag\"\nproto = \"udp\"\nop = \"listen\"\nports = 5005\n";
     one(l4, 12, "both listen on Udp port(s) 5005-5005", None);
-    one("[[l4]]\nname = \"a\"\napp = \"dash\"\nproto = \"tcp\"\nop = \"listen\"\nports = \"9-3\"\n", 10, "lo <= hi", None);
-    one("[[app]]\nname = \"dash\"\n", 6, "declared twice (first on line 2)", None);
+    one(
+        "[[l4]]\nname = \"a\"\napp = \"dash\"\nproto = \"tcp\"\nop = \"listen\"\nports = \"9-3\"\n",
+        10,
+        "lo <= hi",
+        None,
+    );
+    one(
+        "[[app]]\nname = \"dash\"\n",
+        6,
+        "declared twice (first on line 2)",
+        None,
+    );
 }
 
 #[test]
@@ -108,7 +226,13 @@ fn all_errors_are_reported_in_one_run() {
 fn example_policy_is_clean_and_round_trips() {
     let text = std::fs::read_to_string(common::example()).unwrap();
     let c = compile(&common::example(), &text, &db()).unwrap_or_else(|d| {
-        panic!("{}", d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n"))
+        panic!(
+            "{}",
+            d.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
     });
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let bytes = c.policy.to_bytes().unwrap();
@@ -116,9 +240,16 @@ fn example_policy_is_clean_and_round_trips() {
     assert_eq!(back, c.policy);
     let words = gateway_policy::explain::explain(&back);
     for r in &back.rules {
-        assert!(words.contains(&format!("`{}`", r.name)), "explain misses {}", r.name);
+        assert!(
+            words.contains(&format!("`{}`", r.name)),
+            "explain misses {}",
+            r.name
+        );
     }
     assert!(words.contains("GEAR_PACKET.GEAR == D (raw 3)"), "{words}");
-    assert!(words.contains("LDA_ALERT one of none (raw 0), hold (raw 1)"), "{words}");
+    assert!(
+        words.contains("LDA_ALERT one of none (raw 0), hold (raw 1)"),
+        "{words}"
+    );
     assert!(words.contains("may listen on TCP port 13400"), "{words}");
 }

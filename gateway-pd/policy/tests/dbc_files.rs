@@ -15,30 +15,64 @@ fn every_shared_dbc_loads_completely() {
         .filter(|p| p.extension().is_some_and(|x| x == "dbc"))
         .collect();
     files.sort();
-    assert!(files.len() >= 7, "expected the 7 opendbc files, found {files:?}");
+    assert!(
+        files.len() >= 7,
+        "expected the 7 opendbc files, found {files:?}"
+    );
     let mut total_mux = 0;
     for f in &files {
         let text = String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned();
         let db = Database::load(std::slice::from_ref(f)).unwrap_or_else(|e| panic!("{e}"));
         let bo = text.lines().filter(|l| l.starts_with("BO_ ")).count();
-        let sg = text.lines().filter(|l| l.trim_start().starts_with("SG_ ")).count();
+        let sg = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("SG_ "))
+            .count();
         let mux = text
             .lines()
             .filter(|l| l.trim_start().starts_with("SG_ "))
-            .filter(|l| l.split_whitespace().nth(2).is_some_and(|m| m.starts_with('m') && m[1..].chars().all(|c| c.is_ascii_digit())))
+            .filter(|l| {
+                l.split_whitespace().nth(2).is_some_and(|m| {
+                    m.starts_with('m') && m[1..].chars().all(|c| c.is_ascii_digit())
+                })
+            })
             .count();
         let val = text.lines().filter(|l| l.starts_with("VAL_ ")).count();
         assert_eq!(db.messages.len(), bo, "{}: messages", f.display());
         let signals: usize = db.messages.iter().map(|m| m.signals.len()).sum();
         assert_eq!(signals, sg, "{}: signals", f.display());
-        let muxed: Vec<_> = db.messages.iter().flat_map(|m| m.signals.iter().filter(|s| s.mux_value.is_some()).map(move |s| (m, s))).collect();
+        let muxed: Vec<_> = db
+            .messages
+            .iter()
+            .flat_map(|m| {
+                m.signals
+                    .iter()
+                    .filter(|s| s.mux_value.is_some())
+                    .map(move |s| (m, s))
+            })
+            .collect();
         assert_eq!(muxed.len(), mux, "{}: multiplexed signals", f.display());
         for (m, s) in &muxed {
-            assert!(m.switch().is_some(), "{}: {}.{} has no multiplexor", f.display(), m.name, s.name);
+            assert!(
+                m.switch().is_some(),
+                "{}: {}.{} has no multiplexor",
+                f.display(),
+                m.name,
+                s.name
+            );
         }
         total_mux += mux;
-        let with_values = db.messages.iter().flat_map(|m| &m.signals).filter(|s| !s.values.is_empty()).count();
-        assert!(with_values <= val && (val == 0) == (with_values == 0), "{}: value tables {with_values} of {val}", f.display());
+        let with_values = db
+            .messages
+            .iter()
+            .flat_map(|m| &m.signals)
+            .filter(|s| !s.values.is_empty())
+            .count();
+        assert!(
+            with_values <= val && (val == 0) == (with_values == 0),
+            "{}: value tables {with_values} of {val}",
+            f.display()
+        );
     }
     assert!(total_mux > 0, "no multiplexed signals seen at all");
 }
@@ -64,9 +98,17 @@ fn a_known_signal_decodes_as_its_dbc_says() {
 #[test]
 fn a_broken_dbc_is_reported_with_its_file() {
     let mut db = Database::default();
-    let e = db.add_text(std::path::Path::new("broken.dbc"), "BO_ 12 X: 8 Y\n SG_ A : 0|8@1+ (1,0) [0|1] \"\" Z\n SG_ oops\n").unwrap_err();
+    let e = db
+        .add_text(
+            std::path::Path::new("broken.dbc"),
+            "BO_ 12 X: 8 Y\n SG_ A : 0|8@1+ (1,0) [0|1] \"\" Z\n SG_ oops\n",
+        )
+        .unwrap_err();
     let s = e.to_string();
     assert!(s.starts_with("broken.dbc: not a valid DBC file"), "{s}");
     let e = Database::load(&["/nonexistent/x.dbc".into()]).unwrap_err();
-    assert!(e.to_string().contains("/nonexistent/x.dbc: cannot read"), "{e}");
+    assert!(
+        e.to_string().contains("/nonexistent/x.dbc: cannot read"),
+        "{e}"
+    );
 }

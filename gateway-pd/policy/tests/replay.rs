@@ -26,7 +26,10 @@ const T0: u64 = 1_700_000_000 * SEC;
 fn encode(m: &DbcMessage, values: &[(&str, i128)]) -> Frame {
     let mut data = [0u8; 8];
     for (name, raw) in values {
-        m.signal(name).unwrap_or_else(|| panic!("{} has no {name}", m.name)).layout.encode(*raw, &mut data);
+        m.signal(name)
+            .unwrap_or_else(|| panic!("{} has no {name}", m.name))
+            .layout
+            .encode(*raw, &mut data);
     }
     Frame::data(m.id, m.extended, &data[..usize::from(m.size)]).unwrap()
 }
@@ -35,9 +38,9 @@ fn encode(m: &DbcMessage, values: &[(&str, i128)]) -> Frame {
 fn speed_raw(t: u64) -> i128 {
     let mph = match t {
         0..=10_000 => 0.0,
-        10_001..=20_000 => (t - 10_000) as f64 * 0.004,        // 0 -> 40 mph
+        10_001..=20_000 => (t - 10_000) as f64 * 0.004, // 0 -> 40 mph
         20_001..=80_000 => 40.0 + 20.0 * (((t / 1000) % 7) as f64 / 7.0), // 40..60
-        80_001..=95_000 => 40.0 - (t - 80_000) as f64 * 40.0 / 15_000.0,  // -> 0
+        80_001..=95_000 => 40.0 - (t - 80_000) as f64 * 40.0 / 15_000.0, // -> 0
         _ => 0.0,
     };
     (mph / 0.0062).round() as i128
@@ -67,13 +70,19 @@ impl Model {
 fn replay_drive_log_through_example_policy() {
     let db = Database::load(&[common::dbc("toyota_prius_2010_pt.dbc")]).unwrap();
     let text = std::fs::read_to_string(common::example()).unwrap();
-    let compiled = gateway_policy::compile(&common::example(), &text, &db).expect("example policy compiles");
+    let compiled =
+        gateway_policy::compile(&common::example(), &text, &db).expect("example policy compiles");
     let policy = compiled.policy;
     let rule = |n: &str| policy.rules.iter().position(|r| r.name == n).unwrap() as u16;
     let app = |n: &str| policy.apps.iter().position(|a| a.name == n).unwrap() as u16;
     let msg = |n: &str| db.by_name(n)[0].clone();
-    let (speed_m, gear_m, angle_m, lka_m, hud_m) =
-        (msg("SPEED"), msg("GEAR_PACKET"), msg("STEER_ANGLE_SENSOR"), msg("STEERING_LKA"), msg("LKAS_HUD"));
+    let (speed_m, gear_m, angle_m, lka_m, hud_m) = (
+        msg("SPEED"),
+        msg("GEAR_PACKET"),
+        msg("STEER_ANGLE_SENSOR"),
+        msg("STEERING_LKA"),
+        msg("LKAS_HUD"),
+    );
 
     // ---- generate the log
     let mut log = String::new();
@@ -85,13 +94,37 @@ fn replay_drive_log_through_example_policy() {
         let t = ms * MS;
         // Speed at 50 Hz, except for a 1 s gap at 60 s.
         if ms % 20 == 0 && !(60_000..61_000).contains(&ms) {
-            line(t, "can0", &encode(&speed_m, &[("SPEED", speed_raw(ms)), ("ENCODER", (ms / 20 % 256) as i128)]));
+            line(
+                t,
+                "can0",
+                &encode(
+                    &speed_m,
+                    &[
+                        ("SPEED", speed_raw(ms)),
+                        ("ENCODER", (ms / 20 % 256) as i128),
+                    ],
+                ),
+            );
         }
         if ms % 100 == 5 {
-            line(t, "can0", &encode(&gear_m, &[("GEAR", gear(ms)), ("COUNTER", (ms / 100 % 256) as i128)]));
+            line(
+                t,
+                "can0",
+                &encode(
+                    &gear_m,
+                    &[("GEAR", gear(ms)), ("COUNTER", (ms / 100 % 256) as i128)],
+                ),
+            );
         }
         if ms % 10 == 3 {
-            line(t, "can0", &encode(&angle_m, &[("STEER_ANGLE", ((ms / 10) % 200) as i128 - 100)]));
+            line(
+                t,
+                "can0",
+                &encode(
+                    &angle_m,
+                    &[("STEER_ANGLE", ((ms / 10) % 200) as i128 - 100)],
+                ),
+            );
         }
         if ms % 1_337 == 0 {
             let mut e = Frame::data(0x004, true, &[0, 4, 0, 0, 0, 0, 0, 0]).unwrap();
@@ -102,7 +135,10 @@ fn replay_drive_log_through_example_policy() {
         if ms % 20 == 7 {
             let k = ms / 20;
             let torque = ((k * 37) % 4001) as i128 - 2000;
-            let mut f = encode(&lka_m, &[("STEER_TORQUE_CMD", torque), ("STEER_REQUEST", 1)]);
+            let mut f = encode(
+                &lka_m,
+                &[("STEER_TORQUE_CMD", torque), ("STEER_REQUEST", 1)],
+            );
             if k % 97 == 0 {
                 f = Frame::data(f.id, false, &f.data[..4]).unwrap();
             }
@@ -111,15 +147,33 @@ fn replay_drive_log_through_example_policy() {
         // Dashboard HUD at 5 Hz; alert cycles 0..3, barriers set every 7th.
         if ms % 200 == 11 {
             let k = ms / 200;
-            line(t, "dash", &encode(&hud_m, &[("LDA_ALERT", (k % 4) as i128), ("BARRIERS", i128::from(k % 7 == 0))]));
+            line(
+                t,
+                "dash",
+                &encode(
+                    &hud_m,
+                    &[
+                        ("LDA_ALERT", (k % 4) as i128),
+                        ("BARRIERS", i128::from(k % 7 == 0)),
+                    ],
+                ),
+            );
         }
         if ms % 2_000 == 13 {
-            line(t, "dash", &Frame::data(0x7DF, false, &[2, 1, 0, 0, 0, 0, 0, 0]).unwrap());
+            line(
+                t,
+                "dash",
+                &Frame::data(0x7DF, false, &[2, 1, 0, 0, 0, 0, 0, 0]).unwrap(),
+            );
         }
         // Diagnostics: a burst of 8 requests every second.
         if ms % 1_000 == 17 {
             for i in 0..8u32 {
-                line(t, "diag", &Frame::data(0x7E0 + (i % 8), false, &[2, 0x3E, 0, 0, 0, 0, 0, 0]).unwrap());
+                line(
+                    t,
+                    "diag",
+                    &Frame::data(0x7E0 + (i % 8), false, &[2, 0x3E, 0, 0, 0, 0, 0, 0]).unwrap(),
+                );
             }
         }
     }
@@ -129,10 +183,23 @@ fn replay_drive_log_through_example_policy() {
     // ---- replay it
     let mut engine = Engine::new(policy.clone(), T0).unwrap();
     for a in 0..policy.apps.len() as u16 {
-        engine.on_event(AppEvent { app: a, kind: AppEventKind::Install }).unwrap();
-        engine.on_event(AppEvent { app: a, kind: AppEventKind::Start }).unwrap();
+        engine
+            .on_event(AppEvent {
+                app: a,
+                kind: AppEventKind::Install,
+            })
+            .unwrap();
+        engine
+            .on_event(AppEvent {
+                app: a,
+                kind: AppEventKind::Start,
+            })
+            .unwrap();
     }
-    let mut model = Model { speed: None, gear: None };
+    let mut model = Model {
+        speed: None,
+        gear: None,
+    };
     let mut expected: BTreeMap<(u16, bool), u64> = BTreeMap::new();
     let mut expected_default = vec![0u64; policy.apps.len()];
     let mut diag_tokens_at_burst = 0u32;
@@ -146,12 +213,17 @@ fn replay_drive_log_through_example_policy() {
                 engine.observe(&f, now);
                 if f.kind == FrameKind::Data {
                     if f.id == speed_m.id {
-                        model.speed = Some((speed_m.signal("SPEED").unwrap().layout.decode(&f.data), t));
+                        model.speed =
+                            Some((speed_m.signal("SPEED").unwrap().layout.decode(&f.data), t));
                     } else if f.id == gear_m.id {
-                        model.gear = Some((gear_m.signal("GEAR").unwrap().layout.decode(&f.data), t));
+                        model.gear =
+                            Some((gear_m.signal("GEAR").unwrap().layout.decode(&f.data), t));
                     }
                 }
-                for (a, who) in ["lka-assist", "dashboard", "diagnostics"].iter().enumerate() {
+                for (a, who) in ["lka-assist", "dashboard", "diagnostics"]
+                    .iter()
+                    .enumerate()
+                {
                     let d = engine.check_receive(app(who), &f, now);
                     let want = match (f.kind, *who, f.id) {
                         (FrameKind::Error, _, _) => None,
@@ -165,7 +237,12 @@ fn replay_drive_log_through_example_policy() {
                             None
                         }
                     };
-                    assert_eq!(d.allowed(), want.is_some(), "line {}: receive by {who}: {d:?}", n + 1);
+                    assert_eq!(
+                        d.allowed(),
+                        want.is_some(),
+                        "line {}: receive by {who}: {d:?}",
+                        n + 1
+                    );
                     if let Some(r) = want {
                         assert_eq!(d.rule, Some(r));
                         *expected.entry((r, true)).or_default() += 1;
@@ -174,7 +251,11 @@ fn replay_drive_log_through_example_policy() {
             }
             "lka" => {
                 let d = engine.check_send(app("lka-assist"), &f, now);
-                let torque = lka_m.signal("STEER_TORQUE_CMD").unwrap().layout.decode(&f.data);
+                let torque = lka_m
+                    .signal("STEER_TORQUE_CMD")
+                    .unwrap()
+                    .layout
+                    .decode(&f.data);
                 let ok = f.len == 8
                     && (-1500..=1500).contains(&torque)
                     && Model::fresh(model.gear, t) == Some(3)
@@ -214,7 +295,9 @@ fn replay_drive_log_through_example_policy() {
                 if ok {
                     // The ECU answers: a response frame on the bus.
                     let resp = Frame::data(f.id + 8, false, &[6, 0x7E, 0, 0, 0, 0, 0, 0]).unwrap();
-                    assert!(engine.check_receive(app("diagnostics"), &resp, now).allowed());
+                    assert!(engine
+                        .check_receive(app("diagnostics"), &resp, now)
+                        .allowed());
                     *expected.entry((rule("diag-responses"), true)).or_default() += 1;
                 }
             }
@@ -225,19 +308,38 @@ fn replay_drive_log_through_example_policy() {
     // ---- per-rule counts
     for (i, s) in engine.stats().iter().enumerate() {
         let i = i as u16;
-        let want = (expected.get(&(i, true)).copied().unwrap_or(0), expected.get(&(i, false)).copied().unwrap_or(0));
-        assert_eq!((s.allowed, s.denied), want, "rule `{}`", policy.rules[usize::from(i)].name);
+        let want = (
+            expected.get(&(i, true)).copied().unwrap_or(0),
+            expected.get(&(i, false)).copied().unwrap_or(0),
+        );
+        assert_eq!(
+            (s.allowed, s.denied),
+            want,
+            "rule `{}`",
+            policy.rules[usize::from(i)].name
+        );
     }
     assert_eq!(engine.default_denied(), &expected_default[..]);
     // The scenario exercised every branch it claims to.
     let count = |r: &str, ok: bool| expected.get(&(rule(r), ok)).copied().unwrap_or(0);
-    for (r, ok) in [("lka-steer", true), ("lka-steer", false), ("dash-hud", true), ("dash-hud", false),
-                    ("diag-requests", true), ("diag-requests", false), ("dash-no-diag", false)] {
+    for (r, ok) in [
+        ("lka-steer", true),
+        ("lka-steer", false),
+        ("dash-hud", true),
+        ("dash-hud", false),
+        ("diag-requests", true),
+        ("diag-requests", false),
+        ("dash-no-diag", false),
+    ] {
         assert!(count(r, ok) > 0, "scenario never produced {r} {ok}");
     }
     let mut summary = String::new();
     for (i, s) in engine.stats().iter().enumerate() {
-        let _ = writeln!(summary, "{:>16}: allowed {:>6}, denied {:>6}", policy.rules[i].name, s.allowed, s.denied);
+        let _ = writeln!(
+            summary,
+            "{:>16}: allowed {:>6}, denied {:>6}",
+            policy.rules[i].name, s.allowed, s.denied
+        );
     }
     println!("{lines} log lines\n{summary}");
     // Audit memory stayed bounded.

@@ -13,9 +13,25 @@ pub struct CanFrame {
 }
 
 impl CanFrame {
-    pub(crate) fn from_parts(id: u32, extended: bool, remote: bool, dlc: u8, data: [u8; 8]) -> CanFrame {
-        let id = if extended { id & 0x1FFF_FFFF } else { id & 0x7FF };
-        CanFrame { raw_id: id, extended, remote, dlc: dlc.min(8), data }
+    pub(crate) fn from_parts(
+        id: u32,
+        extended: bool,
+        remote: bool,
+        dlc: u8,
+        data: [u8; 8],
+    ) -> CanFrame {
+        let id = if extended {
+            id & 0x1FFF_FFFF
+        } else {
+            id & 0x7FF
+        };
+        CanFrame {
+            raw_id: id,
+            extended,
+            remote,
+            dlc: dlc.min(8),
+            data,
+        }
     }
 
     /// The raw identifier.

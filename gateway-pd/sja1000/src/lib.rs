@@ -214,7 +214,12 @@ impl<R: Registers, const RX: usize, const TX: usize> Sja1000<R, RX, TX> {
 
     fn mode_bits(&self) -> u8 {
         let c = self.config;
-        MOD_AFM | if c.is_some_and(|c| c.listen_only) { MOD_LOM } else { 0 }
+        MOD_AFM
+            | if c.is_some_and(|c| c.listen_only) {
+                MOD_LOM
+            } else {
+                0
+            }
     }
 
     fn set_reset(&mut self, on: bool) -> Result<(), Error> {
@@ -328,7 +333,12 @@ impl<R: Registers, const RX: usize, const TX: usize> Sja1000<R, RX, TX> {
         let remote = info & FI_RTR != 0;
         let dlc = info & 0x0F;
         let (id, data_at) = if extended {
-            let b = [self.regs.read(17), self.regs.read(18), self.regs.read(19), self.regs.read(20)];
+            let b = [
+                self.regs.read(17),
+                self.regs.read(18),
+                self.regs.read(19),
+                self.regs.read(20),
+            ];
             (u32::from_be_bytes(b) >> 3, 21)
         } else {
             let b = [self.regs.read(17), self.regs.read(18)];
@@ -365,7 +375,10 @@ impl<R: Registers, const RX: usize, const TX: usize> Sja1000<R, RX, TX> {
 
     /// Starts the next transmission if the chip is free.
     fn kick(&mut self) {
-        if self.in_flight.is_some() || self.state == ErrorState::BusOff || self.config.is_some_and(|c| c.listen_only) {
+        if self.in_flight.is_some()
+            || self.state == ErrorState::BusOff
+            || self.config.is_some_and(|c| c.listen_only)
+        {
             return;
         }
         if self.regs.read(SR) & SR_TBS == 0 {

@@ -48,7 +48,13 @@ impl BitTiming {
             if !(1..=16).contains(&tseg1) {
                 continue;
             }
-            return Ok(BitTiming { brp: brp as u8, tseg1: tseg1 as u8, tseg2: tseg2 as u8, sjw: 1, triple: false });
+            return Ok(BitTiming {
+                brp: brp as u8,
+                tseg1: tseg1 as u8,
+                tseg2: tseg2 as u8,
+                sjw: 1,
+                triple: false,
+            });
         }
         Err(TimingError::Unreachable)
     }
@@ -60,7 +66,9 @@ impl BitTiming {
 
     /// BTR1: sampling, TSEG2 and TSEG1.
     pub fn btr1(&self) -> u8 {
-        (u8::from(self.triple) << 7) | ((self.tseg2.clamp(1, 8) - 1) << 4) | (self.tseg1.clamp(1, 16) - 1)
+        (u8::from(self.triple) << 7)
+            | ((self.tseg2.clamp(1, 8) - 1) << 4)
+            | (self.tseg1.clamp(1, 16) - 1)
     }
 
     /// The bit rate this timing gives with `osc_hz`.
@@ -83,7 +91,9 @@ mod tests {
         assert_eq!(t(125_000), Ok((0x03, 0x1C)));
         assert_eq!(t(0), Err(TimingError::Unreachable));
         assert_eq!(t(3_000_000), Err(TimingError::Unreachable));
-        for r in [10_000, 20_000, 50_000, 100_000, 125_000, 250_000, 500_000, 800_000, 1_000_000] {
+        for r in [
+            10_000, 20_000, 50_000, 100_000, 125_000, 250_000, 500_000, 800_000, 1_000_000,
+        ] {
             let b = BitTiming::for_bitrate(16_000_000, r).unwrap();
             assert_eq!(b.bitrate(16_000_000), r);
         }

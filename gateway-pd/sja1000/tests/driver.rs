@@ -38,7 +38,13 @@ fn std_frame(id: u16, data: &[u8]) -> CanFrame {
 }
 
 fn bus(id: u32, extended: bool, data: &[u8]) -> BusFrame {
-    BusFrame { id, extended, remote: false, dlc: data.len() as u8, data: data.to_vec() }
+    BusFrame {
+        id,
+        extended,
+        remote: false,
+        dlc: data.len() as u8,
+        data: data.to_vec(),
+    }
 }
 
 fn no_violations(chip: &Rc<RefCell<Chip>>) {
@@ -79,13 +85,28 @@ fn receive_by_interrupt_in_order() {
     assert_eq!(d.receive(), Err(nb::Error::WouldBlock));
     chip.borrow_mut().deliver(&bus(0x123, false, &[1, 2, 3]));
     chip.borrow_mut().deliver(&bus(0x1234_5678, true, &[9; 8]));
-    chip.borrow_mut().deliver(&BusFrame { id: 0x7FF, extended: false, remote: true, dlc: 4, data: vec![] });
+    chip.borrow_mut().deliver(&BusFrame {
+        id: 0x7FF,
+        extended: false,
+        remote: true,
+        dlc: 4,
+        data: vec![],
+    });
     assert!(chip.borrow().irq_line());
     let s = d.handle_irq();
     assert_eq!(s.received, 3);
-    assert!(!chip.borrow().irq_line(), "interrupt still pending after service");
+    assert!(
+        !chip.borrow().irq_line(),
+        "interrupt still pending after service"
+    );
     let a = d.receive().unwrap();
-    assert_eq!((a.id(), a.data()), (Id::Standard(StandardId::new(0x123).unwrap()), &[1u8, 2, 3][..]));
+    assert_eq!(
+        (a.id(), a.data()),
+        (
+            Id::Standard(StandardId::new(0x123).unwrap()),
+            &[1u8, 2, 3][..]
+        )
+    );
     let b = d.receive().unwrap();
     assert_eq!(b.id(), Id::Extended(ExtendedId::new(0x1234_5678).unwrap()));
     assert_eq!(b.data(), &[9; 8]);
@@ -97,20 +118,30 @@ fn receive_by_interrupt_in_order() {
 
 #[test]
 fn acceptance_filter_standard_and_extended() {
-    let (mut d, chip) = setup(Filter::Standard { code: 0x120, mask: 0x7F0 });
+    let (mut d, chip) = setup(Filter::Standard {
+        code: 0x120,
+        mask: 0x7F0,
+    });
     for id in [0x120, 0x12F, 0x130, 0x020] {
         chip.borrow_mut().deliver(&bus(id, false, &[0xAA, 0xBB]));
     }
     d.handle_irq();
-    let got: Vec<u32> = std::iter::from_fn(|| d.receive().ok()).map(|f| f.raw_id()).collect();
+    let got: Vec<u32> = std::iter::from_fn(|| d.receive().ok())
+        .map(|f| f.raw_id())
+        .collect();
     assert_eq!(got, vec![0x120, 0x12F]);
 
-    let (mut d, chip) = setup(Filter::Extended { code: 0x18DA_F110, mask: 0x1FFF_FF00 });
+    let (mut d, chip) = setup(Filter::Extended {
+        code: 0x18DA_F110,
+        mask: 0x1FFF_FF00,
+    });
     for id in [0x18DA_F110, 0x18DA_F1FF, 0x18DA_F210] {
         chip.borrow_mut().deliver(&bus(id, true, &[]));
     }
     d.handle_irq();
-    let got: Vec<u32> = std::iter::from_fn(|| d.receive().ok()).map(|f| f.raw_id()).collect();
+    let got: Vec<u32> = std::iter::from_fn(|| d.receive().ok())
+        .map(|f| f.raw_id())
+        .collect();
     assert_eq!(got, vec![0x18DA_F110, 0x18DA_F1FF]);
     no_violations(&chip);
 }
@@ -120,7 +151,8 @@ fn fifo_overrun_is_reported_and_cleared() {
     let (mut d, chip) = setup(Filter::AcceptAll);
     // 64 bytes hold five 8-byte standard frames (11 bytes each); the rest overrun.
     for i in 0..10 {
-        chip.borrow_mut().deliver(&bus(0x100 + i, false, &[i as u8; 8]));
+        chip.borrow_mut()
+            .deliver(&bus(0x100 + i, false, &[i as u8; 8]));
     }
     assert_ne!(chip.borrow().sr & SR_DOS, 0);
     let s = d.handle_irq();
@@ -154,7 +186,10 @@ fn transmit_queue_in_order_and_bounded() {
         assert_eq!(d.transmit(&std_frame(0x200 + i, &[i as u8])), Ok(None));
     }
     // Queue of 8 plus one in flight is full.
-    assert_eq!(d.transmit(&std_frame(0x300, &[])), Err(nb::Error::WouldBlock));
+    assert_eq!(
+        d.transmit(&std_frame(0x300, &[])),
+        Err(nb::Error::WouldBlock)
+    );
     for _ in 0..20 {
         d.handle_irq();
     }
@@ -178,7 +213,15 @@ fn error_warning_passive_busoff_and_recovery() {
             seen.push(d.state());
         }
     }
-    assert_eq!(seen, vec![ErrorState::Active, ErrorState::Warning, ErrorState::Passive, ErrorState::BusOff]);
+    assert_eq!(
+        seen,
+        vec![
+            ErrorState::Active,
+            ErrorState::Warning,
+            ErrorState::Passive,
+            ErrorState::BusOff
+        ]
+    );
     assert_eq!(d.stats().bus_off, 1);
     assert!(d.stats().bus_errors > 0);
     // The driver left reset mode to start recovery; the frame is kept.
@@ -209,7 +252,11 @@ fn error_warning_passive_busoff_and_recovery() {
 fn manual_recovery_when_auto_is_off() {
     let chip = Rc::new(RefCell::new(Chip::new()));
     let mut d: Sja1000<Port, 4, 4> = Sja1000::new(Port(chip.clone()));
-    d.init(Config { auto_recover: false, ..config(Filter::AcceptAll) }).unwrap();
+    d.init(Config {
+        auto_recover: false,
+        ..config(Filter::AcceptAll)
+    })
+    .unwrap();
     chip.borrow_mut().fail_tx = 32;
     d.transmit(&std_frame(1, &[])).unwrap();
     for _ in 0..32 {
@@ -219,7 +266,11 @@ fn manual_recovery_when_auto_is_off() {
     assert_eq!(d.state(), ErrorState::BusOff);
     chip.borrow_mut().recessive_bits(10_000);
     d.handle_irq();
-    assert_eq!(d.state(), ErrorState::BusOff, "recovered without being asked");
+    assert_eq!(
+        d.state(),
+        ErrorState::BusOff,
+        "recovered without being asked"
+    );
     d.recover().unwrap();
     chip.borrow_mut().recessive_bits(128 * 11);
     d.handle_irq();
@@ -261,7 +312,11 @@ fn a_stuck_interrupt_does_not_hang_the_driver() {
 fn listen_only_never_transmits() {
     let chip = Rc::new(RefCell::new(Chip::new()));
     let mut d: Sja1000<Port, 4, 4> = Sja1000::new(Port(chip.clone()));
-    d.init(Config { listen_only: true, ..config(Filter::AcceptAll) }).unwrap();
+    d.init(Config {
+        listen_only: true,
+        ..config(Filter::AcceptAll)
+    })
+    .unwrap();
     d.transmit(&std_frame(1, &[])).unwrap();
     d.handle_irq();
     assert!(chip.borrow().sent.is_empty());

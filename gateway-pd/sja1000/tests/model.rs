@@ -67,7 +67,12 @@ pub struct Chip {
 impl Chip {
     /// State after hardware reset: reset mode, BasicCAN, TBS set.
     pub fn new() -> Chip {
-        Chip { mode: MOD_RM, sr: SR_TBS | SR_TCS, amr: [0xFF; 4], ..Default::default() }
+        Chip {
+            mode: MOD_RM,
+            sr: SR_TBS | SR_TCS,
+            amr: [0xFF; 4],
+            ..Default::default()
+        }
     }
 
     fn reset_mode(&self) -> bool {
@@ -115,7 +120,8 @@ impl Chip {
         if !self.accepts(f) {
             return;
         }
-        let mut bytes = vec![if f.extended { 0x80 } else { 0 } | if f.remote { 0x40 } else { 0 } | f.dlc];
+        let mut bytes =
+            vec![if f.extended { 0x80 } else { 0 } | if f.remote { 0x40 } else { 0 } | f.dlc];
         if f.extended {
             bytes.extend_from_slice(&(f.id << 3).to_be_bytes());
         } else {
@@ -192,8 +198,18 @@ impl Chip {
         } else {
             (u32::from(u16::from_be_bytes([b[1], b[2]]) >> 5), 3)
         };
-        let data = if remote { vec![] } else { b[at..at + usize::from(dlc.min(8))].to_vec() };
-        self.sent.push(BusFrame { id, extended, remote, dlc, data });
+        let data = if remote {
+            vec![]
+        } else {
+            b[at..at + usize::from(dlc.min(8))].to_vec()
+        };
+        self.sent.push(BusFrame {
+            id,
+            extended,
+            remote,
+            dlc,
+            data,
+        });
         self.pending_tx = false;
         self.sr |= SR_TBS | SR_TCS;
         self.ir |= IR_TI;
@@ -247,7 +263,11 @@ impl Chip {
                 20..=23 => self.amr[usize::from(reg - 20)],
                 _ => 0,
             },
-            16..=28 => self.fifo.front().and_then(|f| f.get(usize::from(reg - 16)).copied()).unwrap_or(0),
+            16..=28 => self
+                .fifo
+                .front()
+                .and_then(|f| f.get(usize::from(reg - 16)).copied())
+                .unwrap_or(0),
             RMC => self.fifo.len() as u8,
             CDR => self.cdr,
             _ => 0,
@@ -256,7 +276,8 @@ impl Chip {
 
     fn write(&mut self, reg: u8, v: u8) {
         if self.cdr & CDR_PELICAN == 0 && reg != CDR && reg != MOD {
-            self.violations.push(format!("write {reg} = {v:#x} in BasicCAN mode"));
+            self.violations
+                .push(format!("write {reg} = {v:#x} in BasicCAN mode"));
         }
         match reg {
             MOD => {
@@ -282,9 +303,11 @@ impl Chip {
                 }
                 if v & CMR_TR != 0 {
                     if self.mode & MOD_LOM != 0 {
-                        self.violations.push("transmission requested in listen-only mode".into());
+                        self.violations
+                            .push("transmission requested in listen-only mode".into());
                     } else if self.sr & SR_TBS == 0 {
-                        self.violations.push("transmission requested while the buffer is busy".into());
+                        self.violations
+                            .push("transmission requested while the buffer is busy".into());
                     } else {
                         self.sr &= !(SR_TBS | SR_TCS);
                         self.pending_tx = true;
@@ -311,7 +334,8 @@ impl Chip {
             IER => self.ier = v,
             BTR0 | BTR1 | OCR => {
                 if !self.reset_mode() {
-                    self.violations.push(format!("write {reg} in operating mode"));
+                    self.violations
+                        .push(format!("write {reg} in operating mode"));
                     return;
                 }
                 match reg {
@@ -331,7 +355,8 @@ impl Chip {
                         _ => {}
                     }
                 } else if self.sr & SR_TBS == 0 {
-                    self.violations.push(format!("write to TX buffer {reg} while busy"));
+                    self.violations
+                        .push(format!("write to TX buffer {reg} while busy"));
                 } else {
                     self.tx_buf[usize::from(reg - 16)] = v;
                 }

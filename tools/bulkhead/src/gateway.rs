@@ -42,9 +42,15 @@ enum GatewayCommand {
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        GatewayCommand::Check { policy, dbc, output, explain } => check(policy, dbc, output, explain),
+        GatewayCommand::Check {
+            policy,
+            dbc,
+            output,
+            explain,
+        } => check(policy, dbc, output, explain),
         GatewayCommand::Explain { compiled } => {
-            let bytes = std::fs::read(&compiled).with_context(|| format!("cannot read {}", compiled.display()))?;
+            let bytes = std::fs::read(&compiled)
+                .with_context(|| format!("cannot read {}", compiled.display()))?;
             let p = gateway_core::Policy::from_bytes(&bytes).map_err(|e| {
                 anyhow::anyhow!(
                     "{}: not a compiled gateway policy this version can load ({e:?}); recompile it with `bulkhead gateway check ... -o`",
@@ -57,16 +63,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn check(policy: PathBuf, dbc: Vec<PathBuf>, output: Option<PathBuf>, explain: bool) -> anyhow::Result<ExitCode> {
+fn check(
+    policy: PathBuf,
+    dbc: Vec<PathBuf>,
+    output: Option<PathBuf>,
+    explain: bool,
+) -> anyhow::Result<ExitCode> {
     let db = gateway_policy::Database::load(&dbc)?;
-    let text = std::fs::read_to_string(&policy).with_context(|| format!("cannot read {}", policy.display()))?;
+    let text = std::fs::read_to_string(&policy)
+        .with_context(|| format!("cannot read {}", policy.display()))?;
     let compiled = match gateway_policy::compile(&policy, &text, &db) {
         Ok(c) => c,
         Err(diags) => {
             for d in &diags {
                 eprintln!("{d}");
             }
-            let n = diags.iter().filter(|d| d.severity == gateway_policy::Severity::Error).count();
+            let n = diags
+                .iter()
+                .filter(|d| d.severity == gateway_policy::Severity::Error)
+                .count();
             eprintln!("{}: {n} error(s); nothing written", policy.display());
             return Ok(ExitCode::FAILURE);
         }
@@ -74,9 +89,13 @@ fn check(policy: PathBuf, dbc: Vec<PathBuf>, output: Option<PathBuf>, explain: b
     for w in &compiled.warnings {
         eprintln!("{w}");
     }
-    let bytes = compiled.policy.to_bytes().map_err(|e| anyhow::anyhow!("cannot encode the policy: {e:?}"))?;
+    let bytes = compiled
+        .policy
+        .to_bytes()
+        .map_err(|e| anyhow::anyhow!("cannot encode the policy: {e:?}"))?;
     // Prove the PD can load what we write before writing it.
-    gateway_core::Policy::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("compiled policy fails to load back: {e:?}"))?;
+    gateway_core::Policy::from_bytes(&bytes)
+        .map_err(|e| anyhow::anyhow!("compiled policy fails to load back: {e:?}"))?;
     if let Some(out) = &output {
         std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
     }
@@ -91,7 +110,9 @@ fn check(policy: PathBuf, dbc: Vec<PathBuf>, output: Option<PathBuf>, explain: b
         p.rules.len(),
         p.l4.len(),
         bytes.len(),
-        output.map(|o| format!(" to {}", o.display())).unwrap_or_default()
+        output
+            .map(|o| format!(" to {}", o.display()))
+            .unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,11 @@ use crate::{bulkhead, host, Result};
 /// Where the shared data sits: beside the clone in CI, possibly further up
 /// for a developer's worktree.
 fn dbc_dir() -> Option<std::path::PathBuf> {
-    host::root().ancestors().skip(1).map(|d| d.join("shared/data/dbc")).find(|d| d.is_dir())
+    host::root()
+        .ancestors()
+        .skip(1)
+        .map(|d| d.join("shared/data/dbc"))
+        .find(|d| d.is_dir())
 }
 
 /// Checks that the DBC files the gateway tests read are there.
@@ -27,7 +31,9 @@ pub fn setup(_env: &mut Vec<(String, String)>) -> Result<()> {
 
 /// CLI smoke check of the example policy, then fuzz smoke runs.
 pub fn extra() -> Result<()> {
-    let dbc = dbc_dir().ok_or("shared/data/dbc not found")?.join("toyota_prius_2010_pt.dbc");
+    let dbc = dbc_dir()
+        .ok_or("shared/data/dbc not found")?
+        .join("toyota_prius_2010_pt.dbc");
     let out = host::cache_dir().join("gateway-example.bin");
     bulkhead(&[
         "gateway",

@@ -14,7 +14,12 @@ use libfuzzer_sys::fuzz_target;
 fn policy() -> Policy {
     let sig = |name: &str, start, size, order, signed, mux| Signal {
         name: name.into(),
-        layout: Layout { start, size, order, signed },
+        layout: Layout {
+            start,
+            size,
+            order,
+            signed,
+        },
         mux,
         factor: 1.0,
         offset: 0.0,
@@ -25,7 +30,11 @@ fn policy() -> Policy {
         name: "r".into(),
         app,
         dir,
-        ids: IdMatch { id, mask, extended: ext },
+        ids: IdMatch {
+            id,
+            mask,
+            extended: ext,
+        },
         action: Action::Allow,
         remote: false,
         min_len: 0,
@@ -41,31 +50,82 @@ fn policy() -> Policy {
         rule(2, Dir::Send, 0x7E0, 0x7F8, false),
     ];
     rules[0].constraints = vec![
-        Constraint { signal: 1, allowed: Allowed::Range { lo: -5, hi: 5 } },
-        Constraint { signal: 2, allowed: Allowed::OneOf(vec![1, 3]) },
+        Constraint {
+            signal: 1,
+            allowed: Allowed::Range { lo: -5, hi: 5 },
+        },
+        Constraint {
+            signal: 2,
+            allowed: Allowed::OneOf(vec![1, 3]),
+        },
     ];
     rules[0].min_len = 4;
     rules[0].remote = true;
-    rules[1].guards = vec![Guard { slot: 0, lo: 0, hi: 10, negate: false }];
-    rules[1].rate = Some(Rate { per_second: 100, burst: 3 });
-    rules[2].guards = vec![Guard { slot: 0, lo: 5, hi: 5, negate: true }];
+    rules[1].guards = vec![Guard {
+        slot: 0,
+        lo: 0,
+        hi: 10,
+        negate: false,
+    }];
+    rules[1].rate = Some(Rate {
+        per_second: 100,
+        burst: 3,
+    });
+    rules[2].guards = vec![Guard {
+        slot: 0,
+        lo: 5,
+        hi: 5,
+        negate: true,
+    }];
     let mut deny = rule(2, Dir::Send, 0x7E5, 0x7FF, false);
     deny.action = Action::Deny;
     rules.push(deny);
     Policy {
-        apps: (0..3).map(|i| App { name: format!("a{i}"), budget: Rate { per_second: 1000, burst: 20 } }).collect(),
+        apps: (0..3)
+            .map(|i| App {
+                name: format!("a{i}"),
+                budget: Rate {
+                    per_second: 1000,
+                    burst: 20,
+                },
+            })
+            .collect(),
         rules,
         signals: vec![
             sig("M.mux", 0, 4, ByteOrder::Intel, false, None),
-            sig("M.s", 15, 12, ByteOrder::Motorola, true, Some(MuxCond { switch: 0, value: 2 })),
+            sig(
+                "M.s",
+                15,
+                12,
+                ByteOrder::Motorola,
+                true,
+                Some(MuxCond {
+                    switch: 0,
+                    value: 2,
+                }),
+            ),
             sig("M.t", 24, 8, ByteOrder::Intel, false, None),
             sig("S.v", 32, 16, ByteOrder::Intel, false, None),
         ],
-        state: vec![StateSlot { signal: 3, id: 0x50, extended: false }],
-        l4: vec![L4Rule { name: "l".into(), app: 1, proto: Proto::Tcp, op: L4Op::Listen, lo: 80, hi: 90 }],
+        state: vec![StateSlot {
+            signal: 3,
+            id: 0x50,
+            extended: false,
+        }],
+        l4: vec![L4Rule {
+            name: "l".into(),
+            app: 1,
+            proto: Proto::Tcp,
+            op: L4Op::Listen,
+            lo: 80,
+            hi: 90,
+        }],
         stale_after_us: 10_000,
         audit_capacity: 32,
-        audit_rate: Rate { per_second: 50, burst: 5 },
+        audit_rate: Rate {
+            per_second: 50,
+            burst: 5,
+        },
     }
 }
 
@@ -85,7 +145,9 @@ fuzz_target!(|data: &[u8]| {
                 let len = usize::from(rest.first().copied().unwrap_or(0) % 16);
                 let (bytes, tail) = rest.split_at(len.min(rest.len()));
                 rest = tail;
-                let Ok(f) = Frame::from_wire(bytes) else { continue };
+                let Ok(f) = Frame::from_wire(bytes) else {
+                    continue;
+                };
                 let d = match op & 0x0F {
                     0..=2 => e.check_send(app, &f, now),
                     3 | 4 => e.check_receive(app, &f, now),
@@ -113,7 +175,9 @@ fuzz_target!(|data: &[u8]| {
             _ => {
                 let port = u16::from(rest.first().copied().unwrap_or(0));
                 let _ = e.check_l4(app, Proto::Tcp, L4Op::Listen, port, now);
-                assert!(e.open_l4().all(|(_, r)| e.app_state(r.app) == Some(gateway_core::AppState::Running)));
+                assert!(e
+                    .open_l4()
+                    .all(|(_, r)| e.app_state(r.app) == Some(gateway_core::AppState::Running)));
             }
         }
         assert!(e.audit().len() <= cap);

@@ -12,16 +12,26 @@ fuzz_target!(|data: &[u8]| {
     framed.extend_from_slice(b"BHGW\x01\x00");
     framed.extend_from_slice(data);
     for bytes in [data, &framed[..]] {
-        let Ok(p) = Policy::from_bytes(bytes) else { continue };
+        let Ok(p) = Policy::from_bytes(bytes) else {
+            continue;
+        };
         // What loads must re-encode to the same policy.
         let bytes2 = p.to_bytes().expect("encode");
         let again = Policy::from_bytes(&bytes2).expect("reload");
         assert_eq!(again.to_bytes().expect("encode"), bytes2);
         let apps = p.apps.len() as u16;
-        let Ok(mut e) = Engine::new(p, 0) else { continue };
+        let Ok(mut e) = Engine::new(p, 0) else {
+            continue;
+        };
         for a in 0..apps.min(4) {
-            let _ = e.on_event(AppEvent { app: a, kind: AppEventKind::Install });
-            let _ = e.on_event(AppEvent { app: a, kind: AppEventKind::Start });
+            let _ = e.on_event(AppEvent {
+                app: a,
+                kind: AppEventKind::Install,
+            });
+            let _ = e.on_event(AppEvent {
+                app: a,
+                kind: AppEventKind::Start,
+            });
         }
         for (i, chunk) in data.chunks(11).take(64).enumerate() {
             let mut d = [0u8; 8];
@@ -30,7 +40,9 @@ fuzz_target!(|data: &[u8]| {
             let id = u32::from_le_bytes([d[0], d[1], d[2], d[3] & 0x1F]);
             let ext = d[4] & 1 != 0;
             let id = if ext { id & 0x1FFF_FFFF } else { id & 0x7FF };
-            let Some(f) = Frame::data(id, ext, &d[..usize::from(d[5] % 9)]) else { continue };
+            let Some(f) = Frame::data(id, ext, &d[..usize::from(d[5] % 9)]) else {
+                continue;
+            };
             let now = i as u64 * 997;
             e.observe(&f, now);
             let _ = e.check_send((d[6] % 5) as u16, &f, now);

@@ -19,7 +19,10 @@ pub fn dbc_dir() -> PathBuf {
             return d;
         }
     }
-    panic!("shared/data/dbc not found beside the repository ({}): clone shared/ next to it", root.display());
+    panic!(
+        "shared/data/dbc not found beside the repository ({}): clone shared/ next to it",
+        root.display()
+    );
 }
 
 /// One real DBC file.
