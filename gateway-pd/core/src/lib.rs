@@ -31,6 +31,7 @@ pub mod candump;
 pub mod engine;
 pub mod frame;
 pub mod policy;
+pub mod service;
 pub mod signal;
 
 pub use engine::{AppEvent, AppEventKind, AppState, Decision, Direction, Engine, Reason, Verdict};

@@ -16,7 +16,12 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 fn policy() -> Policy {
     let sig = |name: &str, start, size, mux| Signal {
         name: name.into(),
-        layout: Layout { start, size, order: ByteOrder::Motorola, signed: true },
+        layout: Layout {
+            start,
+            size,
+            order: ByteOrder::Motorola,
+            signed: true,
+        },
         mux,
         factor: 1.0,
         offset: 0.0,
@@ -27,40 +32,97 @@ fn policy() -> Policy {
         name: "r".into(),
         app,
         dir,
-        ids: IdMatch { id, mask, extended: false },
+        ids: IdMatch {
+            id,
+            mask,
+            extended: false,
+        },
         action: Action::Allow,
         remote: false,
         min_len: 2,
         constraints: vec![],
         guards: vec![],
-        rate: Some(Rate { per_second: 100, burst: 2 }),
+        rate: Some(Rate {
+            per_second: 100,
+            burst: 2,
+        }),
     };
     let mut r0 = rule(0, Dir::Send, 0x100, 0x7FF);
     r0.constraints = vec![
-        Constraint { signal: 1, allowed: Allowed::Range { lo: -10, hi: 10 } },
-        Constraint { signal: 2, allowed: Allowed::OneOf(vec![0, 1, 2]) },
+        Constraint {
+            signal: 1,
+            allowed: Allowed::Range { lo: -10, hi: 10 },
+        },
+        Constraint {
+            signal: 2,
+            allowed: Allowed::OneOf(vec![0, 1, 2]),
+        },
     ];
-    r0.guards = vec![Guard { slot: 0, lo: 0, hi: 100, negate: false }];
+    r0.guards = vec![Guard {
+        slot: 0,
+        lo: 0,
+        hi: 100,
+        negate: false,
+    }];
     let mut deny = rule(1, Dir::Send, 0x7DF, 0x7FF);
     deny.action = Action::Deny;
     deny.rate = None;
     Policy {
         apps: vec![
-            App { name: "a".into(), budget: Rate { per_second: 500, burst: 10 } },
-            App { name: "b".into(), budget: Rate { per_second: 500, burst: 10 } },
+            App {
+                name: "a".into(),
+                budget: Rate {
+                    per_second: 500,
+                    burst: 10,
+                },
+            },
+            App {
+                name: "b".into(),
+                budget: Rate {
+                    per_second: 500,
+                    burst: 10,
+                },
+            },
         ],
-        rules: vec![r0, rule(1, Dir::Send, 0x700, 0x700), rule(1, Dir::Receive, 0x50, 0x7FF), deny],
+        rules: vec![
+            r0,
+            rule(1, Dir::Send, 0x700, 0x700),
+            rule(1, Dir::Receive, 0x50, 0x7FF),
+            deny,
+        ],
         signals: vec![
             sig("M.mux", 7, 2, None),
-            sig("M.s", 15, 8, Some(MuxCond { switch: 0, value: 1 })),
+            sig(
+                "M.s",
+                15,
+                8,
+                Some(MuxCond {
+                    switch: 0,
+                    value: 1,
+                }),
+            ),
             sig("M.t", 23, 4, None),
             sig("S.v", 7, 16, None),
         ],
-        state: vec![StateSlot { signal: 3, id: 0x50, extended: false }],
-        l4: vec![L4Rule { name: "l".into(), app: 1, proto: Proto::Udp, op: L4Op::Connect, lo: 1, hi: 100 }],
+        state: vec![StateSlot {
+            signal: 3,
+            id: 0x50,
+            extended: false,
+        }],
+        l4: vec![L4Rule {
+            name: "l".into(),
+            app: 1,
+            proto: Proto::Udp,
+            op: L4Op::Connect,
+            lo: 1,
+            hi: 100,
+        }],
         stale_after_us: 50_000,
         audit_capacity: 16,
-        audit_rate: Rate { per_second: 100, burst: 4 },
+        audit_rate: Rate {
+            per_second: 100,
+            burst: 4,
+        },
     }
 }
 
@@ -70,7 +132,12 @@ fn per_frame_path_makes_no_allocation() {
     // Frames built before measuring.
     let frames: Vec<Frame> = (0..64u32)
         .map(|k| {
-            let mut f = Frame::data(0x100 + (k % 3) * 0x300, false, &[(k % 4) as u8 * 0x40, k as u8, (k % 5) as u8 * 16, 0]).unwrap();
+            let mut f = Frame::data(
+                0x100 + (k % 3) * 0x300,
+                false,
+                &[(k % 4) as u8 * 0x40, k as u8, (k % 5) as u8 * 16, 0],
+            )
+            .unwrap();
             match k % 9 {
                 0 => f.dlc = 7,
                 1 => f.kind = FrameKind::Error,
@@ -95,8 +162,14 @@ fn per_frame_path_makes_no_allocation() {
             if round % 50 < 4 {
                 let _ = e.on_event(AppEvent { app, kind });
             } else if round % 50 == 4 {
-                let _ = e.on_event(AppEvent { app, kind: AppEventKind::Install });
-                let _ = e.on_event(AppEvent { app, kind: AppEventKind::Start });
+                let _ = e.on_event(AppEvent {
+                    app,
+                    kind: AppEventKind::Install,
+                });
+                let _ = e.on_event(AppEvent {
+                    app,
+                    kind: AppEventKind::Start,
+                });
             }
         }
         if round % 3 == 0 {
