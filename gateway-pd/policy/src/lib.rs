@@ -19,6 +19,7 @@ pub mod compile;
 pub mod dbc;
 pub mod diag;
 pub mod explain;
+pub mod replay;
 
 pub use compile::{compile, Compiled};
 pub use dbc::Database;

@@ -253,3 +253,46 @@ fn example_policy_is_clean_and_round_trips() {
     );
     assert!(words.contains("may listen on TCP port 13400"), "{words}");
 }
+
+#[test]
+fn replay_counts_a_small_log() {
+    let text = std::fs::read_to_string(common::example()).unwrap();
+    let p = compile(&common::example(), &text, &db()).unwrap().policy;
+    // Speed 0x0900 * 0.0062 = 14.3 mph, gear D; then requests.
+    let log = "# a comment\n\
+        (1.000000) can0 0B4#0000000000090000\n\
+        (1.000100) can0 127#0000000000300000\n\
+        (1.000200) dashboard 412#0000000000000000\n\
+        (1.000300) dashboard 7DF#0201000000000000\n\
+        (1.000400) lka-assist 2E4#0000000000000000\n\
+        (1.000500) lka-assist 2E4#00000000\n";
+    let r = gateway_policy::replay::replay(&p, log, |i| i == "can0").unwrap();
+    assert_eq!(r.lines, 6);
+    let get = |n: &str| {
+        r.rules
+            .iter()
+            .find(|x| x.0 == n)
+            .map(|x| (x.1, x.2))
+            .unwrap()
+    };
+    assert_eq!(get("lka-steer"), (1, 1)); // allowed, then too short
+    assert_eq!(get("dash-hud"), (1, 0));
+    assert_eq!(get("dash-no-diag"), (0, 1));
+    assert_eq!(
+        (get("dash-speed"), get("dash-gear"), get("lka-sees-speed")),
+        ((1, 0), (1, 0), (1, 0))
+    );
+    assert_eq!(r.reasons.get("TooShort"), Some(&1));
+    assert!(r.render().contains("lka-steer"));
+    let e = gateway_policy::replay::replay(&p, "(1.000000) nobody 0B4#00\n", |i| i == "can0")
+        .unwrap_err();
+    assert_eq!(e.line, 1);
+    assert!(
+        e.message.contains("neither a bus nor an application"),
+        "{}",
+        e.message
+    );
+    let e =
+        gateway_policy::replay::replay(&p, "\n(1.0) can0 0B4#00\n", |i| i == "can0").unwrap_err();
+    assert_eq!(e.line, 2);
+}

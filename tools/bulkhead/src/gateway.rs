@@ -1,7 +1,8 @@
 //! `bulkhead gateway check`: validates a gateway policy against DBC files,
 //! compiles it to the binary form the gateway PD loads, and optionally
-//! explains it in words. I/O and printing only; the logic is in
-//! `gateway-policy` and `gateway-core`.
+//! explains it in words; `explain` and `replay` work on the compiled form
+//! (`replay` runs a candump log through the PD's own engine). I/O and
+//! printing only; the logic is in `gateway-policy` and `gateway-core`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,18 @@ enum GatewayCommand {
         /// The compiled policy.
         compiled: PathBuf,
     },
+    /// Replay a candump -L log through a compiled policy and count decisions.
+    /// Lines on a bus interface are bus traffic; lines on an interface named
+    /// like an application are that application's send requests.
+    Replay {
+        /// The compiled policy.
+        compiled: PathBuf,
+        /// The log (`(secs.usecs) iface id#data` lines).
+        log: PathBuf,
+        /// Interfaces that are buses (default: can0 can1 vcan0 vcan1).
+        #[arg(long = "bus", num_args = 1..)]
+        bus: Vec<String>,
+    },
 }
 
 /// Runs the subcommand.
@@ -49,18 +62,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             explain,
         } => check(policy, dbc, output, explain),
         GatewayCommand::Explain { compiled } => {
-            let bytes = std::fs::read(&compiled)
-                .with_context(|| format!("cannot read {}", compiled.display()))?;
-            let p = gateway_core::Policy::from_bytes(&bytes).map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: not a compiled gateway policy this version can load ({e:?}); recompile it with `bulkhead gateway check ... -o`",
-                    compiled.display()
-                )
-            })?;
+            let p = load(&compiled)?;
             print!("{}", gateway_policy::explain::explain(&p));
             Ok(ExitCode::SUCCESS)
         }
+        GatewayCommand::Replay { compiled, log, bus } => {
+            let p = load(&compiled)?;
+            let text = std::fs::read_to_string(&log)
+                .with_context(|| format!("cannot read {}", log.display()))?;
+            let bus = if bus.is_empty() {
+                vec![
+                    "can0".to_string(),
+                    "can1".into(),
+                    "vcan0".into(),
+                    "vcan1".into(),
+                ]
+            } else {
+                bus
+            };
+            match gateway_policy::replay::replay(&p, &text, |i| bus.iter().any(|b| b == i)) {
+                Ok(r) => {
+                    print!("{}", r.render());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{}:{}: {}", log.display(), e.line, e.message);
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
     }
+}
+
+fn load(compiled: &std::path::Path) -> anyhow::Result<gateway_core::Policy> {
+    let bytes =
+        std::fs::read(compiled).with_context(|| format!("cannot read {}", compiled.display()))?;
+    gateway_core::Policy::from_bytes(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a compiled gateway policy this version can load ({e:?}); recompile it with `bulkhead gateway check ... -o`",
+            compiled.display()
+        )
+    })
 }
 
 fn check(
