@@ -409,7 +409,7 @@ impl Engine {
                 continue;
             };
             let sig = st.signal;
-            if self.present(sig, frame) {
+            if self.presence(sig, frame) == Presence::Present {
                 if let (Some(s), Some(v)) = (
                     self.policy.signals.get(usize::from(sig)),
                     self.state.get_mut(usize::from(slot)),
@@ -611,9 +611,12 @@ impl Engine {
                 return Err(Reason::TooShort);
             }
             for c in &r.constraints {
-                if !self.present(c.signal, frame) {
+                match self.presence(c.signal, frame) {
+                    Presence::Present => {}
                     // A multiplexed signal not in this frame constrains nothing.
-                    continue;
+                    Presence::OtherMux => continue,
+                    // A constrained signal cut off by a short frame fails closed.
+                    Presence::TooShort => return Err(Reason::TooShort),
                 }
                 let Some(s) = self.policy.signals.get(usize::from(c.signal)) else {
                     return Err(Reason::SignalNotAllowed(c.signal));
@@ -633,45 +636,55 @@ impl Engine {
         Ok(())
     }
 
-    /// True when signal `sig` is present in the frame: long enough, and
-    /// every multiplexor above it has the right value. Multiplexors have
-    /// lower indices (checked at load), so the walk terminates.
-    fn present(&self, sig: u16, frame: &Frame) -> bool {
+    /// Whether signal `sig` is in the frame: every multiplexor above it
+    /// has the right value, and the frame is long enough for it and its
+    /// multiplexors. Multiplexors have lower indices (checked at load), so
+    /// the walk terminates.
+    fn presence(&self, sig: u16, frame: &Frame) -> Presence {
         let mut cur = sig;
         loop {
             let (Some(s), Some(&need)) = (
                 self.policy.signals.get(usize::from(cur)),
                 self.sig_need.get(usize::from(cur)),
             ) else {
-                return false;
+                return Presence::TooShort;
             };
             if need > frame.len {
-                return false;
+                return Presence::TooShort;
             }
-            match s.mux {
-                None => return true,
-                Some(m) => {
-                    let Some(sw) = self.policy.signals.get(usize::from(m.switch)) else {
-                        return false;
-                    };
-                    if usize::from(m.switch) >= usize::from(cur) {
-                        return false;
-                    }
-                    if self
-                        .sig_need
-                        .get(usize::from(m.switch))
-                        .copied()
-                        .unwrap_or(9)
-                        > frame.len
-                        || sw.layout.decode(&frame.data) != i128::from(m.value)
-                    {
-                        return false;
-                    }
-                    cur = m.switch;
-                }
+            let Some(m) = s.mux else {
+                return Presence::Present;
+            };
+            if usize::from(m.switch) >= usize::from(cur) {
+                return Presence::TooShort;
             }
+            let Some(sw) = self.policy.signals.get(usize::from(m.switch)) else {
+                return Presence::TooShort;
+            };
+            let sw_need = self
+                .sig_need
+                .get(usize::from(m.switch))
+                .copied()
+                .unwrap_or(9);
+            if sw_need > frame.len {
+                return Presence::TooShort;
+            }
+            if sw.layout.decode(&frame.data) != i128::from(m.value) {
+                return Presence::OtherMux;
+            }
+            cur = m.switch;
         }
     }
+}
+
+/// Whether a signal is in a frame.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Present,
+    /// The frame carries another multiplexed group: the signal is not there.
+    OtherMux,
+    /// The frame is too short to carry the signal (or its multiplexor).
+    TooShort,
 }
 
 /// Merges two ascending lists of rule indices.
