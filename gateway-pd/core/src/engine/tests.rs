@@ -207,6 +207,55 @@ fn signal_constraints_and_mux() {
 }
 
 #[test]
+fn constrained_signal_cut_off_fails_closed() {
+    let mut p = policy(1, vec![]);
+    p.signals = vec![
+        sig("M.mux", 0, 4, None),
+        sig(
+            "M.under2",
+            8,
+            8,
+            Some(MuxCond {
+                switch: 0,
+                value: 2,
+            }),
+        ),
+        sig("M.plain", 16, 8, None),
+    ];
+    let mut r = exact(0, 0x123);
+    // No minimum length: the constraint itself must refuse a frame that
+    // does not carry the signal, rather than skip it.
+    r.constraints = vec![
+        Constraint {
+            signal: 1,
+            allowed: Allowed::Range { lo: 0, hi: 1 },
+        },
+        Constraint {
+            signal: 2,
+            allowed: Allowed::Range { lo: 0, hi: 1 },
+        },
+    ];
+    p.rules = vec![r];
+    let mut e = running(p);
+    assert_eq!(
+        e.check_send(0, &data(0x123, &[2, 1]), 0).reason,
+        Reason::TooShort
+    );
+    assert_eq!(
+        e.check_send(0, &data(0x123, &[]), 0).reason,
+        Reason::TooShort
+    );
+    // Mux 2 selected but its signal cut off: too short as well.
+    assert_eq!(
+        e.check_send(0, &data(0x123, &[2]), 0).reason,
+        Reason::TooShort
+    );
+    assert!(e.check_send(0, &data(0x123, &[2, 1, 0]), 0).allowed());
+    // Another mux value: signal 1 is absent and constrains nothing.
+    assert!(e.check_send(0, &data(0x123, &[3, 99, 1]), 0).allowed());
+}
+
+#[test]
 fn guards_follow_vehicle_state_and_go_stale() {
     let mut p = policy(1, vec![]);
     p.signals = vec![sig("Speed.v", 0, 16, None)];
