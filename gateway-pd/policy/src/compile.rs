@@ -572,7 +572,8 @@ fn constraint(
     Some(Constraint { signal, allowed })
 }
 
-fn ids(cx: &mut Ctx, c: &CanDef) -> Option<(IdMatch, u8, Option<&'static str>)> {
+/// The ids a rule matches and the payload length its message needs.
+fn ids(cx: &mut Ctx, c: &CanDef) -> Option<(IdMatch, u8)> {
     let ext_flag = c.extended.as_ref().map(|e| *e.get_ref());
     match (&c.message, &c.id) {
         (Some(_), Some(id)) => {
@@ -645,7 +646,6 @@ fn ids(cx: &mut Ctx, c: &CanDef) -> Option<(IdMatch, u8, Option<&'static str>)> 
                     extended: m.extended,
                 },
                 m.size,
-                None,
             ))
         }
         (None, Some(id)) => {
@@ -701,7 +701,6 @@ fn ids(cx: &mut Ctx, c: &CanDef) -> Option<(IdMatch, u8, Option<&'static str>)> 
                     extended,
                 },
                 0,
-                None,
             ))
         }
     }
@@ -881,8 +880,7 @@ pub fn compile(path: &Path, text: &str, db: &Database) -> Result<Compiled, Vec<D
             );
         }
         let rate = c.rate.as_ref().map(|r| check_rate(&mut cx, r, "rate"));
-        if let (Some(app), Some(dir), Some(action), Some((ids, min_len, _))) =
-            (app, dir, action, idm)
+        if let (Some(app), Some(dir), Some(action), Some((ids, min_len))) = (app, dir, action, idm)
         {
             rule_lines.push(cx.src.line_col(at).0);
             rule_at.push(at);
