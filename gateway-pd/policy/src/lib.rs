@@ -4,7 +4,7 @@
 //! the vehicle's CAN buses (ids, DBC signal values, rates, vehicle-state
 //! guards) and on the network (L4 ports). This crate loads DBC files
 //! ([`dbc`]), checks the policy against them with located diagnostics
-//! ([`compile`], [`diag`]), produces the compiled form the gateway PD loads
+//! ([`mod@compile`], [`diag`]), produces the compiled form the gateway PD loads
 //! ([`gateway_core::Policy::to_bytes`]) and explains a compiled policy in
 //! words ([`explain`]). The format is documented in `docs/gateway.md`.
 //!
