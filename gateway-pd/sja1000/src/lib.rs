@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod frame;
+pub mod kvaser;
 pub mod regs;
 pub mod timing;
 
