@@ -21,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Gateway policies: check, compile, explain.
+    /// Gateway policies: check, compile, explain, replay CAN logs.
     Gateway(gateway::Args),
 }
 
