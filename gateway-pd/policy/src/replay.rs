@@ -32,6 +32,8 @@ pub struct Report {
     pub reasons: BTreeMap<String, u64>,
     /// Audit entries kept / suppressed.
     pub audit: (usize, u64),
+    /// The oldest audit entries kept, in words (at most 10).
+    pub audit_sample: Vec<String>,
 }
 
 fn reason_name(r: Reason) -> String {
@@ -123,6 +125,56 @@ pub fn replay(
             .collect(),
         reasons,
         audit: (e.audit().len(), e.audit().suppressed),
+        audit_sample: e
+            .audit()
+            .entries()
+            .take(10)
+            .map(|a| {
+                let app = policy
+                    .apps
+                    .get(usize::from(a.app))
+                    .map(|x| x.name.as_str())
+                    .unwrap_or("?");
+                let rule = match (a.dir, a.rule) {
+                    (gateway_core::Direction::L4, Some(r)) => policy
+                        .l4
+                        .get(usize::from(r))
+                        .map(|x| format!("L4 rule `{}`", x.name)),
+                    (_, Some(r)) => policy
+                        .rules
+                        .get(usize::from(r))
+                        .map(|x| format!("rule `{}`", x.name)),
+                    (_, None) => Some("default".into()),
+                };
+                let what = match a.reason {
+                    Reason::SignalNotAllowed(s)
+                    | Reason::StateUnknown(s)
+                    | Reason::GuardFailed(s) => {
+                        let sig = match a.reason {
+                            Reason::SignalNotAllowed(_) => policy.signals.get(usize::from(s)),
+                            _ => policy
+                                .state
+                                .get(usize::from(s))
+                                .and_then(|st| policy.signals.get(usize::from(st.signal))),
+                        };
+                        format!(
+                            "{} ({})",
+                            reason_name(a.reason),
+                            sig.map(|x| x.name.as_str()).unwrap_or("?")
+                        )
+                    }
+                    r => reason_name(r),
+                };
+                format!(
+                    "{}.{:06} {app} {:?} {:#X}: {what}, by {}",
+                    a.at_us / 1_000_000,
+                    a.at_us % 1_000_000,
+                    a.dir,
+                    a.id,
+                    rule.unwrap_or_else(|| "?".into())
+                )
+            })
+            .collect(),
     })
 }
 
@@ -159,6 +211,9 @@ impl Report {
             "audit log: {} entries kept, {} suppressed by its rate limit",
             self.audit.0, self.audit.1
         );
+        for line in &self.audit_sample {
+            let _ = writeln!(o, "  {line}");
+        }
         o
     }
 }

@@ -283,7 +283,9 @@ fn replay_counts_a_small_log() {
         ((1, 0), (1, 0), (1, 0))
     );
     assert_eq!(r.reasons.get("TooShort"), Some(&1));
-    assert!(r.render().contains("lka-steer"));
+    let out = r.render();
+    assert!(out.contains("lka-assist Send 0x2E4: TooShort, by rule `lka-steer`"), "{out}");
+    assert!(out.contains("dashboard Send 0x7DF: DenyRule, by rule `dash-no-diag`"), "{out}");
     let e = gateway_policy::replay::replay(&p, "(1.000000) nobody 0B4#00\n", |i| i == "can0")
         .unwrap_err();
     assert_eq!(e.line, 1);
