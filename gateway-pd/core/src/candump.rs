@@ -199,6 +199,34 @@ mod tests {
         assert_eq!(err.frame.kind, FrameKind::Error);
     }
 
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text: an error or a frame, never a panic.
+        #[test]
+        fn any_line_is_safe(line in ".{0,60}", tail in "[0-9A-Fa-f#R]{0,24}") {
+            let _ = parse_line(&line);
+            let _ = parse_line(&format!("(1.000000) can0 {tail}"));
+        }
+
+        /// Every frame written as a line parses back to itself.
+        #[test]
+        fn write_then_parse(at in 0u64..10_000_000_000_000, ext: bool, id: u32, kind in 0u8..3,
+                            payload in proptest::collection::vec(any::<u8>(), 0..=8), dlc in 0u8..=8) {
+            let id = if ext || kind == 2 { id & MAX_EXTENDED_ID & !CAN_ERR_FLAG } else { id & 0x7FF };
+            let mut f = Frame::data(id, ext || kind == 2, &payload).unwrap();
+            if kind == 1 {
+                f = Frame { kind: FrameKind::Remote, dlc, len: 0, data: [0; 8], ..f };
+            } else if kind == 2 {
+                f.kind = FrameKind::Error;
+            }
+            let mut s = String::new();
+            write_line(&mut s, at, "vcan0", &f).unwrap();
+            let l = parse_line(&s).unwrap();
+            prop_assert_eq!((l.at_us, l.iface, l.frame), (at, "vcan0", f));
+        }
+    }
+
     #[test]
     fn bad_lines() {
         assert_eq!(parse_line("can0 123#00"), Err(LineError::Timestamp));
