@@ -253,9 +253,9 @@ fn raw_range(op: Op, r: f64) -> (i128, i128) {
     let down = |x: f64| (x + eps(x)).floor() as i128;
     match op {
         Op::Eq | Op::Ne => (up(r), down(r)),
-        Op::Lt => (i128::MIN, up(r) - 1),
+        Op::Lt => (i128::MIN, up(r).saturating_sub(1)),
         Op::Le => (i128::MIN, down(r)),
-        Op::Gt => (down(r) + 1, i128::MAX),
+        Op::Gt => (down(r).saturating_add(1), i128::MAX),
         Op::Ge => (up(r), i128::MAX),
     }
 }
@@ -363,6 +363,14 @@ fn guard(cx: &mut Ctx, g: &Spanned<String>) -> Option<Guard> {
     let (m, s) = resolve_signal(cx, at, name)?;
     let (bmin, bmax) = s.layout.raw_bounds();
     let (op, r, named) = match value.parse::<f64>() {
+        Ok(v) if !v.is_finite() => {
+            cx.err(
+                at,
+                format!("guard `{text}` compares with {v}"),
+                Some("use a finite number".into()),
+            );
+            return None;
+        }
         Ok(v) => {
             if s.factor == 0.0 {
                 cx.err(
@@ -494,6 +502,24 @@ fn constraint(
     let allowed = match spec.get_ref() {
         SigSpec::Name(n) => by_names(cx, std::slice::from_ref(n))?,
         SigSpec::Names(ns) => by_names(cx, ns)?,
+        SigSpec::Number(v) if !v.is_finite() => {
+            cx.err(
+                at,
+                format!("`{sname}` cannot be {v}"),
+                Some("use a finite number".into()),
+            );
+            return None;
+        }
+        SigSpec::Range(RangeDef { min, max })
+            if min.is_some_and(f64::is_nan) || max.is_some_and(f64::is_nan) =>
+        {
+            cx.err(
+                at,
+                format!("a range for `{sname}` has a NaN bound"),
+                Some("use finite numbers, or leave the bound out".into()),
+            );
+            return None;
+        }
         SigSpec::Number(v) => {
             if s.factor == 0.0 {
                 cx.err(

@@ -284,8 +284,14 @@ fn replay_counts_a_small_log() {
     );
     assert_eq!(r.reasons.get("TooShort"), Some(&1));
     let out = r.render();
-    assert!(out.contains("lka-assist Send 0x2E4: TooShort, by rule `lka-steer`"), "{out}");
-    assert!(out.contains("dashboard Send 0x7DF: DenyRule, by rule `dash-no-diag`"), "{out}");
+    assert!(
+        out.contains("lka-assist Send 0x2E4: TooShort, by rule `lka-steer`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("dashboard Send 0x7DF: DenyRule, by rule `dash-no-diag`"),
+        "{out}"
+    );
     let e = gateway_policy::replay::replay(&p, "(1.000000) nobody 0B4#00\n", |i| i == "can0")
         .unwrap_err();
     assert_eq!(e.line, 1);
@@ -297,4 +303,87 @@ fn replay_counts_a_small_log() {
     let e =
         gateway_policy::replay::replay(&p, "\n(1.0) can0 0B4#00\n", |i| i == "can0").unwrap_err();
     assert_eq!(e.line, 2);
+}
+
+#[test]
+fn extreme_and_non_finite_numbers() {
+    one(
+        &format!("{RULE}id = 1\nwhen = [\"SPEED.SPEED < nan\"]\n"),
+        10,
+        "compares with NaN",
+        Some("finite"),
+    );
+    one(
+        &format!("{RULE}id = 1\nwhen = [\"SPEED.SPEED > inf\"]\n"),
+        10,
+        "compares with inf",
+        Some("finite"),
+    );
+    // Far outside any raw value: impossible, not an overflow.
+    one(
+        &format!("{RULE}id = 1\nwhen = [\"SPEED.SPEED < -1e300\"]\n"),
+        10,
+        "can never hold",
+        None,
+    );
+    one(
+        &format!("{RULE}id = 1\nwhen = [\"SPEED.SPEED > 1e300\"]\n"),
+        10,
+        "can never hold",
+        None,
+    );
+    one(
+        &format!("{RULE}message = \"BRAKE\"\nsignals = {{ BRAKE_AMOUNT = nan }}\n"),
+        10,
+        "cannot be NaN",
+        None,
+    );
+    one(
+        &format!("{RULE}message = \"BRAKE\"\nsignals = {{ BRAKE_AMOUNT = {{ min = nan }} }}\n"),
+        10,
+        "NaN bound",
+        None,
+    );
+    // Infinite bounds are the same as leaving them out.
+    let text = format!("{APPS}{RULE}message = \"BRAKE\"\nsignals = {{ BRAKE_AMOUNT = {{ min = -inf, max = 10 }} }}\n");
+    let c = compile(Path::new("t.toml"), &text, &db()).unwrap();
+    assert_eq!(
+        c.policy.rules[0].constraints[0].allowed,
+        gateway_core::policy::Allowed::Range { lo: 0, hi: 10 }
+    );
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<f64>().prop_map(|v| format!("{v:?}")),
+            (-1000i64..1000).prop_map(|v| v.to_string()),
+            Just("P".to_string()),
+            Just("nan".to_string()),
+            "[A-Za-z_]{0,6}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Any guard text and any constraint numbers: diagnostics or a
+        /// policy, never a panic (the host tool must not crash on input).
+        #[test]
+        fn compile_any_guard_and_range(sig in prop::sample::select(vec!["SPEED.SPEED", "GEAR_PACKET.GEAR", "STEER_ANGLE_SENSOR.STEER_ANGLE", "GEAR", "X.Y", ""]),
+                                       op in prop::sample::select(vec!["==", "!=", "<", "<=", ">", ">=", "=", ""]),
+                                       v in value(), lo in any::<f64>(), hi in any::<f64>(), junk in "[ -~]{0,20}") {
+            let fmt = |x: f64| if x.is_finite() { format!("{x:?}") } else if x.is_nan() { "nan".into() } else if x > 0.0 { "inf".into() } else { "-inf".into() };
+            let text = format!(
+                "{APPS}{RULE}message = \"STEER_ANGLE_SENSOR\"\nsignals = {{ STEER_ANGLE = {{ min = {}, max = {} }} }}\nwhen = [\"{sig} {op} {v}\", \"{}\"]\n",
+                fmt(lo), fmt(hi), junk.replace(['"', '\\'], "")
+            );
+            match compile(Path::new("t.toml"), &text, &db()) {
+                Ok(c) => { let _ = gateway_policy::explain::explain(&c.policy); }
+                Err(d) => prop_assert!(!d.is_empty() && d.iter().all(|x| x.line >= 1)),
+            }
+        }
+    }
 }
