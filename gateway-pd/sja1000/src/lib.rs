@@ -64,15 +64,33 @@ pub enum Filter {
 }
 
 impl Filter {
-    /// ACR0..3 and AMR0..3 for single filter mode (AMR bit 1 = don't care).
+    /// Whether the filter uses single filter mode (MOD.AFM).
+    ///
+    /// Standard-frame filters and "accept all" use dual filter mode, with
+    /// both filters set alike: QEMU's single-filter model for standard
+    /// frames shifts AMR1 the wrong way (so ids whose low three bits
+    /// differ from ACR1's are dropped even when AMR says "don't care"),
+    /// while its dual-filter model matches the datasheet. Extended filters
+    /// need single mode (dual mode compares only ID.28-13), where QEMU is right.
+    pub fn single_mode(&self) -> bool {
+        matches!(self, Filter::Extended { .. })
+    }
+
+    /// ACR0..3 and AMR0..3 (AMR bit 1 = don't care) for the mode that
+    /// [`Filter::single_mode`] selects.
     pub fn registers(&self) -> ([u8; 4], [u8; 4]) {
         match *self {
             Filter::AcceptAll => ([0; 4], [0xFF; 4]),
             Filter::Standard { code, mask } => {
-                let c = u32::from(code & 0x7FF) << 21;
-                // Identifier bits + RTR don't-care + data bytes don't-care.
-                let dont = !(u32::from(mask & 0x7FF) << 21);
-                (c.to_be_bytes(), dont.to_be_bytes())
+                // Dual mode, standard frames: filter 1 is ACR0, ACR1[7:4]
+                // (ID.2-0, RTR) plus data byte 1 in ACR1[3:0]/ACR3[3:0];
+                // filter 2 is ACR2, ACR3[7:4]. RTR and data: don't care.
+                let (code, mask) = (code & 0x7FF, mask & 0x7FF);
+                let hi = (code >> 3) as u8;
+                let lo = ((code & 7) << 5) as u8;
+                let mhi = !((mask >> 3) as u8);
+                let mlo = ((!mask & 7) << 5) as u8 | 0x1F;
+                ([hi, lo, hi, lo], [mhi, mlo, mhi, mlo])
             }
             Filter::Extended { code, mask } => {
                 let c = (code & 0x1FFF_FFFF) << 3;
@@ -215,12 +233,17 @@ impl<R: Registers, const RX: usize, const TX: usize> Sja1000<R, RX, TX> {
 
     fn mode_bits(&self) -> u8 {
         let c = self.config;
-        MOD_AFM
-            | if c.is_some_and(|c| c.listen_only) {
-                MOD_LOM
-            } else {
-                0
-            }
+        let afm = if c.is_some_and(|c| c.filter.single_mode()) {
+            MOD_AFM
+        } else {
+            0
+        };
+        let lom = if c.is_some_and(|c| c.listen_only) {
+            MOD_LOM
+        } else {
+            0
+        };
+        afm | lom
     }
 
     fn set_reset(&mut self, on: bool) -> Result<(), Error> {

@@ -58,7 +58,7 @@ fn init_programs_the_chip() {
     let c = chip.borrow();
     assert_eq!(c.cdr & CDR_PELICAN, CDR_PELICAN);
     assert_eq!(c.mode & MOD_RM, 0, "still in reset mode");
-    assert_eq!(c.mode & MOD_AFM, MOD_AFM);
+    assert_eq!(c.mode & MOD_AFM, 0, "accept-all uses dual filter mode");
     assert_eq!(c.btr, [0x00, 0x1C]);
     assert_eq!(c.ier, IER_ALL);
     assert_eq!(d.state(), ErrorState::Active);
@@ -131,6 +131,11 @@ fn acceptance_filter_standard_and_extended() {
         .collect();
     assert_eq!(got, vec![0x120, 0x12F]);
 
+    assert_eq!(
+        chip.borrow().mode & MOD_AFM,
+        0,
+        "standard filters use dual filter mode"
+    );
     let (mut d, chip) = setup(Filter::Extended {
         code: 0x18DA_F110,
         mask: 0x1FFF_FF00,
@@ -143,6 +148,11 @@ fn acceptance_filter_standard_and_extended() {
         .map(|f| f.raw_id())
         .collect();
     assert_eq!(got, vec![0x18DA_F110, 0x18DA_F1FF]);
+    assert_eq!(
+        chip.borrow().mode & MOD_AFM,
+        MOD_AFM,
+        "extended filters use single filter mode"
+    );
     no_violations(&chip);
 }
 

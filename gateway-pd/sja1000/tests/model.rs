@@ -148,21 +148,38 @@ impl Chip {
         self.update_error_state();
     }
 
+    /// Acceptance filtering (datasheet 6.4.15): AMR bit 1 = don't care.
     fn accepts(&self, f: &BusFrame) -> bool {
-        if self.mode & MOD_AFM == 0 {
-            // Dual filter mode is not modelled; the driver must not use it.
-            return true;
-        }
-        let mut v = [0u8; 4];
-        if f.extended {
-            v = ((f.id << 3) | (u32::from(f.remote) << 2)).to_be_bytes();
+        let ok = |v: u8, i: usize, bits: u8| (v ^ self.acr[i]) & !self.amr[i] & bits == 0;
+        let d0 = f.data.first().copied().unwrap_or(0);
+        let d1 = f.data.get(1).copied().unwrap_or(0);
+        if self.mode & MOD_AFM != 0 {
+            // Single filter: one 32-bit comparison.
+            let v: [u8; 4] = if f.extended {
+                ((f.id << 3) | (u32::from(f.remote) << 2)).to_be_bytes()
+            } else {
+                let id = ((f.id as u16) << 5) | (u16::from(f.remote) << 4);
+                let b = id.to_be_bytes();
+                [b[0], b[1], d0, d1]
+            };
+            (0..4).all(|i| ok(v[i], i, 0xFF))
+        } else if f.extended {
+            // Dual filter, extended: each filter sees ID.28-13 only.
+            let b = ((f.id >> 13) as u16).to_be_bytes();
+            (ok(b[0], 0, 0xFF) && ok(b[1], 1, 0xFF)) || (ok(b[0], 2, 0xFF) && ok(b[1], 3, 0xFF))
         } else {
+            // Dual filter, standard: filter 1 = ACR0, ACR1[7:4] (ID.2-0,
+            // RTR), data byte 1 in ACR1[3:0] (high nibble) and ACR3[3:0]
+            // (low nibble); filter 2 = ACR2, ACR3[7:4].
             let id = ((f.id as u16) << 5) | (u16::from(f.remote) << 4);
-            v[..2].copy_from_slice(&id.to_be_bytes());
-            v[2] = f.data.first().copied().unwrap_or(0);
-            v[3] = f.data.get(1).copied().unwrap_or(0);
+            let b = id.to_be_bytes();
+            let f1 = ok(b[0], 0, 0xFF)
+                && ok(b[1], 1, 0xF0)
+                && ok(d0 >> 4, 1, 0x0F)
+                && ok(d0 & 0x0F, 3, 0x0F);
+            let f2 = ok(b[0], 2, 0xFF) && ok(b[1], 3, 0xF0);
+            f1 || f2
         }
-        (0..4).all(|i| (v[i] ^ self.acr[i]) & !self.amr[i] == 0)
     }
 
     /// A receive error on the bus (REC += 1).

@@ -3,8 +3,9 @@
 //! tests, the example policy is checked through the CLI and both fuzz
 //! targets get a short smoke run.
 //!
-//! Not here yet: the QEMU system test (two SJA1000s on a QEMU can-bus),
-//! which needs the kernel.
+//! The tests that drive QEMU's SJA1000 model (two `kvaser_pci` cards on
+//! one `can-bus`, through qtest) need QEMU, installed here. Not here yet:
+//! the full system test with PDs booted by the kernel.
 
 use crate::{bulkhead, host, Result};
 
@@ -18,8 +19,12 @@ fn dbc_dir() -> Option<std::path::PathBuf> {
         .find(|d| d.is_dir())
 }
 
-/// Checks that the DBC files the gateway tests read are there.
-pub fn setup(_env: &mut Vec<(String, String)>) -> Result<()> {
+/// Checks that the DBC files the gateway tests read are there, and
+/// installs QEMU for the tests that drive its `kvaser_pci` SJA1000 model
+/// over qtest (`BULKHEAD_QEMU_X86`).
+pub fn setup(env: &mut Vec<(String, String)>) -> Result<()> {
+    host::apt(&["qemu-system-x86"])?;
+    env.push(("BULKHEAD_QEMU_X86".into(), "qemu-system-x86_64".into()));
     match dbc_dir() {
         Some(_) => Ok(()),
         None => Err(format!(
