@@ -12,7 +12,7 @@
 //! the others.
 
 mod common;
-#[path = "../../sja1000/tests/model.rs"]
+#[path = "../../sja1000/tests/model/mod.rs"]
 mod model;
 
 use std::cell::RefCell;

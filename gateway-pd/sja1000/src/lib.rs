@@ -5,7 +5,7 @@
 //! Register access goes through the small [`Registers`] trait, so the
 //! driver holds no `unsafe`: the gateway PD implements it with I/O port
 //! accesses to the card's SJA1000 BAR, the host tests with a register-level
-//! model of the chip written from the datasheet (`tests/model.rs`).
+//! model of the chip written from the datasheet (`tests/model/mod.rs`).
 //!
 //! Design rules:
 //! - `no_std`, no `unsafe`, no allocation: fixed-size receive and transmit
