@@ -72,6 +72,18 @@ impl AuditLog {
         b.iter().chain(a.iter())
     }
 
+    /// Hands every entry, oldest first, to `f` and empties the ring (the
+    /// counters stay): how the PD forwards denials to the supervisor.
+    /// Allocates nothing.
+    pub fn drain<F: FnMut(&AuditEntry)>(&mut self, mut f: F) {
+        for e in self.entries() {
+            f(e);
+        }
+        // Vec::clear keeps the capacity reserved in `new`.
+        self.ring.clear();
+        self.next = 0;
+    }
+
     /// Number of entries held.
     pub fn len(&self) -> usize {
         self.ring.len()
@@ -80,5 +92,41 @@ impl AuditLog {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.ring.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u32) -> AuditEntry {
+        AuditEntry {
+            at_us: 0,
+            app: 0,
+            dir: Direction::Send,
+            id,
+            rule: None,
+            reason: Reason::NoRule,
+        }
+    }
+
+    #[test]
+    fn ring_keeps_newest_and_drains_in_order() {
+        let mut a = AuditLog::new(3);
+        for id in 0..5 {
+            a.push(entry(id));
+        }
+        let ids: Vec<u32> = a.entries().map(|e| e.id).collect();
+        assert_eq!(ids, vec![2, 3, 4]);
+        assert_eq!(a.overwritten, 2);
+        let mut got = Vec::new();
+        a.drain(|e| got.push(e.id));
+        assert_eq!(got, vec![2, 3, 4]);
+        assert!(a.is_empty());
+        a.push(entry(9));
+        assert_eq!(a.entries().map(|e| e.id).collect::<Vec<_>>(), vec![9]);
+        let mut z = AuditLog::new(0);
+        z.push(entry(1));
+        assert_eq!((z.len(), z.overwritten), (0, 1));
     }
 }

@@ -324,6 +324,11 @@ impl Engine {
         &self.audit
     }
 
+    /// Hands the audit entries to `f`, oldest first, and empties the log.
+    pub fn drain_audit<F: FnMut(&AuditEntry)>(&mut self, f: F) {
+        self.audit.drain(f);
+    }
+
     /// Per-rule counters, indexed like the policy's rules.
     pub fn stats(&self) -> &[RuleStats] {
         &self.stats

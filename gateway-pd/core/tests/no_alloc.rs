@@ -183,6 +183,11 @@ fn per_frame_path_makes_no_allocation() {
         }
         let _ = e.check_l4(1, Proto::Udp, L4Op::Connect, (round % 200) as u16, now);
         let _ = e.open_l4().count();
+        if round % 97 == 96 {
+            let mut n = 0;
+            e.drain_audit(|_| n += 1);
+            assert!(e.audit().is_empty() && n <= 16);
+        }
     }
     let change = region.change();
     assert_eq!(
@@ -193,5 +198,5 @@ fn per_frame_path_makes_no_allocation() {
     );
     // The run exercised both outcomes and filled the audit ring.
     assert!(allowed > 100, "allowed {allowed}");
-    assert!(e.audit().len() == 16 && e.audit().overwritten > 0 && e.audit().suppressed > 0);
+    assert!(!e.audit().is_empty() && e.audit().overwritten > 0 && e.audit().suppressed > 0);
 }
