@@ -13,6 +13,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod gateway;
+
 #[derive(Parser)]
 #[command(name = "bulkhead", version, about = "The Bulkhead host tool")]
 struct Cli {
@@ -26,6 +28,8 @@ enum Command {
     Check(check::Args),
     /// Intel Processor Trace: dump packets, check control flow.
     Pt(pt::Args),
+    /// Gateway policies: check, compile, explain, replay CAN logs.
+    Gateway(gateway::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Pt(args) => pt::run(args),
+        Command::Gateway(args) => gateway::run(args),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@
 //! - `check` — `bulkhead check` on the reference `system.xml`.
 
 mod channels;
+mod gateway;
 mod host;
 mod sdf;
 mod pt;
@@ -82,6 +83,7 @@ const AREAS: &[(&str, Setup, Extra)] = &[
     ("sdf", sdf::setup, sdf::extra),
     ("channels", channels::setup, channels::extra),
     ("pt", pt::setup, pt::extra),
+    ("gateway", gateway::setup, gateway::extra),
 ];
 
 fn run_system(args: &[String]) -> Result<()> {
