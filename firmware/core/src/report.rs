@@ -37,6 +37,9 @@ pub enum LoadFailure {
     MissingEntry,
     /// The module's initial memory exceeds the manifest's page limit.
     MemoryAboveLimit,
+    /// The module defines a memory but does not export it as `memory`
+    /// (the PD must reach it to wipe it).
+    MemoryNotExported,
     /// The module has a start function (everything must go through the entry).
     StartFunction,
     /// Instantiation failed otherwise (data segment out of bounds, ...).
@@ -92,6 +95,8 @@ pub enum Outcome {
     WallClockExceeded,
     /// It returned without reporting a result.
     NoResult,
+    /// The policy names it critical but it was not in the POST set.
+    Missing,
 }
 
 impl Outcome {
@@ -114,6 +119,7 @@ impl fmt::Display for Outcome {
             Outcome::MemoryLimit => f.write_str("STOPPED: memory growth past its limit"),
             Outcome::WallClockExceeded => f.write_str("STOPPED: wall-clock budget exceeded"),
             Outcome::NoResult => f.write_str("FAIL: returned without reporting a result"),
+            Outcome::Missing => f.write_str("MISSING: the policy requires it and it is not in the POST set"),
         }
     }
 }

@@ -72,8 +72,12 @@ pub struct Policy {
     pub max_limits: Limits,
     /// Requirements on inspection records.
     pub inspection: InspectionPolicy,
-    /// Containers the platform treats as critical whatever their manifest says.
+    /// Containers the platform treats as critical whatever their manifest
+    /// says; one of them missing from the POST set stops the boot.
     pub critical: Vec<String>,
+    /// Whether any refused container stops the boot (a refused container's
+    /// own "critical" flag cannot be trusted to be honest).
+    pub stop_on_refusal: bool,
 }
 
 /// Why a container was refused. Part of the POST report.
@@ -300,6 +304,7 @@ mod tests {
                 scanners: vec!["wasm-scan 1.0".into()],
             },
             critical: vec![],
+            stop_on_refusal: false,
         }
     }
 
