@@ -6,6 +6,8 @@
 
 #![forbid(unsafe_code)]
 
+mod container;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -19,11 +21,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Firmware containers: keygen, build, sign, verify, inspect, policy.
+    Container(container::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Container(args) => container::run(args),
     };
     match result {
         Ok(code) => code,
