@@ -8,6 +8,7 @@
 //! - `run`   — builds everything and runs the reference system.
 //! - `check` — `bulkhead check` on the reference `system.xml`.
 
+mod firmware;
 mod host;
 
 use std::process::{Command, ExitCode};
@@ -76,6 +77,7 @@ type Extra = fn() -> Result<()>;
 
 /// Every area's test hooks, in the order they run.
 const AREAS: &[(&str, Setup, Extra)] = &[
+    ("firmware", firmware::setup, firmware::extra),
 ];
 
 fn run_system(args: &[String]) -> Result<()> {
