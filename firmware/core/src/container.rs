@@ -112,11 +112,15 @@ impl Container {
         if ver != CONTAINER_VERSION {
             return Err(ParseError::UnsupportedVersion(ver));
         }
-        let (env, tail): (Envelope<'_>, _) = postcard::take_from_bytes(body).map_err(|_| ParseError::Encoding)?;
+        let (env, tail): (Envelope<'_>, _) =
+            postcard::take_from_bytes(body).map_err(|_| ParseError::Encoding)?;
         if !tail.is_empty() {
             return Err(ParseError::TrailingBytes);
         }
-        let signature: [u8; 64] = env.signature.try_into().map_err(|_| ParseError::BadSignatureLength)?;
+        let signature: [u8; 64] = env
+            .signature
+            .try_into()
+            .map_err(|_| ParseError::BadSignatureLength)?;
         if env.module.len() > MAX_MODULE_LEN {
             return Err(ParseError::ModuleTooLarge);
         }
@@ -150,7 +154,11 @@ impl Container {
 
     /// Signs `manifest` for `module` with `key`, producing a container. The
     /// caller is the host tool; the PD never signs.
-    pub fn sign(manifest: &Manifest, module: Vec<u8>, key: &ed25519_dalek::SigningKey) -> Result<Container, ManifestError> {
+    pub fn sign(
+        manifest: &Manifest,
+        module: Vec<u8>,
+        key: &ed25519_dalek::SigningKey,
+    ) -> Result<Container, ManifestError> {
         use ed25519_dalek::Signer;
         let manifest_bytes = manifest.encode()?;
         let signature = key.sign(&signed_message(&manifest_bytes)).to_bytes();
@@ -187,6 +195,9 @@ mod tests {
         assert_eq!(Container::parse(&magic), Err(ParseError::BadMagic));
         let mut ver = bytes;
         ver[4] = 9;
-        assert_eq!(Container::parse(&ver), Err(ParseError::UnsupportedVersion(9)));
+        assert_eq!(
+            Container::parse(&ver),
+            Err(ParseError::UnsupportedVersion(9))
+        );
     }
 }

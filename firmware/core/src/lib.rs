@@ -24,6 +24,9 @@ pub mod verify;
 pub mod wasm;
 
 pub use container::{Container, ParseError};
-pub use manifest::{Capability, CapabilitySet, Date, Inspection, InspectionResult, Limits, Manifest, ProtectedRegion, Severity, Version};
+pub use manifest::{
+    Capability, CapabilitySet, Date, Inspection, InspectionResult, Limits, Manifest,
+    ProtectedRegion, Severity, Version,
+};
 pub use report::{Decision, Outcome, PostEntry, PostReport, TrapKind};
 pub use verify::{verify, Policy, Refusal, TrustedKey, VerifiedContainer};

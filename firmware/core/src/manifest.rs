@@ -73,7 +73,8 @@ pub struct Date {
 impl Date {
     /// Whether the date exists in the Gregorian calendar.
     pub fn is_valid(&self) -> bool {
-        let leap = (self.year % 4 == 0 && self.year % 100 != 0) || self.year % 400 == 0;
+        let leap = (self.year.is_multiple_of(4) && !self.year.is_multiple_of(100))
+            || self.year.is_multiple_of(400);
         let days = match self.month {
             1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
             4 | 6 | 9 | 11 => 30,
@@ -214,7 +215,9 @@ impl CapabilitySet {
     }
     /// The capabilities in the set, in bit order.
     pub fn iter(self) -> impl Iterator<Item = Capability> {
-        Capability::ALL.into_iter().filter(move |c| self.contains(*c))
+        Capability::ALL
+            .into_iter()
+            .filter(move |c| self.contains(*c))
     }
     /// The first capability in `self` that `other` lacks.
     pub fn first_missing_from(self, other: CapabilitySet) -> Option<Capability> {
@@ -224,7 +227,8 @@ impl CapabilitySet {
 
 impl FromIterator<Capability> for CapabilitySet {
     fn from_iter<I: IntoIterator<Item = Capability>>(iter: I) -> Self {
-        iter.into_iter().fold(CapabilitySet::EMPTY, CapabilitySet::with)
+        iter.into_iter()
+            .fold(CapabilitySet::EMPTY, CapabilitySet::with)
     }
 }
 
@@ -276,9 +280,14 @@ impl Severity {
     }
     /// The severity called `name`.
     pub fn from_name(name: &str) -> Option<Severity> {
-        [Severity::Low, Severity::Medium, Severity::High, Severity::Critical]
-            .into_iter()
-            .find(|s| s.name() == name)
+        [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
     }
 }
 
@@ -391,7 +400,10 @@ fn text_ok(s: &str, allowed: impl Fn(u8) -> bool) -> bool {
 impl Manifest {
     /// Checks every field's bounds (what [`Manifest::decode`] guarantees).
     pub fn validate(&self) -> Result<(), ManifestError> {
-        if !text_ok(&self.name, |b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-')) {
+        if !text_ok(
+            &self.name,
+            |b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'),
+        ) {
             return Err(ManifestError::BadName);
         }
         if !text_ok(&self.platform, |b| b.is_ascii_graphic()) {
@@ -406,7 +418,11 @@ impl Manifest {
             return Err(ManifestError::UnknownCapability);
         }
         let l = &self.limits;
-        if l.fuel == 0 || l.memory_pages == 0 || l.memory_pages > MAX_MEMORY_PAGES || l.wall_clock_ms == 0 {
+        if l.fuel == 0
+            || l.memory_pages == 0
+            || l.memory_pages > MAX_MEMORY_PAGES
+            || l.wall_clock_ms == 0
+        {
             return Err(ManifestError::BadLimits);
         }
         if self.regions.len() > MAX_REGIONS {
@@ -423,7 +439,10 @@ impl Manifest {
                 InspectionResult::Clean => true,
                 InspectionResult::Findings { count, .. } => count > 0,
             };
-            if !text_ok(&ins.scanner, |b| b.is_ascii_graphic() || b == b' ') || !ins.date.is_valid() || !findings_ok {
+            if !text_ok(&ins.scanner, |b| b.is_ascii_graphic() || b == b' ')
+                || !ins.date.is_valid()
+                || !findings_ok
+            {
                 return Err(ManifestError::BadInspection);
             }
         }
@@ -453,7 +472,8 @@ impl Manifest {
         if ver != MANIFEST_VERSION {
             return Err(ManifestError::UnsupportedVersion(ver));
         }
-        let (m, tail): (Manifest, _) = postcard::take_from_bytes(body).map_err(|_| ManifestError::Encoding)?;
+        let (m, tail): (Manifest, _) =
+            postcard::take_from_bytes(body).map_err(|_| ManifestError::Encoding)?;
         if !tail.is_empty() {
             return Err(ManifestError::TrailingBytes);
         }
@@ -470,18 +490,34 @@ pub(crate) mod tests {
         use sha2::Digest;
         Manifest {
             name: "memtest".into(),
-            version: Version { major: 1, minor: 2, patch: 3 },
+            version: Version {
+                major: 1,
+                minor: 2,
+                patch: 3,
+            },
             platform: "qemu-q35".into(),
             entry: "run".into(),
             critical: true,
             capabilities: [Capability::Log, Capability::Report].into_iter().collect(),
-            limits: Limits { fuel: 1_000_000, memory_pages: 2, wall_clock_ms: 1000 },
+            limits: Limits {
+                fuel: 1_000_000,
+                memory_pages: 2,
+                wall_clock_ms: 1000,
+            },
             module_len: module.len() as u32,
             module_sha256: sha2::Sha256::digest(module).into(),
-            regions: alloc::vec![ProtectedRegion { offset: 0, len: module.len().min(8) as u32, sha256: sha2::Sha256::digest(&module[..module.len().min(8)]).into() }],
+            regions: alloc::vec![ProtectedRegion {
+                offset: 0,
+                len: module.len().min(8) as u32,
+                sha256: sha2::Sha256::digest(&module[..module.len().min(8)]).into()
+            }],
             inspection: Some(Inspection {
                 scanner: "wasm-scan 1.0".into(),
-                date: Date { year: 2026, month: 11, day: 20 },
+                date: Date {
+                    year: 2026,
+                    month: 11,
+                    day: 20,
+                },
                 result: InspectionResult::Clean,
             }),
         }
@@ -511,8 +547,14 @@ pub(crate) mod tests {
         check(&|m| m.limits.memory_pages = 65537, ManifestError::BadLimits);
         check(&|m| m.regions[0].offset = 4, ManifestError::BadRegion(0));
         check(&|m| m.regions[0].len = 0, ManifestError::BadRegion(0));
-        check(&|m| m.regions[0].offset = u32::MAX, ManifestError::BadRegion(0));
-        check(&|m| m.inspection.as_mut().unwrap().date.day = 31, ManifestError::BadInspection); // 2026-11-31
+        check(
+            &|m| m.regions[0].offset = u32::MAX,
+            ManifestError::BadRegion(0),
+        );
+        check(
+            &|m| m.inspection.as_mut().unwrap().date.day = 31,
+            ManifestError::BadInspection,
+        ); // 2026-11-31
     }
 
     #[test]
@@ -520,16 +562,25 @@ pub(crate) mod tests {
         let m = sample(b"\0asm\x01\0\0\0");
         let mut bytes = m.encode().unwrap();
         bytes[4] = 2;
-        assert_eq!(Manifest::decode(&bytes), Err(ManifestError::UnsupportedVersion(2)));
+        assert_eq!(
+            Manifest::decode(&bytes),
+            Err(ManifestError::UnsupportedVersion(2))
+        );
         let mut bad = m.clone();
         bad.capabilities = CapabilitySet(1 << 20);
         let mut raw = MANIFEST_MAGIC.to_vec();
         raw.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
         raw.extend_from_slice(&postcard::to_allocvec(&bad).unwrap());
-        assert_eq!(Manifest::decode(&raw), Err(ManifestError::UnknownCapability));
+        assert_eq!(
+            Manifest::decode(&raw),
+            Err(ManifestError::UnknownCapability)
+        );
         let mut trailing = m.encode().unwrap();
         trailing.push(0);
-        assert_eq!(Manifest::decode(&trailing), Err(ManifestError::TrailingBytes));
+        assert_eq!(
+            Manifest::decode(&trailing),
+            Err(ManifestError::TrailingBytes)
+        );
         // Every truncation is an error, never a panic.
         let full = m.encode().unwrap();
         for n in 0..full.len() {
@@ -539,7 +590,14 @@ pub(crate) mod tests {
 
     #[test]
     fn dates_and_versions_parse() {
-        assert_eq!(Date::parse("2024-02-29"), Some(Date { year: 2024, month: 2, day: 29 }));
+        assert_eq!(
+            Date::parse("2024-02-29"),
+            Some(Date {
+                year: 2024,
+                month: 2,
+                day: 29
+            })
+        );
         assert_eq!(Date::parse("2023-02-29"), None);
         assert_eq!(Date::parse("2023-13-01"), None);
         assert_eq!(Version::parse("1.20.3").map(|v| v.minor), Some(20));

@@ -113,13 +113,17 @@ impl fmt::Display for Outcome {
             Outcome::Failed { detail } => write!(f, "FAIL: {detail}"),
             Outcome::Refused(r) => write!(f, "REFUSED: {r}"),
             Outcome::NotLoaded(l) => write!(f, "NOT LOADED: {l:?}"),
-            Outcome::Trapped(TrapKind::CapabilityDenied(c)) => write!(f, "TRAPPED: called `{c}` without the capability"),
+            Outcome::Trapped(TrapKind::CapabilityDenied(c)) => {
+                write!(f, "TRAPPED: called `{c}` without the capability")
+            }
             Outcome::Trapped(t) => write!(f, "TRAPPED: {t:?}"),
             Outcome::OutOfFuel => f.write_str("STOPPED: out of fuel"),
             Outcome::MemoryLimit => f.write_str("STOPPED: memory growth past its limit"),
             Outcome::WallClockExceeded => f.write_str("STOPPED: wall-clock budget exceeded"),
             Outcome::NoResult => f.write_str("FAIL: returned without reporting a result"),
-            Outcome::Missing => f.write_str("MISSING: the policy requires it and it is not in the POST set"),
+            Outcome::Missing => {
+                f.write_str("MISSING: the policy requires it and it is not in the POST set")
+            }
         }
     }
 }
@@ -221,9 +225,18 @@ impl PostReport {
 
 impl fmt::Display for PostReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "POST report for platform {}: {} container(s)", self.platform, self.entries.len())?;
+        writeln!(
+            f,
+            "POST report for platform {}: {} container(s)",
+            self.platform,
+            self.entries.len()
+        )?;
         for e in &self.entries {
-            let name = if e.name.is_empty() { "(unreadable)" } else { e.name.as_str() };
+            let name = if e.name.is_empty() {
+                "(unreadable)"
+            } else {
+                e.name.as_str()
+            };
             write!(f, "  [{}] {}", e.slot, name)?;
             if let Some(v) = e.version {
                 write!(f, " {v}")?;
@@ -238,10 +251,17 @@ impl fmt::Display for PostReport {
                 e.wiped_bytes
             )?;
         }
-        writeln!(f, "  scratch region: {} bytes wiped", self.scratch_wiped_bytes)?;
+        writeln!(
+            f,
+            "  scratch region: {} bytes wiped",
+            self.scratch_wiped_bytes
+        )?;
         match self.decision {
             Decision::Boot => write!(f, "POST decision: BOOT"),
-            Decision::Stop { slot } => write!(f, "POST decision: STOP (critical container in slot {slot} did not pass)"),
+            Decision::Stop { slot } => write!(
+                f,
+                "POST decision: STOP (critical container in slot {slot} did not pass)"
+            ),
         }
     }
 }
@@ -253,29 +273,68 @@ mod tests {
     use alloc::vec;
 
     fn entry(slot: u16, critical: bool, outcome: Outcome) -> PostEntry {
-        PostEntry { slot, name: "t".into(), version: None, critical, outcome, fuel_used: 1, elapsed_us: 2, wiped_bytes: 3 }
+        PostEntry {
+            slot,
+            name: "t".into(),
+            version: None,
+            critical,
+            outcome,
+            fuel_used: 1,
+            elapsed_us: 2,
+            wiped_bytes: 3,
+        }
     }
 
     #[test]
     fn decision_follows_critical_failures_only() {
-        let pass = Outcome::Passed { detail: "ok".into() };
-        assert_eq!(decide(&[entry(0, true, pass.clone()), entry(1, false, Outcome::OutOfFuel)]), Decision::Boot);
+        let pass = Outcome::Passed {
+            detail: "ok".into(),
+        };
         assert_eq!(
-            decide(&[entry(0, true, pass), entry(1, true, Outcome::NoResult), entry(2, true, Outcome::OutOfFuel)]),
+            decide(&[
+                entry(0, true, pass.clone()),
+                entry(1, false, Outcome::OutOfFuel)
+            ]),
+            Decision::Boot
+        );
+        assert_eq!(
+            decide(&[
+                entry(0, true, pass),
+                entry(1, true, Outcome::NoResult),
+                entry(2, true, Outcome::OutOfFuel)
+            ]),
             Decision::Stop { slot: 1 }
         );
-        assert_eq!(decide(&[entry(0, true, Outcome::Refused(Refusal::BadSignature))]), Decision::Stop { slot: 0 });
+        assert_eq!(
+            decide(&[entry(0, true, Outcome::Refused(Refusal::BadSignature))]),
+            Decision::Stop { slot: 0 }
+        );
     }
 
     #[test]
     fn report_roundtrip_and_words() {
-        let entries = vec![entry(0, true, Outcome::Trapped(TrapKind::CapabilityDenied(Capability::PciConfig)))];
-        let r = PostReport { platform: "qemu-q35".into(), decision: decide(&entries), entries, scratch_wiped_bytes: 4096 };
+        let entries = vec![entry(
+            0,
+            true,
+            Outcome::Trapped(TrapKind::CapabilityDenied(Capability::PciConfig)),
+        )];
+        let r = PostReport {
+            platform: "qemu-q35".into(),
+            decision: decide(&entries),
+            entries,
+            scratch_wiped_bytes: 4096,
+        };
         let b = r.encode();
         assert_eq!(PostReport::decode(&b), Ok(r.clone()));
-        assert_eq!(PostReport::decode(&b[..b.len() - 1]), Err(ReportError::Encoding));
+        assert_eq!(
+            PostReport::decode(&b[..b.len() - 1]),
+            Err(ReportError::Encoding)
+        );
         let text = r.to_string();
-        assert!(text.contains("called `pci-config` without the capability"), "{text}");
+        assert!(
+            text.contains("called `pci-config` without the capability"),
+            "{text}"
+        );
         assert!(text.contains("STOP"), "{text}");
     }
 }

@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::container::{signed_message, Container, ParseError};
-use crate::manifest::{Capability, CapabilitySet, Date, InspectionResult, Limits, Manifest, Severity};
+use crate::manifest::{
+    Capability, CapabilitySet, Date, InspectionResult, Limits, Manifest, Severity,
+};
 
 /// First bytes of an encoded policy.
 pub const POLICY_MAGIC: [u8; 4] = *b"BHFP";
@@ -168,7 +170,8 @@ pub fn verify(bytes: &[u8], policy: &Policy) -> Result<VerifiedContainer, Refusa
 /// Verifies an already parsed container (steps 2 to 7).
 pub fn verify_parsed(c: Container, policy: &Policy) -> Result<VerifiedContainer, Refusal> {
     // 2: signature.
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&c.signer).map_err(|_| Refusal::BadSignature)?;
+    let key =
+        ed25519_dalek::VerifyingKey::from_bytes(&c.signer).map_err(|_| Refusal::BadSignature)?;
     let sig = ed25519_dalek::Signature::from_bytes(&c.signature);
     key.verify_strict(&signed_message(&c.manifest_bytes), &sig)
         .map_err(|_| Refusal::BadSignature)?;
@@ -205,7 +208,7 @@ pub fn verify_parsed(c: Container, policy: &Policy) -> Result<VerifiedContainer,
         None if ip.required => return Err(Refusal::InspectionMissing),
         None => {}
         Some(ins) => {
-            if !ip.scanners.is_empty() && !ip.scanners.iter().any(|s| *s == ins.scanner) {
+            if !ip.scanners.is_empty() && !ip.scanners.contains(&ins.scanner) {
                 return Err(Refusal::InspectionScannerNotAccepted);
             }
             if ip.not_before.is_some_and(|d| ins.date < d) {
@@ -226,10 +229,11 @@ pub fn verify_parsed(c: Container, policy: &Policy) -> Result<VerifiedContainer,
         return Err(Refusal::CapabilityNotHeld(cap));
     }
     let (l, max) = (&m.limits, &policy.max_limits);
-    if l.fuel > max.fuel || l.memory_pages > max.memory_pages || l.wall_clock_ms > max.wall_clock_ms {
+    if l.fuel > max.fuel || l.memory_pages > max.memory_pages || l.wall_clock_ms > max.wall_clock_ms
+    {
         return Err(Refusal::LimitsAbovePolicy);
     }
-    let critical = m.critical || policy.critical.iter().any(|n| *n == m.name);
+    let critical = m.critical || policy.critical.contains(&m.name);
     Ok(VerifiedContainer {
         key_name: trusted.name.clone(),
         critical,
@@ -294,13 +298,24 @@ mod tests {
     fn policy() -> Policy {
         Policy {
             platform: "qemu-q35".into(),
-            trusted_keys: vec![TrustedKey { name: "test".into(), public: key(1).verifying_key().to_bytes() }],
+            trusted_keys: vec![TrustedKey {
+                name: "test".into(),
+                public: key(1).verifying_key().to_bytes(),
+            }],
             held: CapabilitySet::all(),
-            max_limits: Limits { fuel: 10_000_000, memory_pages: 16, wall_clock_ms: 5000 },
+            max_limits: Limits {
+                fuel: 10_000_000,
+                memory_pages: 16,
+                wall_clock_ms: 5000,
+            },
             inspection: InspectionPolicy {
                 required: true,
                 accept_findings_up_to: Some(Severity::Low),
-                not_before: Some(Date { year: 2026, month: 1, day: 1 }),
+                not_before: Some(Date {
+                    year: 2026,
+                    month: 1,
+                    day: 1,
+                }),
                 scanners: vec!["wasm-scan 1.0".into()],
             },
             critical: vec![],
@@ -309,12 +324,18 @@ mod tests {
     }
 
     fn signed(m: &Manifest) -> Vec<u8> {
-        Container::sign(m, MODULE.to_vec(), &key(1)).unwrap().encode()
+        Container::sign(m, MODULE.to_vec(), &key(1))
+            .unwrap()
+            .encode()
     }
 
     fn manifest() -> Manifest {
         let mut m = sample(MODULE);
-        m.regions = vec![ProtectedRegion { offset: 8, len: 20, sha256: Sha256::digest(&MODULE[8..28]).into() }];
+        m.regions = vec![ProtectedRegion {
+            offset: 8,
+            len: 20,
+            sha256: Sha256::digest(&MODULE[8..28]).into(),
+        }];
         m
     }
 
@@ -339,7 +360,10 @@ mod tests {
         for bit in 0..8 {
             let mut b = bytes.clone();
             b[at] ^= 1 << bit;
-            assert_eq!(verify(&b, &policy()).unwrap_err(), Refusal::ModuleHashMismatch);
+            assert_eq!(
+                verify(&b, &policy()).unwrap_err(),
+                Refusal::ModuleHashMismatch
+            );
         }
     }
 
@@ -359,7 +383,10 @@ mod tests {
             let mut b = bytes.clone();
             b[i] ^= 0x80;
             let r = verify(&b, &policy()).unwrap_err();
-            assert!(matches!(r, Refusal::BadSignature | Refusal::Malformed(_)), "byte {i}: {r:?}");
+            assert!(
+                matches!(r, Refusal::BadSignature | Refusal::Malformed(_)),
+                "byte {i}: {r:?}"
+            );
         }
     }
 
@@ -376,19 +403,27 @@ mod tests {
 
     #[test]
     fn untrusted_key_is_refused() {
-        let b = Container::sign(&manifest(), MODULE.to_vec(), &key(2)).unwrap().encode();
+        let b = Container::sign(&manifest(), MODULE.to_vec(), &key(2))
+            .unwrap()
+            .encode();
         assert_eq!(verify(&b, &policy()).unwrap_err(), Refusal::UntrustedKey);
         // A key swapped into a container signed by the trusted key breaks the signature.
         let mut c = Container::parse(&signed(&manifest())).unwrap();
         c.signer = key(2).verifying_key().to_bytes();
-        assert_eq!(verify(&c.encode(), &policy()).unwrap_err(), Refusal::BadSignature);
+        assert_eq!(
+            verify(&c.encode(), &policy()).unwrap_err(),
+            Refusal::BadSignature
+        );
     }
 
     #[test]
     fn wrong_platform_is_refused() {
         let mut m = manifest();
         m.platform = "other-board".into();
-        assert_eq!(verify(&signed(&m), &policy()).unwrap_err(), Refusal::WrongPlatform);
+        assert_eq!(
+            verify(&signed(&m), &policy()).unwrap_err(),
+            Refusal::WrongPlatform
+        );
     }
 
     #[test]
@@ -401,15 +436,28 @@ mod tests {
         let mut m = manifest();
         m.module_sha256 = Sha256::digest(&module).into();
         let b = Container::sign(&m, module, &key(1)).unwrap().encode();
-        assert_eq!(verify(&b, &policy()).unwrap_err(), Refusal::RegionAltered(0));
+        assert_eq!(
+            verify(&b, &policy()).unwrap_err(),
+            Refusal::RegionAltered(0)
+        );
         // The second region is named when it is the one altered.
         let mut m = manifest();
-        m.regions.insert(0, ProtectedRegion { offset: 0, len: 4, sha256: Sha256::digest(&MODULE[..4]).into() });
+        m.regions.insert(
+            0,
+            ProtectedRegion {
+                offset: 0,
+                len: 4,
+                sha256: Sha256::digest(&MODULE[..4]).into(),
+            },
+        );
         let mut module = MODULE.to_vec();
         module[27] ^= 1;
         m.module_sha256 = Sha256::digest(&module).into();
         let b = Container::sign(&m, module, &key(1)).unwrap().encode();
-        assert_eq!(verify(&b, &policy()).unwrap_err(), Refusal::RegionAltered(1));
+        assert_eq!(
+            verify(&b, &policy()).unwrap_err(),
+            Refusal::RegionAltered(1)
+        );
     }
 
     #[test]
@@ -417,7 +465,10 @@ mod tests {
         let p = policy();
         let mut m = manifest();
         m.inspection = None;
-        assert_eq!(verify(&signed(&m), &p).unwrap_err(), Refusal::InspectionMissing);
+        assert_eq!(
+            verify(&signed(&m), &p).unwrap_err(),
+            Refusal::InspectionMissing
+        );
         let mut lax = p.clone();
         lax.inspection.required = false;
         assert!(verify(&signed(&m), &lax).is_ok());
@@ -427,26 +478,54 @@ mod tests {
             f(m.inspection.as_mut().unwrap());
             verify(&signed(&m), &p).map(|_| ())
         };
-        assert_eq!(with(&|i| i.scanner = "other".into()), Err(Refusal::InspectionScannerNotAccepted));
-        assert_eq!(with(&|i| i.date = Date { year: 2025, month: 12, day: 31 }), Err(Refusal::InspectionTooOld));
         assert_eq!(
-            with(&|i| i.result = InspectionResult::Findings { count: 2, worst: Severity::High }),
+            with(&|i| i.scanner = "other".into()),
+            Err(Refusal::InspectionScannerNotAccepted)
+        );
+        assert_eq!(
+            with(&|i| i.date = Date {
+                year: 2025,
+                month: 12,
+                day: 31
+            }),
+            Err(Refusal::InspectionTooOld)
+        );
+        assert_eq!(
+            with(&|i| i.result = InspectionResult::Findings {
+                count: 2,
+                worst: Severity::High
+            }),
             Err(Refusal::InspectionFindings(Severity::High))
         );
-        assert_eq!(with(&|i| i.result = InspectionResult::Findings { count: 1, worst: Severity::Low }), Ok(()));
+        assert_eq!(
+            with(&|i| i.result = InspectionResult::Findings {
+                count: 1,
+                worst: Severity::Low
+            }),
+            Ok(())
+        );
         let mut m = manifest();
         m.regions.clear();
-        assert_eq!(verify(&signed(&m), &p).unwrap_err(), Refusal::InspectionCoversNothing);
+        assert_eq!(
+            verify(&signed(&m), &p).unwrap_err(),
+            Refusal::InspectionCoversNothing
+        );
     }
 
     #[test]
     fn capabilities_and_limits_against_the_platform() {
         let mut p = policy();
         p.held = CapabilitySet::EMPTY.with(Capability::Log);
-        assert_eq!(verify(&signed(&manifest()), &p).unwrap_err(), Refusal::CapabilityNotHeld(Capability::Report));
+        assert_eq!(
+            verify(&signed(&manifest()), &p).unwrap_err(),
+            Refusal::CapabilityNotHeld(Capability::Report)
+        );
         let mut m = manifest();
         m.limits.memory_pages = 17;
-        assert_eq!(verify(&signed(&m), &policy()).unwrap_err(), Refusal::LimitsAbovePolicy);
+        assert_eq!(
+            verify(&signed(&m), &policy()).unwrap_err(),
+            Refusal::LimitsAbovePolicy
+        );
         let mut m = manifest();
         m.critical = false;
         let mut p = policy();
@@ -460,7 +539,9 @@ mod tests {
         // Wrong platform AND untrusted key: key trust comes first.
         let mut m = manifest();
         m.platform = "other".into();
-        let b = Container::sign(&m, MODULE.to_vec(), &key(3)).unwrap().encode();
+        let b = Container::sign(&m, MODULE.to_vec(), &key(3))
+            .unwrap()
+            .encode();
         assert_eq!(verify(&b, &policy()).unwrap_err(), Refusal::UntrustedKey);
     }
 
@@ -469,7 +550,10 @@ mod tests {
         let p = policy();
         let b = p.encode();
         assert_eq!(Policy::decode(&b), Ok(p));
-        assert_eq!(Policy::decode(&b[..b.len() - 1]), Err(PolicyError::Encoding));
+        assert_eq!(
+            Policy::decode(&b[..b.len() - 1]),
+            Err(PolicyError::Encoding)
+        );
         assert_eq!(Policy::decode(b"XXXX"), Err(PolicyError::BadMagic));
     }
 }

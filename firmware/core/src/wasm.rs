@@ -74,7 +74,11 @@ pub fn sections(module: &[u8]) -> Option<Vec<Section>> {
         if end > module.len() {
             return None;
         }
-        out.push(Section { id, start: start as u32, end: end as u32 });
+        out.push(Section {
+            id,
+            start: start as u32,
+            end: end as u32,
+        });
         pos = end;
     }
     Some(out)
@@ -89,7 +93,21 @@ mod tests {
         // header, type section (1 byte payload), code section (2 bytes payload).
         let m = b"\0asm\x01\0\0\0\x01\x01\x00\x0a\x02\x00\x00";
         let s = sections(m).unwrap();
-        assert_eq!(s, [Section { id: 1, start: 8, end: 11 }, Section { id: 10, start: 11, end: 15 }]);
+        assert_eq!(
+            s,
+            [
+                Section {
+                    id: 1,
+                    start: 8,
+                    end: 11
+                },
+                Section {
+                    id: 10,
+                    start: 11,
+                    end: 15
+                }
+            ]
+        );
         assert_eq!(section_name(s[1].id), "code");
         assert_eq!(section_id("data"), Some(11));
         assert!(sections(&m[..14]).is_none());

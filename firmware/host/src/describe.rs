@@ -22,7 +22,11 @@ pub fn describe(c: &Container) -> String {
     let _ = writeln!(
         s,
         "  critical: {}",
-        if m.critical { "yes — if it does not pass, the boot stops" } else { "no — a failure is reported, the boot goes on" }
+        if m.critical {
+            "yes — if it does not pass, the boot stops"
+        } else {
+            "no — a failure is reported, the boot goes on"
+        }
     );
     if m.capabilities.iter().next().is_none() {
         let _ = writeln!(s, "  capabilities: none (it can only compute)");
@@ -34,26 +38,57 @@ pub fn describe(c: &Container) -> String {
     }
     let l = &m.limits;
     let _ = writeln!(s, "  limits:");
-    let _ = writeln!(s, "    - fuel: {} units (about one per Wasm instruction)", l.fuel);
-    let _ = writeln!(s, "    - memory: at most {} pages of 64 KiB ({} KiB)", l.memory_pages, l.memory_pages as u64 * 64);
+    let _ = writeln!(
+        s,
+        "    - fuel: {} units (about one per Wasm instruction)",
+        l.fuel
+    );
+    let _ = writeln!(
+        s,
+        "    - memory: at most {} pages of 64 KiB ({} KiB)",
+        l.memory_pages,
+        l.memory_pages as u64 * 64
+    );
     let _ = writeln!(s, "    - wall-clock budget: {} ms", l.wall_clock_ms);
-    let _ = writeln!(s, "  module: {} bytes, SHA-256 {}", m.module_len, hex(&m.module_sha256));
+    let _ = writeln!(
+        s,
+        "  module: {} bytes, SHA-256 {}",
+        m.module_len,
+        hex(&m.module_sha256)
+    );
     if c.module.len() != m.module_len as usize {
-        let _ = writeln!(s, "    WARNING: the module in the file is {} bytes, not what the manifest says", c.module.len());
+        let _ = writeln!(
+            s,
+            "    WARNING: the module in the file is {} bytes, not what the manifest says",
+            c.module.len()
+        );
     }
     let sections = wasm::sections(&c.module);
     if m.regions.is_empty() {
         let _ = writeln!(s, "  change-prohibited regions: none");
     } else {
-        let _ = writeln!(s, "  change-prohibited regions (must not change without a new inspection):");
+        let _ = writeln!(
+            s,
+            "  change-prohibited regions (must not change without a new inspection):"
+        );
         for (i, r) in m.regions.iter().enumerate() {
             let end = r.offset as u64 + r.len as u64;
             let covers = sections
                 .as_ref()
-                .and_then(|secs| secs.iter().find(|x| x.start == r.offset && x.end as u64 == end))
+                .and_then(|secs| {
+                    secs.iter()
+                        .find(|x| x.start == r.offset && x.end as u64 == end)
+                })
                 .map(|x| format!(" = the `{}` section", wasm::section_name(x.id)))
                 .unwrap_or_default();
-            let _ = writeln!(s, "    #{i}: bytes {}..{} ({} bytes){covers}, SHA-256 {}", r.offset, end, r.len, hex(&r.sha256));
+            let _ = writeln!(
+                s,
+                "    #{i}: bytes {}..{} ({} bytes){covers}, SHA-256 {}",
+                r.offset,
+                end,
+                r.len,
+                hex(&r.sha256)
+            );
         }
     }
     match &m.inspection {
@@ -63,13 +98,22 @@ pub fn describe(c: &Container) -> String {
         Some(ins) => {
             let result = match ins.result {
                 InspectionResult::Clean => "clean (no known vulnerability)".to_string(),
-                InspectionResult::Findings { count, worst } => format!("{count} finding(s), the worst {}", worst.name()),
+                InspectionResult::Findings { count, worst } => {
+                    format!("{count} finding(s), the worst {}", worst.name())
+                }
             };
-            let _ = writeln!(s, "  vulnerability inspection: by {} on {}: {result}", ins.scanner, ins.date);
+            let _ = writeln!(
+                s,
+                "  vulnerability inspection: by {} on {}: {result}",
+                ins.scanner, ins.date
+            );
         }
     }
     if is_unsigned(c) {
-        let _ = writeln!(s, "  signature: none yet (made by `build`; sign it with `bulkhead container sign`)");
+        let _ = writeln!(
+            s,
+            "  signature: none yet (made by `build`; sign it with `bulkhead container sign`)"
+        );
     } else {
         let _ = writeln!(s, "  signed by ed25519 key {}", hex(&c.signer));
     }

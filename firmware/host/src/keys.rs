@@ -21,14 +21,19 @@ pub const PUBLIC_TAG: &str = "bulkhead-firmware-public-key-v1";
 /// A new key pair from the operating system's random source.
 pub fn generate() -> Result<SigningKey> {
     let mut seed = [0u8; 32];
-    let mut f = std::fs::File::open("/dev/urandom").map_err(|e| Error(format!("cannot open /dev/urandom for a new key: {e}")))?;
-    std::io::Read::read_exact(&mut f, &mut seed).map_err(|e| Error(format!("cannot read /dev/urandom: {e}")))?;
+    let mut f = std::fs::File::open("/dev/urandom")
+        .map_err(|e| Error(format!("cannot open /dev/urandom for a new key: {e}")))?;
+    std::io::Read::read_exact(&mut f, &mut seed)
+        .map_err(|e| Error(format!("cannot read /dev/urandom: {e}")))?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
 /// The secret key file's text.
 pub fn secret_text(k: &SigningKey) -> String {
-    format!("# Bulkhead firmware container signing key: keep it secret.\n{SECRET_TAG} {}\n", hex(&k.to_bytes()))
+    format!(
+        "# Bulkhead firmware container signing key: keep it secret.\n{SECRET_TAG} {}\n",
+        hex(&k.to_bytes())
+    )
 }
 
 /// The public key file's text.
@@ -45,14 +50,31 @@ fn parse(text: &str, tag: &str, what: &str, origin: &str) -> Result<[u8; 32]> {
     let mut parts = line.split_whitespace();
     let found = parts.next().unwrap_or("");
     if found != tag {
-        let hint = if found == SECRET_TAG || found == PUBLIC_TAG { format!(" (this is a {} file)", if found == SECRET_TAG { "secret key" } else { "public key" }) } else { String::new() };
-        return err(format!("{origin}: expected a {what} file starting with `{tag}`, found `{found}`{hint}"));
+        let hint = if found == SECRET_TAG || found == PUBLIC_TAG {
+            format!(
+                " (this is a {} file)",
+                if found == SECRET_TAG {
+                    "secret key"
+                } else {
+                    "public key"
+                }
+            )
+        } else {
+            String::new()
+        };
+        return err(format!(
+            "{origin}: expected a {what} file starting with `{tag}`, found `{found}`{hint}"
+        ));
     }
     let bytes = parts
         .next()
         .and_then(unhex)
         .filter(|b| b.len() == 32)
-        .ok_or_else(|| Error(format!("{origin}: the key must be 64 hex digits after `{tag}`")))?;
+        .ok_or_else(|| {
+            Error(format!(
+                "{origin}: the key must be 64 hex digits after `{tag}`"
+            ))
+        })?;
     let mut out = [0; 32];
     out.copy_from_slice(&bytes);
     Ok(out)
@@ -66,13 +88,15 @@ pub fn parse_secret(text: &str, origin: &str) -> Result<SigningKey> {
 /// Parses a public key file's text; `origin` names it in errors.
 pub fn parse_public(text: &str, origin: &str) -> Result<[u8; 32]> {
     let b = parse(text, PUBLIC_TAG, "public key", origin)?;
-    VerifyingKey::from_bytes(&b).map_err(|_| Error(format!("{origin}: not a valid ed25519 public key")))?;
+    VerifyingKey::from_bytes(&b)
+        .map_err(|_| Error(format!("{origin}: not a valid ed25519 public key")))?;
     Ok(b)
 }
 
 /// Reads a file, naming it in the error.
 pub fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error(format!("{}: cannot read: {e}", path.display())))
+    std::fs::read_to_string(path)
+        .map_err(|e| Error(format!("{}: cannot read: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -85,10 +109,16 @@ mod tests {
         let s = secret_text(&k);
         let p = public_text(&k.verifying_key());
         assert_eq!(parse_secret(&s, "k").unwrap().to_bytes(), k.to_bytes());
-        assert_eq!(parse_public(&p, "k.pub").unwrap(), k.verifying_key().to_bytes());
+        assert_eq!(
+            parse_public(&p, "k.pub").unwrap(),
+            k.verifying_key().to_bytes()
+        );
         let e = parse_public(&s, "k").unwrap_err().0;
         assert!(e.contains("this is a secret key file"), "{e}");
-        assert!(parse_secret("bulkhead-firmware-secret-key-v1 abcd", "k").unwrap_err().0.contains("64 hex digits"));
+        assert!(parse_secret("bulkhead-firmware-secret-key-v1 abcd", "k")
+            .unwrap_err()
+            .0
+            .contains("64 hex digits"));
         assert!(parse_secret("", "k").unwrap_err().0.contains("keygen"));
     }
 }

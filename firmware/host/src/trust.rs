@@ -86,7 +86,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Policy> {
     let f: File = toml::from_str(text).map_err(|e| Error(format!("{origin}: {e}")))?;
     let mut held = CapabilitySet::EMPTY;
     for c in &f.capabilities {
-        let cap = Capability::from_name(c).ok_or_else(|| Error(format!("{origin}: capabilities: `{c}` is not a capability")))?;
+        let cap = Capability::from_name(c)
+            .ok_or_else(|| Error(format!("{origin}: capabilities: `{c}` is not a capability")))?;
         held = held.with(cap);
     }
     let accept = match f.inspection.accept_findings_up_to.as_deref() {
@@ -95,7 +96,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Policy> {
     };
     let not_before = match f.inspection.not_before.as_deref() {
         None => None,
-        Some(s) => Some(Date::parse(s).ok_or_else(|| Error(format!("{origin}: inspection.not_before `{s}` must be YYYY-MM-DD")))?),
+        Some(s) => Some(Date::parse(s).ok_or_else(|| {
+            Error(format!(
+                "{origin}: inspection.not_before `{s}` must be YYYY-MM-DD"
+            ))
+        })?),
     };
     if f.key.is_empty() {
         return err(format!("{origin}: no [[key]]: a platform that trusts no key refuses every container; add one made by `bulkhead container keygen`"));
@@ -103,25 +108,46 @@ pub fn parse(text: &str, path: &Path) -> Result<Policy> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut trusted_keys = Vec::new();
     for (i, k) in f.key.iter().enumerate() {
-        let public = match (&k.public_key, &k.public_key_file) {
-            (Some(h), None) => unhex(h)
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| Error(format!("{origin}: key #{i} `{}`: public_key must be 64 hex digits", k.name)))?,
-            (None, Some(file)) => {
-                let p = dir.join(file);
-                keys::parse_public(&keys::read_text(&p)?, &p.display().to_string())?
-            }
-            _ => return err(format!("{origin}: key #{i} `{}`: give exactly one of public_key or public_key_file", k.name)),
-        };
-        trusted_keys.push(TrustedKey { name: k.name.clone(), public });
+        let public =
+            match (&k.public_key, &k.public_key_file) {
+                (Some(h), None) => unhex(h)
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| {
+                        Error(format!(
+                            "{origin}: key #{i} `{}`: public_key must be 64 hex digits",
+                            k.name
+                        ))
+                    })?,
+                (None, Some(file)) => {
+                    let p = dir.join(file);
+                    keys::parse_public(&keys::read_text(&p)?, &p.display().to_string())?
+                }
+                _ => return err(format!(
+                    "{origin}: key #{i} `{}`: give exactly one of public_key or public_key_file",
+                    k.name
+                )),
+            };
+        trusted_keys.push(TrustedKey {
+            name: k.name.clone(),
+            public,
+        });
     }
     let l = &f.max_limits;
     Ok(Policy {
         platform: f.platform,
         trusted_keys,
         held,
-        max_limits: Limits { fuel: l.fuel, memory_pages: l.memory_pages, wall_clock_ms: l.wall_clock_ms },
-        inspection: InspectionPolicy { required: f.inspection.required, accept_findings_up_to: accept, not_before, scanners: f.inspection.scanners },
+        max_limits: Limits {
+            fuel: l.fuel,
+            memory_pages: l.memory_pages,
+            wall_clock_ms: l.wall_clock_ms,
+        },
+        inspection: InspectionPolicy {
+            required: f.inspection.required,
+            accept_findings_up_to: accept,
+            not_before,
+            scanners: f.inspection.scanners,
+        },
         critical: f.critical,
         stop_on_refusal: f.stop_on_refusal,
     })
@@ -135,8 +161,15 @@ pub fn permissive(platform: &str, keys: Vec<TrustedKey>) -> Policy {
         platform: platform.into(),
         trusted_keys: keys,
         held: CapabilitySet::all(),
-        max_limits: Limits { fuel: u64::MAX, memory_pages: firmware_core::manifest::MAX_MEMORY_PAGES, wall_clock_ms: u32::MAX },
-        inspection: InspectionPolicy { accept_findings_up_to: Some(Severity::Critical), ..Default::default() },
+        max_limits: Limits {
+            fuel: u64::MAX,
+            memory_pages: firmware_core::manifest::MAX_MEMORY_PAGES,
+            wall_clock_ms: u32::MAX,
+        },
+        inspection: InspectionPolicy {
+            accept_findings_up_to: Some(Severity::Critical),
+            ..Default::default()
+        },
         critical: vec![],
         stop_on_refusal: false,
     }
@@ -168,9 +201,22 @@ public_key = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29"
         assert_eq!(p.trusted_keys[0].name, "k");
         assert!(p.held.contains(Capability::Report) && !p.held.contains(Capability::Scratch));
         assert_eq!(p.inspection.accept_findings_up_to, Some(Severity::Medium));
-        let e = parse(&text.replace("public_key =", "public_key_file = \"missing.pub\"\npublic_key ="), Path::new("/x/trust.toml")).unwrap_err().0;
+        let e = parse(
+            &text.replace(
+                "public_key =",
+                "public_key_file = \"missing.pub\"\npublic_key =",
+            ),
+            Path::new("/x/trust.toml"),
+        )
+        .unwrap_err()
+        .0;
         assert!(e.contains("key #0") && e.contains("exactly one"), "{e}");
-        let e = parse(&text.replace("\"report\"", "\"rport\""), Path::new("t.toml")).unwrap_err().0;
+        let e = parse(
+            &text.replace("\"report\"", "\"rport\""),
+            Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .0;
         assert!(e.contains("`rport` is not a capability"), "{e}");
     }
 }

@@ -44,7 +44,10 @@ fn main() {
     let engine = engine();
 
     println!("verify-and-load per container (median of 50):");
-    println!("{:<16} {:>8} {:>11} {:>11} {:>11}", "container", "bytes", "verify us", "load us", "total us");
+    println!(
+        "{:<16} {:>8} {:>11} {:>11} {:>11}",
+        "container", "bytes", "verify us", "load us", "total us"
+    );
     for name in ["memtest", "pci-inventory", "timer-rtc", "serial-loopback"] {
         let bytes = std::fs::read(dir.join(format!("{name}.bhc"))).expect("container file");
         let (mut tv, mut tl) = (Vec::new(), Vec::new());
@@ -52,14 +55,23 @@ fn main() {
             let t0 = Instant::now();
             let v = verify(black_box(&bytes), &policy).expect("verifies");
             let t1 = Instant::now();
-            let l = Loaded::load(&engine, &v, MockBoard::q35(0)).ok().expect("loads");
+            let l = Loaded::load(&engine, &v, MockBoard::q35(0))
+                .ok()
+                .expect("loads");
             let t2 = Instant::now();
             black_box(l.release());
             tv.push(t1 - t0);
             tl.push(t2 - t1);
         }
         let (v, l) = (median(tv), median(tl));
-        println!("{:<16} {:>8} {:>11.1} {:>11.1} {:>11.1}", name, bytes.len(), us(v), us(l), us(v + l));
+        println!(
+            "{:<16} {:>8} {:>11.1} {:>11.1} {:>11.1}",
+            name,
+            bytes.len(),
+            us(v),
+            us(l),
+            us(v + l)
+        );
     }
 
     const SCRATCH: usize = 1 << 20;
@@ -69,11 +81,17 @@ fn main() {
     let (mut wasm, mut native) = (Vec::new(), Vec::new());
     let mut fuel = 0;
     for _ in 0..RUNS {
-        let mut l = Loaded::load(&engine, &v, MockBoard::q35(SCRATCH)).ok().expect("loads");
+        let mut l = Loaded::load(&engine, &v, MockBoard::q35(SCRATCH))
+            .ok()
+            .expect("loads");
         let t0 = Instant::now();
         let rec = l.run(&v.manifest().limits);
         wasm.push(t0.elapsed());
-        assert!(matches!(rec.outcome, Outcome::Passed { .. }), "memtest under wasmi: {:?}", rec.outcome);
+        assert!(
+            matches!(rec.outcome, Outcome::Passed { .. }),
+            "memtest under wasmi: {:?}",
+            rec.outcome
+        );
         fuel = rec.fuel_used;
 
         let mut mem = vec![0x5au8; SCRATCH];
@@ -87,7 +105,19 @@ fn main() {
     let (w, n) = (median(wasm), median(native));
     let mib_s = |d: Duration| 7.0 * SCRATCH as f64 / (1 << 20) as f64 / d.as_secs_f64();
     println!("\nmemtest, 7 patterns over 1 MiB (median of {RUNS}):");
-    println!("  wasmi : {:>9.1} ms  ({:.0} MiB/s per pattern pass, {} fuel)", w.as_secs_f64() * 1e3, mib_s(w), fuel);
-    println!("  native: {:>9.1} ms  ({:.0} MiB/s per pattern pass)", n.as_secs_f64() * 1e3, mib_s(n));
-    println!("  ratio : {:.1}x slower under wasmi", w.as_secs_f64() / n.as_secs_f64());
+    println!(
+        "  wasmi : {:>9.1} ms  ({:.0} MiB/s per pattern pass, {} fuel)",
+        w.as_secs_f64() * 1e3,
+        mib_s(w),
+        fuel
+    );
+    println!(
+        "  native: {:>9.1} ms  ({:.0} MiB/s per pattern pass)",
+        n.as_secs_f64() * 1e3,
+        mib_s(n)
+    );
+    println!(
+        "  ratio : {:.1}x slower under wasmi",
+        w.as_secs_f64() / n.as_secs_f64()
+    );
 }

@@ -45,7 +45,12 @@ const FUNCS: &[(&str, Capability, &[ValType], &[ValType])] = &[
     ("scratch_size", Capability::Scratch, &[], &[I64]),
     ("scratch_read", Capability::Scratch, &[I64, I32, I32], &[]),
     ("scratch_write", Capability::Scratch, &[I64, I32, I32], &[]),
-    ("pci_read32", Capability::PciConfig, &[I32, I32, I32, I32], &[I32]),
+    (
+        "pci_read32",
+        Capability::PciConfig,
+        &[I32, I32, I32, I32],
+        &[I32],
+    ),
     ("timer_ns", Capability::Timer, &[], &[I64]),
     ("rtc", Capability::Rtc, &[], &[I64]),
     ("serial_loopback", Capability::Serial, &[I32], &[I32]),
@@ -85,8 +90,22 @@ pub struct HostState<P> {
 }
 
 impl<P> HostState<P> {
-    pub(crate) fn new(name: String, granted: CapabilitySet, limits: StoreLimits, platform: P) -> Self {
-        HostState { name, granted, limits, platform, result: None, deadline_ns: u64::MAX, log_lines: 0, suppressed_logs: 0 }
+    pub(crate) fn new(
+        name: String,
+        granted: CapabilitySet,
+        limits: StoreLimits,
+        platform: P,
+    ) -> Self {
+        HostState {
+            name,
+            granted,
+            limits,
+            platform,
+            result: None,
+            deadline_ns: u64::MAX,
+            log_lines: 0,
+            suppressed_logs: 0,
+        }
     }
 }
 
@@ -139,7 +158,9 @@ fn range(ptr: i32, len: i32, max: u32) -> Result<core::ops::Range<usize>, Error>
     if len > max {
         return Err(stop(TrapKind::BadHostArgument));
     }
-    let end = ptr.checked_add(len).ok_or_else(|| stop(TrapKind::BadHostArgument))?;
+    let end = ptr
+        .checked_add(len)
+        .ok_or_else(|| stop(TrapKind::BadHostArgument))?;
     Ok(ptr as usize..end as usize)
 }
 
@@ -148,7 +169,10 @@ fn range(ptr: i32, len: i32, max: u32) -> Result<core::ops::Range<usize>, Error>
 fn guest_text<P>(caller: &Caller<'_, HostState<P>>, ptr: i32, len: i32) -> Result<String, Error> {
     let mem = memory(caller)?;
     let r = range(ptr, len, MAX_TEXT_ARG)?;
-    let bytes = mem.data(caller).get(r).ok_or_else(|| stop(TrapKind::BadHostArgument))?;
+    let bytes = mem
+        .data(caller)
+        .get(r)
+        .ok_or_else(|| stop(TrapKind::BadHostArgument))?;
     let mut s = String::from_utf8_lossy(bytes).into_owned();
     if s.len() > MAX_DETAIL {
         let mut cut = MAX_DETAIL;
@@ -163,7 +187,10 @@ fn guest_text<P>(caller: &Caller<'_, HostState<P>>, ptr: i32, len: i32) -> Resul
 /// Scratch range `offset..offset+len`, checked against the scratch size.
 fn scratch_range(offset: i64, len: usize, size: usize) -> Result<core::ops::Range<usize>, Error> {
     let off = usize::try_from(offset).map_err(|_| stop(TrapKind::BadHostArgument))?;
-    let end = off.checked_add(len).filter(|e| *e <= size).ok_or_else(|| stop(TrapKind::BadHostArgument))?;
+    let end = off
+        .checked_add(len)
+        .filter(|e| *e <= size)
+        .ok_or_else(|| stop(TrapKind::BadHostArgument))?;
     Ok(off..end)
 }
 
@@ -173,80 +200,133 @@ pub(crate) fn linker<P: Platform + 'static>(engine: &Engine) -> Linker<HostState
     let mut l = Linker::<HostState<P>>::new(engine);
     // Each name is defined once, so defining cannot fail; a failure would
     // leave the function undefined and the import refused at instantiation.
-    let _ = l.func_wrap(HOST_MODULE, "log", |mut c: Caller<'_, HostState<P>>, ptr: i32, len: i32| -> Result<(), Error> {
-        enter(&mut c, Capability::Log)?;
-        let line = guest_text(&c, ptr, len)?;
-        let s = c.data_mut();
-        if s.log_lines < MAX_LOG_LINES {
-            s.log_lines += 1;
-            s.platform.log(&s.name, &line);
-        } else {
-            s.suppressed_logs = s.suppressed_logs.saturating_add(1);
-        }
-        Ok(())
-    });
-    let _ = l.func_wrap(HOST_MODULE, "report", |mut c: Caller<'_, HostState<P>>, passed: i32, ptr: i32, len: i32| -> Result<(), Error> {
-        enter(&mut c, Capability::Report)?;
-        let passed = match passed {
-            0 => false,
-            1 => true,
-            _ => return Err(stop(TrapKind::BadHostArgument)),
-        };
-        let detail = guest_text(&c, ptr, len)?;
-        c.data_mut().result = Some((passed, detail));
-        Ok(())
-    });
-    let _ = l.func_wrap(HOST_MODULE, "scratch_size", |mut c: Caller<'_, HostState<P>>| -> Result<i64, Error> {
-        enter(&mut c, Capability::Scratch)?;
-        Ok(c.data_mut().platform.scratch().len() as i64)
-    });
-    let _ = l.func_wrap(HOST_MODULE, "scratch_read", |mut c: Caller<'_, HostState<P>>, offset: i64, ptr: i32, len: i32| -> Result<(), Error> {
-        enter(&mut c, Capability::Scratch)?;
-        let mem = memory(&c)?;
-        let dst = range(ptr, len, u32::MAX)?;
-        let (data, state) = mem.data_and_store_mut(&mut c);
-        let scratch = state.platform.scratch();
-        let src = scratch_range(offset, dst.len(), scratch.len())?;
-        let dst = data.get_mut(dst).ok_or_else(|| stop(TrapKind::BadHostArgument))?;
-        dst.copy_from_slice(&scratch[src]);
-        Ok(())
-    });
-    let _ = l.func_wrap(HOST_MODULE, "scratch_write", |mut c: Caller<'_, HostState<P>>, offset: i64, ptr: i32, len: i32| -> Result<(), Error> {
-        enter(&mut c, Capability::Scratch)?;
-        let mem = memory(&c)?;
-        let src = range(ptr, len, u32::MAX)?;
-        let (data, state) = mem.data_and_store_mut(&mut c);
-        let scratch = state.platform.scratch();
-        let dst = scratch_range(offset, src.len(), scratch.len())?;
-        let src = data.get(src).ok_or_else(|| stop(TrapKind::BadHostArgument))?;
-        scratch[dst].copy_from_slice(src);
-        Ok(())
-    });
+    let _ = l.func_wrap(
+        HOST_MODULE,
+        "log",
+        |mut c: Caller<'_, HostState<P>>, ptr: i32, len: i32| -> Result<(), Error> {
+            enter(&mut c, Capability::Log)?;
+            let line = guest_text(&c, ptr, len)?;
+            let s = c.data_mut();
+            if s.log_lines < MAX_LOG_LINES {
+                s.log_lines += 1;
+                s.platform.log(&s.name, &line);
+            } else {
+                s.suppressed_logs = s.suppressed_logs.saturating_add(1);
+            }
+            Ok(())
+        },
+    );
+    let _ = l.func_wrap(
+        HOST_MODULE,
+        "report",
+        |mut c: Caller<'_, HostState<P>>, passed: i32, ptr: i32, len: i32| -> Result<(), Error> {
+            enter(&mut c, Capability::Report)?;
+            let passed = match passed {
+                0 => false,
+                1 => true,
+                _ => return Err(stop(TrapKind::BadHostArgument)),
+            };
+            let detail = guest_text(&c, ptr, len)?;
+            c.data_mut().result = Some((passed, detail));
+            Ok(())
+        },
+    );
+    let _ = l.func_wrap(
+        HOST_MODULE,
+        "scratch_size",
+        |mut c: Caller<'_, HostState<P>>| -> Result<i64, Error> {
+            enter(&mut c, Capability::Scratch)?;
+            Ok(c.data_mut().platform.scratch().len() as i64)
+        },
+    );
+    let _ = l.func_wrap(
+        HOST_MODULE,
+        "scratch_read",
+        |mut c: Caller<'_, HostState<P>>, offset: i64, ptr: i32, len: i32| -> Result<(), Error> {
+            enter(&mut c, Capability::Scratch)?;
+            let mem = memory(&c)?;
+            let dst = range(ptr, len, u32::MAX)?;
+            let (data, state) = mem.data_and_store_mut(&mut c);
+            let scratch = state.platform.scratch();
+            let src = scratch_range(offset, dst.len(), scratch.len())?;
+            let dst = data
+                .get_mut(dst)
+                .ok_or_else(|| stop(TrapKind::BadHostArgument))?;
+            dst.copy_from_slice(&scratch[src]);
+            Ok(())
+        },
+    );
+    let _ = l.func_wrap(
+        HOST_MODULE,
+        "scratch_write",
+        |mut c: Caller<'_, HostState<P>>, offset: i64, ptr: i32, len: i32| -> Result<(), Error> {
+            enter(&mut c, Capability::Scratch)?;
+            let mem = memory(&c)?;
+            let src = range(ptr, len, u32::MAX)?;
+            let (data, state) = mem.data_and_store_mut(&mut c);
+            let scratch = state.platform.scratch();
+            let dst = scratch_range(offset, src.len(), scratch.len())?;
+            let src = data
+                .get(src)
+                .ok_or_else(|| stop(TrapKind::BadHostArgument))?;
+            scratch[dst].copy_from_slice(src);
+            Ok(())
+        },
+    );
     let _ = l.func_wrap(
         HOST_MODULE,
         "pci_read32",
-        |mut c: Caller<'_, HostState<P>>, bus: i32, device: i32, function: i32, offset: i32| -> Result<i32, Error> {
+        |mut c: Caller<'_, HostState<P>>,
+         bus: i32,
+         device: i32,
+         function: i32,
+         offset: i32|
+         -> Result<i32, Error> {
             enter(&mut c, Capability::PciConfig)?;
-            let ok = (0..256).contains(&bus) && (0..32).contains(&device) && (0..8).contains(&function) && (0..256).contains(&offset) && offset % 4 == 0;
+            let ok = (0..256).contains(&bus)
+                && (0..32).contains(&device)
+                && (0..8).contains(&function)
+                && (0..256).contains(&offset)
+                && offset % 4 == 0;
             if !ok {
                 return Err(stop(TrapKind::BadHostArgument));
             }
-            let v = c.data_mut().platform.pci_config_read32(bus as u8, device as u8, function as u8, offset as u8);
+            let v = c.data_mut().platform.pci_config_read32(
+                bus as u8,
+                device as u8,
+                function as u8,
+                offset as u8,
+            );
             Ok(v as i32)
         },
     );
-    let _ = l.func_wrap(HOST_MODULE, "timer_ns", |mut c: Caller<'_, HostState<P>>| -> Result<i64, Error> {
-        enter(&mut c, Capability::Timer)?;
-        Ok(c.data_mut().platform.monotonic_ns() as i64)
-    });
-    let _ = l.func_wrap(HOST_MODULE, "rtc", |mut c: Caller<'_, HostState<P>>| -> Result<i64, Error> {
-        enter(&mut c, Capability::Rtc)?;
-        Ok(c.data_mut().platform.rtc().pack() as i64)
-    });
-    let _ = l.func_wrap(HOST_MODULE, "serial_loopback", |mut c: Caller<'_, HostState<P>>, byte: i32| -> Result<i32, Error> {
-        enter(&mut c, Capability::Serial)?;
-        let byte = u8::try_from(byte).map_err(|_| stop(TrapKind::BadHostArgument))?;
-        Ok(c.data_mut().platform.serial_loopback(byte).map_or(-1, i32::from))
-    });
+    let _ = l.func_wrap(
+        HOST_MODULE,
+        "timer_ns",
+        |mut c: Caller<'_, HostState<P>>| -> Result<i64, Error> {
+            enter(&mut c, Capability::Timer)?;
+            Ok(c.data_mut().platform.monotonic_ns() as i64)
+        },
+    );
+    let _ = l.func_wrap(
+        HOST_MODULE,
+        "rtc",
+        |mut c: Caller<'_, HostState<P>>| -> Result<i64, Error> {
+            enter(&mut c, Capability::Rtc)?;
+            Ok(c.data_mut().platform.rtc().pack() as i64)
+        },
+    );
+    let _ = l.func_wrap(
+        HOST_MODULE,
+        "serial_loopback",
+        |mut c: Caller<'_, HostState<P>>, byte: i32| -> Result<i32, Error> {
+            enter(&mut c, Capability::Serial)?;
+            let byte = u8::try_from(byte).map_err(|_| stop(TrapKind::BadHostArgument))?;
+            Ok(c.data_mut()
+                .platform
+                .serial_loopback(byte)
+                .map_or(-1, i32::from))
+        },
+    );
     l
 }

@@ -31,7 +31,10 @@ use alloc::string::String;
 
 use firmware_core::report::{LoadFailure, TrapKind};
 use firmware_core::{Outcome, VerifiedContainer};
-use wasmi::{CompilationMode, Config, Engine, ExternType, Instance, Memory, Module, Store, StoreLimitsBuilder, TrapCode, TypedFunc, TypedResumableCall};
+use wasmi::{
+    CompilationMode, Config, Engine, ExternType, Instance, Memory, Module, Store,
+    StoreLimitsBuilder, TrapCode, TypedFunc, TypedResumableCall,
+};
 
 pub use host::{HostState, HOST_MODULE};
 
@@ -131,7 +134,11 @@ fn has_start_section(module: &[u8]) -> bool {
 impl<P: Platform + 'static> Loaded<P> {
     /// Instantiates `c` against the host API. On failure the platform comes
     /// back with the reason.
-    pub fn load(engine: &Engine, c: &VerifiedContainer, platform: P) -> Result<Loaded<P>, (LoadFailure, P)> {
+    pub fn load(
+        engine: &Engine,
+        c: &VerifiedContainer,
+        platform: P,
+    ) -> Result<Loaded<P>, (LoadFailure, P)> {
         let m = c.manifest();
         if has_start_section(c.module()) {
             return Err((LoadFailure::StartFunction, platform));
@@ -145,13 +152,13 @@ impl<P: Platform + 'static> Loaded<P> {
         }
         // The memory must be exported as `memory` so the PD can wipe it; its
         // initial size must fit the manifest's limit.
-        let defines_memory = firmware_core::wasm::sections(c.module()).is_some_and(|s| s.iter().any(|s| s.id == 5));
+        let defines_memory =
+            firmware_core::wasm::sections(c.module()).is_some_and(|s| s.iter().any(|s| s.id == 5));
         match module.get_export("memory") {
-            Some(ExternType::Memory(mt)) => {
-                if mt.minimum() > u64::from(m.limits.memory_pages) {
-                    return Err((LoadFailure::MemoryAboveLimit, platform));
-                }
+            Some(ExternType::Memory(mt)) if mt.minimum() > u64::from(m.limits.memory_pages) => {
+                return Err((LoadFailure::MemoryAboveLimit, platform));
             }
+            Some(ExternType::Memory(_)) => {}
             Some(_) => return Err((LoadFailure::Instantiation, platform)),
             None if defines_memory => return Err((LoadFailure::MemoryNotExported, platform)),
             None => {}
@@ -167,7 +174,12 @@ impl<P: Platform + 'static> Loaded<P> {
             .instances(1)
             .trap_on_grow_failure(true)
             .build();
-        let state = HostState::new(String::from(m.name.as_str()), m.capabilities, limits, platform);
+        let state = HostState::new(
+            String::from(m.name.as_str()),
+            m.capabilities,
+            limits,
+            platform,
+        );
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
         let linker = host::linker::<P>(engine);
@@ -180,7 +192,12 @@ impl<P: Platform + 'static> Loaded<P> {
             Ok(f) => f,
             Err(_) => return Err((LoadFailure::MissingEntry, store.into_data().platform)),
         };
-        Ok(Loaded { store, memory, entry, _instance: instance })
+        Ok(Loaded {
+            store,
+            memory,
+            entry,
+            _instance: instance,
+        })
     }
 
     /// Runs the entry point with the fuel and wall-clock budget of `limits`.
@@ -201,7 +218,9 @@ impl<P: Platform + 'static> Loaded<P> {
                 used += set - left;
                 match call {
                     Ok(TypedResumableCall::Finished(())) => break 'run self.finished_outcome(),
-                    Ok(TypedResumableCall::HostTrap(h)) => break 'run self.classify(h.host_error()),
+                    Ok(TypedResumableCall::HostTrap(h)) => {
+                        break 'run self.classify(h.host_error())
+                    }
                     Err(e) => break 'run self.classify(&e),
                     Ok(TypedResumableCall::OutOfFuel(r)) => {
                         let budget_left = limits.fuel - used;
@@ -223,7 +242,11 @@ impl<P: Platform + 'static> Loaded<P> {
             }
         };
         let end = self.store.data_mut().platform.monotonic_ns();
-        RunRecord { outcome, fuel_used: used, elapsed_ns: end.saturating_sub(start) }
+        RunRecord {
+            outcome,
+            fuel_used: used,
+            elapsed_ns: end.saturating_sub(start),
+        }
     }
 
     fn finished_outcome(&mut self) -> Outcome {
@@ -245,12 +268,18 @@ impl<P: Platform + 'static> Loaded<P> {
             Some(TrapCode::OutOfFuel) => Outcome::OutOfFuel,
             Some(TrapCode::GrowthOperationLimited) => Outcome::MemoryLimit,
             Some(TrapCode::UnreachableCodeReached) => Outcome::Trapped(TrapKind::Unreachable),
-            Some(TrapCode::MemoryOutOfBounds | TrapCode::TableOutOfBounds) => Outcome::Trapped(TrapKind::OutOfBounds),
-            Some(TrapCode::IntegerDivisionByZero | TrapCode::IntegerOverflow | TrapCode::BadConversionToInteger) => {
-                Outcome::Trapped(TrapKind::Arithmetic)
+            Some(TrapCode::MemoryOutOfBounds | TrapCode::TableOutOfBounds) => {
+                Outcome::Trapped(TrapKind::OutOfBounds)
             }
+            Some(
+                TrapCode::IntegerDivisionByZero
+                | TrapCode::IntegerOverflow
+                | TrapCode::BadConversionToInteger,
+            ) => Outcome::Trapped(TrapKind::Arithmetic),
             Some(TrapCode::StackOverflow) => Outcome::Trapped(TrapKind::StackOverflow),
-            Some(TrapCode::IndirectCallToNull | TrapCode::BadSignature) => Outcome::Trapped(TrapKind::BadIndirectCall),
+            Some(TrapCode::IndirectCallToNull | TrapCode::BadSignature) => {
+                Outcome::Trapped(TrapKind::BadIndirectCall)
+            }
             _ => Outcome::Trapped(TrapKind::Other),
         }
     }

@@ -20,7 +20,11 @@ use crate::{Loaded, Platform};
 
 /// Runs the POST phase over `containers` (file bytes, in run order) and
 /// returns the report and the platform.
-pub fn run_post<P: Platform + 'static>(policy: &Policy, containers: &[&[u8]], mut platform: P) -> (PostReport, P) {
+pub fn run_post<P: Platform + 'static>(
+    policy: &Policy,
+    containers: &[&[u8]],
+    mut platform: P,
+) -> (PostReport, P) {
     let engine = crate::engine();
     let mut entries = Vec::with_capacity(containers.len());
     let mut ran = Vec::new();
@@ -33,7 +37,7 @@ pub fn run_post<P: Platform + 'static>(policy: &Policy, containers: &[&[u8]], mu
                 let name = claimed.as_ref().map(|m| m.name.clone()).unwrap_or_default();
                 let critical = policy.stop_on_refusal
                     || claimed.as_ref().is_some_and(|m| m.critical)
-                    || policy.critical.iter().any(|n| *n == name);
+                    || policy.critical.contains(&name);
                 entries.push(PostEntry {
                     slot,
                     version: claimed.map(|m| m.version),
@@ -80,7 +84,12 @@ pub fn run_post<P: Platform + 'static>(policy: &Policy, containers: &[&[u8]], mu
         entries.push(entry);
     }
     let next_slot = entries.len() as u16;
-    for (i, name) in policy.critical.iter().filter(|n| !ran.contains(n)).enumerate() {
+    for (i, name) in policy
+        .critical
+        .iter()
+        .filter(|n| !ran.contains(n))
+        .enumerate()
+    {
         if entries.iter().any(|e| e.name == *name) {
             continue; // present but refused: already reported.
         }
@@ -97,7 +106,19 @@ pub fn run_post<P: Platform + 'static>(policy: &Policy, containers: &[&[u8]], mu
     }
     let scratch = platform.scratch();
     scratch.fill(0);
-    let scratch_wiped_bytes = if scratch.iter().all(|b| *b == 0) { scratch.len() as u64 } else { 0 };
+    let scratch_wiped_bytes = if scratch.iter().all(|b| *b == 0) {
+        scratch.len() as u64
+    } else {
+        0
+    };
     let decision = decide(&entries);
-    (PostReport { platform: policy.platform.clone(), entries, scratch_wiped_bytes, decision }, platform)
+    (
+        PostReport {
+            platform: policy.platform.clone(),
+            entries,
+            scratch_wiped_bytes,
+            decision,
+        },
+        platform,
+    )
 }

@@ -93,7 +93,11 @@ pub const CHUNK: usize = 4096;
 /// Runs every pattern over `mem`, moving data through `buf`.
 pub fn run<M: TestMemory>(mem: &mut M, buf: &mut [u8; CHUNK]) -> Summary {
     let bytes = mem.size() & !3;
-    let mut summary = Summary { bytes, patterns: 0, failure: None };
+    let mut summary = Summary {
+        bytes,
+        patterns: 0,
+        failure: None,
+    };
     for pattern in Pattern::ALL {
         if let Some(f) = run_pattern(mem, buf, pattern, bytes) {
             summary.failure = Some(f);
@@ -104,7 +108,12 @@ pub fn run<M: TestMemory>(mem: &mut M, buf: &mut [u8; CHUNK]) -> Summary {
     summary
 }
 
-fn run_pattern<M: TestMemory>(mem: &mut M, buf: &mut [u8; CHUNK], pattern: Pattern, bytes: u64) -> Option<Failure> {
+fn run_pattern<M: TestMemory>(
+    mem: &mut M,
+    buf: &mut [u8; CHUNK],
+    pattern: Pattern,
+    bytes: u64,
+) -> Option<Failure> {
     let mut off = 0u64;
     while off < bytes {
         let n = (bytes - off).min(CHUNK as u64) as usize;
@@ -123,7 +132,12 @@ fn run_pattern<M: TestMemory>(mem: &mut M, buf: &mut [u8; CHUNK], pattern: Patte
             let found = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
             let expected = pattern.word(at);
             if found != expected {
-                return Some(Failure { pattern, offset: at, expected, found });
+                return Some(Failure {
+                    pattern,
+                    offset: at,
+                    expected,
+                    found,
+                });
             }
         }
         off += n as u64;
@@ -191,25 +205,43 @@ mod tests {
     fn good_memory_passes_every_pattern() {
         let mut mem = std::vec![0xEEu8; 10_003];
         let s = run(&mut SliceMemory(&mut mem), &mut [0; CHUNK]);
-        assert_eq!(s, Summary { bytes: 10_000, patterns: 7, failure: None });
+        assert_eq!(
+            s,
+            Summary {
+                bytes: 10_000,
+                patterns: 7,
+                failure: None
+            }
+        );
         // The last pattern is what remains in memory.
         assert_eq!(&mem[8..12], &Pattern::WalkingOnes.word(8).to_le_bytes());
     }
 
     #[test]
     fn stuck_bit_is_found_where_it_is() {
-        let mut m = Faulty { mem: std::vec![0; 9000], stuck: Some((5001, 0x08)), alias: None };
+        let mut m = Faulty {
+            mem: std::vec![0; 9000],
+            stuck: Some((5001, 0x08)),
+            alias: None,
+        };
         let f = run(&mut m, &mut [0; CHUNK]).failure.unwrap();
         assert_eq!((f.pattern, f.offset), (Pattern::Ones, 5000));
-        assert_eq!(f.found, !0u32 & !(0x08 << 8));
+        assert_eq!(f.found, !(0x08 << 8));
     }
 
     #[test]
     fn aliased_addresses_are_found_by_address_in_address() {
-        let mut m = Faulty { mem: std::vec![0; 9000], stuck: None, alias: Some((4096, 8)) };
+        let mut m = Faulty {
+            mem: std::vec![0; 9000],
+            stuck: None,
+            alias: Some((4096, 8)),
+        };
         let s = run(&mut m, &mut [0; CHUNK]);
         let f = s.failure.unwrap();
-        assert_eq!((f.pattern, f.offset, f.found), (Pattern::AddressInAddress, 8, 4096));
+        assert_eq!(
+            (f.pattern, f.offset, f.found),
+            (Pattern::AddressInAddress, 8, 4096)
+        );
         assert_eq!(s.patterns, 4);
     }
 }

@@ -49,7 +49,10 @@ impl Inventory {
 /// Scans bus 0. `read(device, function, offset)` returns a 32-bit
 /// configuration register.
 pub fn scan_bus0(mut read: impl FnMut(u8, u8, u8) -> u32) -> Inventory {
-    let mut inv = Inventory { found: [Found::default(); 256], len: 0 };
+    let mut inv = Inventory {
+        found: [Found::default(); 256],
+        len: 0,
+    };
     for device in 0..32u8 {
         let id0 = read(device, 0, 0);
         if id0 & 0xffff == 0xffff {
@@ -58,11 +61,20 @@ pub fn scan_bus0(mut read: impl FnMut(u8, u8, u8) -> u32) -> Inventory {
         let header_type = (read(device, 0, 0x0c) >> 16) & 0xff;
         let functions = if header_type & 0x80 != 0 { 8 } else { 1 };
         for function in 0..functions {
-            let id = if function == 0 { id0 } else { read(device, function, 0) };
+            let id = if function == 0 {
+                id0
+            } else {
+                read(device, function, 0)
+            };
             if id & 0xffff == 0xffff {
                 continue;
             }
-            inv.found[inv.len] = Found { device, function, vendor: id as u16, device_id: (id >> 16) as u16 };
+            inv.found[inv.len] = Found {
+                device,
+                function,
+                vendor: id as u16,
+                device_id: (id >> 16) as u16,
+            };
             inv.len += 1;
         }
     }
@@ -82,10 +94,18 @@ pub struct Mismatch {
 /// how many other functions answered (allowed: boards carry optional cards).
 pub fn check(inv: &Inventory, expected: &[Expected]) -> Result<usize, Mismatch> {
     for e in expected {
-        let at = inv.found().iter().find(|f| f.device == e.device && f.function == e.function);
+        let at = inv
+            .found()
+            .iter()
+            .find(|f| f.device == e.device && f.function == e.function);
         match at {
             Some(f) if f.vendor == e.vendor && f.device_id == e.device_id => {}
-            other => return Err(Mismatch { expected: *e, found: other.copied() }),
+            other => {
+                return Err(Mismatch {
+                    expected: *e,
+                    found: other.copied(),
+                })
+            }
         }
     }
     Ok(inv.found().len() - expected.len())
@@ -110,9 +130,27 @@ mod tests {
     }
 
     const EXPECTED: &[Expected] = &[
-        Expected { device: 0, function: 0, vendor: 0x8086, device_id: 0x29c0, name: "host bridge" },
-        Expected { device: 31, function: 0, vendor: 0x8086, device_id: 0x2918, name: "LPC" },
-        Expected { device: 31, function: 2, vendor: 0x8086, device_id: 0x291a, name: "function 2" },
+        Expected {
+            device: 0,
+            function: 0,
+            vendor: 0x8086,
+            device_id: 0x29c0,
+            name: "host bridge",
+        },
+        Expected {
+            device: 31,
+            function: 0,
+            vendor: 0x8086,
+            device_id: 0x2918,
+            name: "LPC",
+        },
+        Expected {
+            device: 31,
+            function: 2,
+            vendor: 0x8086,
+            device_id: 0x291a,
+            name: "function 2",
+        },
     ];
 
     #[test]
@@ -125,9 +163,27 @@ mod tests {
 
     #[test]
     fn missing_or_wrong_device_is_named() {
-        let inv = scan_bus0(|d, f, o| if (d, f) == (31, 2) { 0xffff_ffff } else { bus(d, f, o) });
-        assert_eq!(check(&inv, EXPECTED), Err(Mismatch { expected: EXPECTED[2], found: None }));
-        let inv = scan_bus0(|d, f, o| if (d, f, o) == (0, 0, 0) { 0x29c1_8086 } else { bus(d, f, o) });
+        let inv = scan_bus0(|d, f, o| {
+            if (d, f) == (31, 2) {
+                0xffff_ffff
+            } else {
+                bus(d, f, o)
+            }
+        });
+        assert_eq!(
+            check(&inv, EXPECTED),
+            Err(Mismatch {
+                expected: EXPECTED[2],
+                found: None
+            })
+        );
+        let inv = scan_bus0(|d, f, o| {
+            if (d, f, o) == (0, 0, 0) {
+                0x29c1_8086
+            } else {
+                bus(d, f, o)
+            }
+        });
         let m = check(&inv, EXPECTED).unwrap_err();
         assert_eq!(m.found.map(|f| f.device_id), Some(0x29c1));
     }

@@ -46,7 +46,8 @@ impl RtcTime {
 
     /// Why the value is not a plausible time of a running board, if it is not.
     pub fn implausible(&self) -> Option<&'static str> {
-        let leap = (self.year % 4 == 0 && self.year % 100 != 0) || self.year % 400 == 0;
+        let leap = (self.year.is_multiple_of(4) && !self.year.is_multiple_of(100))
+            || self.year.is_multiple_of(400);
         let days = match self.month {
             1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
             4 | 6 | 9 | 11 => 30,
@@ -81,12 +82,33 @@ mod tests {
 
     #[test]
     fn pack_roundtrip_and_plausibility() {
-        let t = RtcTime { year: 2026, month: 11, day: 22, hour: 1, minute: 2, second: 3 };
+        let t = RtcTime {
+            year: 2026,
+            month: 11,
+            day: 22,
+            hour: 1,
+            minute: 2,
+            second: 3,
+        };
         assert_eq!(RtcTime::unpack(t.pack()), t);
         assert_eq!(t.implausible(), None);
         assert!(RtcTime { month: 13, ..t }.implausible().is_some());
-        assert!(RtcTime { month: 2, day: 29, year: 2027, ..t }.implausible().is_some());
-        assert!(RtcTime { month: 2, day: 29, year: 2028, ..t }.implausible().is_none());
+        assert!(RtcTime {
+            month: 2,
+            day: 29,
+            year: 2027,
+            ..t
+        }
+        .implausible()
+        .is_some());
+        assert!(RtcTime {
+            month: 2,
+            day: 29,
+            year: 2028,
+            ..t
+        }
+        .implausible()
+        .is_none());
         assert!(RtcTime { year: 2000, ..t }.implausible().is_some());
         assert!(RtcTime { second: 60, ..t }.implausible().is_some());
         assert!(RtcTime { second: 1, ..t } < t);

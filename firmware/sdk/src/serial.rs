@@ -4,7 +4,8 @@
 
 /// The bytes sent, in order.
 pub const SEQUENCE: [u8; 20] = [
-    0x00, 0xff, 0x55, 0xaa, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, b'B', b'U', b'L', b'K', b'H', b'E', b'A', b'D',
+    0x00, 0xff, 0x55, 0xaa, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, b'B', b'U', b'L', b'K',
+    b'H', b'E', b'A', b'D',
 ];
 
 /// The first byte that did not come back as sent.
@@ -23,7 +24,11 @@ pub fn check(mut loopback: impl FnMut(u8) -> Option<u8>) -> Result<usize, Loopba
     for (index, &sent) in SEQUENCE.iter().enumerate() {
         let received = loopback(sent);
         if received != Some(sent) {
-            return Err(LoopbackFailure { index, sent, received });
+            return Err(LoopbackFailure {
+                index,
+                sent,
+                received,
+            });
         }
     }
     Ok(SEQUENCE.len())
@@ -37,7 +42,21 @@ mod tests {
     fn echo_passes_and_faults_are_named() {
         assert_eq!(check(Some), Ok(20));
         // Data line 3 stuck low.
-        assert_eq!(check(|b| Some(b & !0x08)), Err(LoopbackFailure { index: 1, sent: 0xff, received: Some(0xf7) }));
-        assert_eq!(check(|_| None), Err(LoopbackFailure { index: 0, sent: 0, received: None }));
+        assert_eq!(
+            check(|b| Some(b & !0x08)),
+            Err(LoopbackFailure {
+                index: 1,
+                sent: 0xff,
+                received: Some(0xf7)
+            })
+        );
+        assert_eq!(
+            check(|_| None),
+            Err(LoopbackFailure {
+                index: 0,
+                sent: 0,
+                received: None
+            })
+        );
     }
 }

@@ -13,7 +13,10 @@ pub struct Text<const N: usize> {
 impl<const N: usize> Text<N> {
     /// An empty text.
     pub const fn new() -> Self {
-        Text { buf: [0; N], len: 0 }
+        Text {
+            buf: [0; N],
+            len: 0,
+        }
     }
     /// The text so far.
     pub fn as_str(&self) -> &str {
@@ -51,7 +54,7 @@ mod tests {
     #[test]
     fn truncates_on_char_boundary() {
         let mut t = Text::<5>::new();
-        write!(t, "ab{}", "é€").unwrap();
+        write!(t, "abé€").unwrap();
         assert_eq!(t.as_str(), "abé");
     }
 }

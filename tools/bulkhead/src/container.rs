@@ -106,9 +106,15 @@ fn policy_for(t: &TrustArgs, c: &Container) -> anyhow::Result<Option<Policy>> {
     let mut keys_ = Vec::new();
     for p in &t.pubkey {
         let public = keys::parse_public(&keys::read_text(p)?, &p.display().to_string())?;
-        keys_.push(TrustedKey { name: p.display().to_string(), public });
+        keys_.push(TrustedKey {
+            name: p.display().to_string(),
+            public,
+        });
     }
-    let platform = t.platform.clone().unwrap_or_else(|| c.manifest.platform.clone());
+    let platform = t
+        .platform
+        .clone()
+        .unwrap_or_else(|| c.manifest.platform.clone());
     Ok(Some(trust::permissive(&platform, keys_)))
 }
 
@@ -125,33 +131,71 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let k = keys::generate()?;
             write_secret(&sec, keys::secret_text(&k).as_bytes())?;
             write(&public, keys::public_text(&k.verifying_key()).as_bytes())?;
-            println!("wrote {} (secret) and {} (public)", sec.display(), public.display());
+            println!(
+                "wrote {} (secret) and {} (public)",
+                sec.display(),
+                public.display()
+            );
         }
-        Cmd::Build { wasm, manifest, out } => {
+        Cmd::Build {
+            wasm,
+            manifest,
+            out,
+        } => {
             let module = read(&wasm)?;
             let text = keys::read_text(&manifest)?;
             let m = manifest_toml::build(&text, &manifest.display().to_string(), &module)?;
-            let c = Container { manifest_bytes: m.encode().map_err(|e| anyhow::anyhow!("{}: {e}", manifest.display()))?, manifest: m, module, signer: [0; 32], signature: [0; 64] };
+            let c = Container {
+                manifest_bytes: m
+                    .encode()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", manifest.display()))?,
+                manifest: m,
+                module,
+                signer: [0; 32],
+                signature: [0; 64],
+            };
             write(&out, &c.encode())?;
-            println!("wrote unsigned container {} ({} {}); sign it with `bulkhead container sign`", out.display(), c.manifest.name, c.manifest.version);
+            println!(
+                "wrote unsigned container {} ({} {}); sign it with `bulkhead container sign`",
+                out.display(),
+                c.manifest.name,
+                c.manifest.version
+            );
         }
-        Cmd::Sign { container, key, out } => {
+        Cmd::Sign {
+            container,
+            key,
+            out,
+        } => {
             let c = parse_container(&container)?;
             let k = keys::parse_secret(&keys::read_text(&key)?, &key.display().to_string())?;
-            let signed = Container::sign(&c.manifest, c.module, &k).map_err(|e| anyhow::anyhow!("{}: {e}", container.display()))?;
+            let signed = Container::sign(&c.manifest, c.module, &k)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", container.display()))?;
             let out = out.unwrap_or(container);
             write(&out, &signed.encode())?;
-            println!("signed {} with key {}", out.display(), firmware_host::hex(&signed.signer));
+            println!(
+                "signed {} with key {}",
+                out.display(),
+                firmware_host::hex(&signed.signer)
+            );
         }
-        Cmd::Verify { container, trust: t } => {
+        Cmd::Verify {
+            container,
+            trust: t,
+        } => {
             let bytes = read(&container)?;
-            let c = Container::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: REFUSED: malformed container: {e}", container.display()))?;
+            let c = Container::parse(&bytes).map_err(|e| {
+                anyhow::anyhow!("{}: REFUSED: malformed container: {e}", container.display())
+            })?;
             let Some(policy) = policy_for(&t, &c)? else {
                 bail!("give the trusted keys (--pubkey FILE) or the platform's trust configuration (--policy FILE)");
             };
             return Ok(report_verification(&container, &bytes, &policy));
         }
-        Cmd::Inspect { container, trust: t } => {
+        Cmd::Inspect {
+            container,
+            trust: t,
+        } => {
             let bytes = read(&container)?;
             let c = parse_container(&container)?;
             print!("{}", describe::describe(&c));
@@ -162,7 +206,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Policy { config, out } => {
             let p = trust::load(&config)?;
             write(&out, &p.encode())?;
-            println!("wrote policy for platform {} ({} trusted key(s)) to {}", p.platform, p.trusted_keys.len(), out.display());
+            println!(
+                "wrote policy for platform {} ({} trusted key(s)) to {}",
+                p.platform,
+                p.trusted_keys.len(),
+                out.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -197,7 +246,8 @@ fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("{}: cannot create", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("{}: cannot write", path.display()))
+    f.write_all(bytes)
+        .with_context(|| format!("{}: cannot write", path.display()))
 }
 
 #[cfg(not(unix))]

@@ -21,8 +21,16 @@ pub extern "C" fn run() {
         }
         Err(f) => {
             let _ = match f.received {
-                Some(r) => write!(t, "byte {} sent {:#04x}, received {:#04x}", f.index, f.sent, r),
-                None => write!(t, "byte {} sent {:#04x}, nothing came back", f.index, f.sent),
+                Some(r) => write!(
+                    t,
+                    "byte {} sent {:#04x}, received {:#04x}",
+                    f.index, f.sent, r
+                ),
+                None => write!(
+                    t,
+                    "byte {} sent {:#04x}, nothing came back",
+                    f.index, f.sent
+                ),
             };
             host::report(false, t.as_str());
         }

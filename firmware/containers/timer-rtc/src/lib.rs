@@ -28,7 +28,13 @@ pub extern "C" fn run() {
         spin(1000);
     }
     if let Err(i) = timer_monotonic(&reads) {
-        let _ = write!(t, "timer did not advance: read {} gave {} ns after {} ns", i, reads[i], reads[i - 1]);
+        let _ = write!(
+            t,
+            "timer did not advance: read {} gave {} ns after {} ns",
+            i,
+            reads[i],
+            reads[i - 1]
+        );
         host::report(false, t.as_str());
         return;
     }
@@ -37,7 +43,11 @@ pub extern "C" fn run() {
     let second = host::rtc();
     for rtc in [first, second] {
         if let Some(why) = rtc.implausible() {
-            let _ = write!(t, "RTC {:04}-{:02}-{:02} {:02}:{:02}:{:02}: {}", rtc.year, rtc.month, rtc.day, rtc.hour, rtc.minute, rtc.second, why);
+            let _ = write!(
+                t,
+                "RTC {:04}-{:02}-{:02} {:02}:{:02}:{:02}: {}",
+                rtc.year, rtc.month, rtc.day, rtc.hour, rtc.minute, rtc.second, why
+            );
             host::report(false, t.as_str());
             return;
         }

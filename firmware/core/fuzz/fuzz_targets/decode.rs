@@ -20,12 +20,20 @@ fn seed() -> (Vec<u8>, Policy) {
     use sha2::Digest;
     let m = Manifest {
         name: "fuzz".into(),
-        version: Version { major: 1, minor: 0, patch: 0 },
+        version: Version {
+            major: 1,
+            minor: 0,
+            patch: 0,
+        },
         platform: "p".into(),
         entry: "run".into(),
         critical: true,
         capabilities: CapabilitySet::all(),
-        limits: Limits { fuel: 1, memory_pages: 1, wall_clock_ms: 1 },
+        limits: Limits {
+            fuel: 1,
+            memory_pages: 1,
+            wall_clock_ms: 1,
+        },
         module_len: module.len() as u32,
         module_sha256: sha2::Sha256::digest(&module).into(),
         regions: vec![],
@@ -34,9 +42,16 @@ fn seed() -> (Vec<u8>, Policy) {
     let c = Container::sign(&m, module, &key).unwrap().encode();
     let p = Policy {
         platform: "p".into(),
-        trusted_keys: vec![TrustedKey { name: "k".into(), public: key.verifying_key().to_bytes() }],
+        trusted_keys: vec![TrustedKey {
+            name: "k".into(),
+            public: key.verifying_key().to_bytes(),
+        }],
         held: CapabilitySet::all(),
-        max_limits: Limits { fuel: 10, memory_pages: 10, wall_clock_ms: 10 },
+        max_limits: Limits {
+            fuel: 10,
+            memory_pages: 10,
+            wall_clock_ms: 10,
+        },
         inspection: InspectionPolicy::default(),
         critical: vec![],
         stop_on_refusal: false,

@@ -45,7 +45,14 @@ impl MockBoard {
             logs: Vec::new(),
             now_ns: 1_000_000_000,
             step_ns: 1_000,
-            rtc: RtcTime { year: 2026, month: 11, day: 22, hour: 1, minute: 2, second: 3 },
+            rtc: RtcTime {
+                year: 2026,
+                month: 11,
+                day: 22,
+                hour: 1,
+                minute: 2,
+                second: 3,
+            },
             pci,
             pci_reads: 0,
             serial_fault: 0,
@@ -67,7 +74,10 @@ impl Platform for MockBoard {
     }
     fn pci_config_read32(&mut self, bus: u8, device: u8, function: u8, offset: u8) -> u32 {
         self.pci_reads += 1;
-        *self.pci.get(&(bus, device, function, offset)).unwrap_or(&0xffff_ffff)
+        *self
+            .pci
+            .get(&(bus, device, function, offset))
+            .unwrap_or(&0xffff_ffff)
     }
     fn serial_loopback(&mut self, byte: u8) -> Option<u8> {
         Some(byte ^ self.serial_fault)
@@ -84,9 +94,16 @@ pub fn key() -> ed25519_dalek::SigningKey {
 pub fn policy() -> Policy {
     Policy {
         platform: PLATFORM.into(),
-        trusted_keys: vec![TrustedKey { name: "test".into(), public: key().verifying_key().to_bytes() }],
+        trusted_keys: vec![TrustedKey {
+            name: "test".into(),
+            public: key().verifying_key().to_bytes(),
+        }],
         held: CapabilitySet::all(),
-        max_limits: Limits { fuel: 1_000_000_000, memory_pages: 64, wall_clock_ms: 60_000 },
+        max_limits: Limits {
+            fuel: 1_000_000_000,
+            memory_pages: 64,
+            wall_clock_ms: 60_000,
+        },
         inspection: InspectionPolicy::default(),
         critical: vec![],
         stop_on_refusal: false,
@@ -96,7 +113,11 @@ pub fn policy() -> Policy {
 pub fn manifest(name: &str, module: &[u8], caps: CapabilitySet, limits: Limits) -> Manifest {
     Manifest {
         name: name.into(),
-        version: Version { major: 0, minor: 1, patch: 0 },
+        version: Version {
+            major: 0,
+            minor: 1,
+            patch: 0,
+        },
         platform: PLATFORM.into(),
         entry: "run".into(),
         critical: false,
@@ -110,7 +131,9 @@ pub fn manifest(name: &str, module: &[u8], caps: CapabilitySet, limits: Limits) 
 }
 
 pub fn sign(m: &Manifest, module: &[u8]) -> Vec<u8> {
-    Container::sign(m, module.to_vec(), &key()).unwrap().encode()
+    Container::sign(m, module.to_vec(), &key())
+        .unwrap()
+        .encode()
 }
 
 pub fn wat(src: &str) -> Vec<u8> {
