@@ -119,3 +119,64 @@ pub fn describe(c: &Container) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODULE: &[u8] = b"\0asm\x01\0\0\0\x01\x01\x00\x0a\x02\x00\x00";
+
+    #[test]
+    fn words_cover_every_field() {
+        let text = r#"
+name = "memtest"
+version = "1.2.3"
+platform = "qemu-q35"
+critical = true
+capabilities = ["scratch"]
+[limits]
+fuel = 1000
+memory_pages = 2
+wall_clock_ms = 100
+[[protected]]
+section = "code"
+[inspection]
+scanner = "lab"
+date = "2026-11-21"
+result = "findings"
+findings = 3
+worst = "medium"
+"#;
+        let m = crate::manifest_toml::build(text, "m.toml", MODULE).unwrap();
+        let c = Container {
+            manifest_bytes: m.encode().unwrap(),
+            manifest: m.clone(),
+            module: MODULE.to_vec(),
+            signer: [0; 32],
+            signature: [0; 64],
+        };
+        let words = describe(&c);
+        for expected in [
+            "`memtest` version 1.2.3",
+            "platform: qemu-q35",
+            "if it does not pass, the boot stops",
+            "scratch: read and write the scratch memory region",
+            "at most 2 pages of 64 KiB (128 KiB)",
+            "wall-clock budget: 100 ms",
+            "#0: bytes 11..15 (4 bytes) = the `code` section",
+            "by lab on 2026-11-21: 3 finding(s), the worst medium",
+            "signature: none yet",
+        ] {
+            assert!(
+                words.contains(expected),
+                "missing {expected:?} in:\n{words}"
+            );
+        }
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let signed = Container::sign(&m, MODULE.to_vec(), &key).unwrap();
+        assert!(describe(&signed).contains(&format!(
+            "signed by ed25519 key {}",
+            hex(key.verifying_key().as_bytes())
+        )));
+    }
+}

@@ -108,25 +108,26 @@ pub fn parse(text: &str, path: &Path) -> Result<Policy> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut trusted_keys = Vec::new();
     for (i, k) in f.key.iter().enumerate() {
-        let public =
-            match (&k.public_key, &k.public_key_file) {
-                (Some(h), None) => unhex(h)
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .ok_or_else(|| {
-                        Error(format!(
-                            "{origin}: key #{i} `{}`: public_key must be 64 hex digits",
-                            k.name
-                        ))
-                    })?,
-                (None, Some(file)) => {
-                    let p = dir.join(file);
-                    keys::parse_public(&keys::read_text(&p)?, &p.display().to_string())?
-                }
-                _ => return err(format!(
+        let public = match (&k.public_key, &k.public_key_file) {
+            (Some(h), None) => unhex(h)
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| {
+                    Error(format!(
+                        "{origin}: key #{i} `{}`: public_key must be 64 hex digits",
+                        k.name
+                    ))
+                })?,
+            (None, Some(file)) => {
+                let p = dir.join(file);
+                keys::parse_public(&keys::read_text(&p)?, &p.display().to_string())?
+            }
+            _ => {
+                return err(format!(
                     "{origin}: key #{i} `{}`: give exactly one of public_key or public_key_file",
                     k.name
-                )),
-            };
+                ))
+            }
+        };
         trusted_keys.push(TrustedKey {
             name: k.name.clone(),
             public,
@@ -218,5 +219,33 @@ public_key = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29"
         .unwrap_err()
         .0;
         assert!(e.contains("`rport` is not a capability"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod reference_file {
+    use super::*;
+
+    /// The reference trust file in the repository parses, with a key file beside it.
+    #[test]
+    fn reference_trust_toml_loads() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../containers/trust.toml");
+        let dir = std::env::temp_dir().join(format!("bulkhead-trust-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("trust.toml");
+        std::fs::copy(&src, &copy).unwrap();
+        // Without the key file beside it the error names the file.
+        let e = load(&copy).unwrap_err().0;
+        assert!(e.contains("dev.pub") && e.contains("cannot read"), "{e}");
+        let k = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        std::fs::write(dir.join("dev.pub"), keys::public_text(&k.verifying_key())).unwrap();
+        let p = load(&copy).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(p.platform, "qemu-q35");
+        assert_eq!(p.trusted_keys[0].public, k.verifying_key().to_bytes());
+        assert_eq!(p.critical, ["memtest", "pci-inventory"]);
+        assert!(p.inspection.required && p.held == CapabilitySet::all());
+        // And survives the encoding the PD embeds.
+        assert_eq!(Policy::decode(&p.encode()), Ok(p));
     }
 }

@@ -108,7 +108,7 @@ pub fn check(inv: &Inventory, expected: &[Expected]) -> Result<usize, Mismatch> 
             }
         }
     }
-    Ok(inv.found().len() - expected.len())
+    Ok(inv.found().len().saturating_sub(expected.len()))
 }
 
 #[cfg(test)]
