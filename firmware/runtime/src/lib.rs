@@ -25,6 +25,7 @@
 extern crate alloc;
 
 mod host;
+pub mod pc;
 pub mod post;
 
 use alloc::string::String;
