@@ -228,3 +228,104 @@ fn the_reference_post_set_boots_and_a_tampered_critical_one_stops_it() {
     assert_eq!(report.entries[3].outcome, Outcome::Missing);
     assert_eq!(report.decision, Decision::Stop { slot: 3 });
 }
+
+/// A PC's ports as the firmware PD sees them: a q35 bus 0 behind
+/// 0xCF8/0xCFC, a BCD CMOS RTC and a 16550 at COM1.
+struct PcPorts {
+    bus0: std::collections::BTreeMap<u32, u32>,
+    cf8: u32,
+    cmos: [u8; 128],
+    index: u8,
+    mcr: u8,
+    rx: Option<u8>,
+    now: u64,
+}
+
+impl PcPorts {
+    fn q35() -> PcPorts {
+        let mut bus0 = std::collections::BTreeMap::new();
+        let board = MockBoard::q35(0);
+        for (&(_, d, f, off), &v) in &board.pci {
+            bus0.insert(
+                0x8000_0000 | (d as u32) << 11 | (f as u32) << 8 | off as u32,
+                v,
+            );
+        }
+        let mut cmos = [0u8; 128];
+        // 2026-11-22 13:45:30 in BCD, 24-hour mode.
+        cmos[0x00] = 0x30;
+        cmos[0x02] = 0x45;
+        cmos[0x04] = 0x13;
+        cmos[0x07] = 0x22;
+        cmos[0x08] = 0x11;
+        cmos[0x09] = 0x26;
+        cmos[0x32] = 0x20;
+        cmos[0x0b] = 0x02;
+        PcPorts {
+            bus0,
+            cf8: 0,
+            cmos,
+            index: 0,
+            mcr: 0,
+            rx: None,
+            now: 0,
+        }
+    }
+}
+
+impl firmware_runtime::pc::PortIo for PcPorts {
+    fn inb(&mut self, port: u16) -> u8 {
+        match port {
+            0x71 => self.cmos[(self.index & 0x7f) as usize],
+            0x3f8 => self.rx.take().unwrap_or(0),
+            0x3fc => self.mcr,
+            0x3fd => 0x60 | self.rx.is_some() as u8,
+            _ => 0xff,
+        }
+    }
+    fn outb(&mut self, port: u16, value: u8) {
+        match port {
+            0x70 => self.index = value,
+            0x3fc => self.mcr = value,
+            0x3f8 if self.mcr & 0x10 != 0 => self.rx = Some(value),
+            _ => {}
+        }
+    }
+    fn inl(&mut self, port: u16) -> u32 {
+        if port == 0xcfc {
+            *self.bus0.get(&self.cf8).unwrap_or(&0xffff_ffff)
+        } else {
+            0xffff_ffff
+        }
+    }
+    fn outl(&mut self, port: u16, value: u32) {
+        if port == 0xcf8 {
+            self.cf8 = value;
+        }
+    }
+    fn now_ns(&mut self) -> u64 {
+        self.now += 500;
+        self.now
+    }
+    fn console(&mut self, _: &str, _: &str) {}
+}
+
+#[test]
+#[ignore = "needs the signed sample containers: run via cargo xtask test"]
+fn the_post_set_passes_over_the_pc_port_layer() {
+    use firmware_runtime::pc::{PcPlatform, COM1};
+    let names = ["memtest", "pci-inventory", "timer-rtc", "serial-loopback"];
+    let set: Vec<Vec<u8>> = names.iter().map(|n| container(n)).collect();
+    let refs: Vec<&[u8]> = set.iter().map(Vec::as_slice).collect();
+    let scratch: &'static mut [u8] = vec![0xa5u8; 32 * 1024].leak();
+    let board = PcPlatform::new(PcPorts::q35(), COM1, scratch);
+    let (report, board) = run_post(&policy(), &refs, board);
+    assert_eq!(report.decision, Decision::Boot, "{report}");
+    assert_eq!(
+        report.entries[2].outcome,
+        Outcome::Passed {
+            detail: "timer advanced 7000 ns over 8 reads; RTC 2026-11-22 13:45:30".into()
+        }
+    );
+    assert_eq!(board.into_io().mcr, 0, "the UART was left in loopback mode");
+}
