@@ -46,6 +46,52 @@ pub enum LoadFailure {
     Instantiation,
 }
 
+impl fmt::Display for LoadFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LoadFailure::InvalidModule => {
+                "the module is not valid WebAssembly (or uses a disabled feature)"
+            }
+            LoadFailure::UnknownImport => "the module imports something outside the host API",
+            LoadFailure::ImportTypeMismatch => {
+                "the module imports a host function with the wrong type"
+            }
+            LoadFailure::MissingEntry => "the entry point is not an exported () -> () function",
+            LoadFailure::MemoryAboveLimit => "the module's initial memory exceeds its page limit",
+            LoadFailure::MemoryNotExported => {
+                "the module's memory is not exported as `memory`, so it could not be wiped"
+            }
+            LoadFailure::StartFunction => "the module has a start function",
+            LoadFailure::Instantiation => {
+                "instantiation failed (e.g. a data segment out of bounds)"
+            }
+        })
+    }
+}
+
+impl fmt::Display for TrapKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrapKind::CapabilityDenied(c) => write!(f, "called `{c}` without the capability"),
+            TrapKind::BadHostArgument => {
+                f.write_str("passed a host function an out-of-range pointer, length or value")
+            }
+            TrapKind::Unreachable => {
+                f.write_str("reached `unreachable` (a panic in the container)")
+            }
+            TrapKind::OutOfBounds => f.write_str("out-of-bounds memory or table access"),
+            TrapKind::Arithmetic => {
+                f.write_str("integer division by zero, overflow or bad conversion")
+            }
+            TrapKind::StackOverflow => f.write_str("call stack exhausted"),
+            TrapKind::BadIndirectCall => {
+                f.write_str("indirect call through a null or mistyped table entry")
+            }
+            TrapKind::Other => f.write_str("trapped"),
+        }
+    }
+}
+
 /// Why a container was stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TrapKind {
@@ -112,11 +158,8 @@ impl fmt::Display for Outcome {
             Outcome::Passed { detail } => write!(f, "PASS: {detail}"),
             Outcome::Failed { detail } => write!(f, "FAIL: {detail}"),
             Outcome::Refused(r) => write!(f, "REFUSED: {r}"),
-            Outcome::NotLoaded(l) => write!(f, "NOT LOADED: {l:?}"),
-            Outcome::Trapped(TrapKind::CapabilityDenied(c)) => {
-                write!(f, "TRAPPED: called `{c}` without the capability")
-            }
-            Outcome::Trapped(t) => write!(f, "TRAPPED: {t:?}"),
+            Outcome::NotLoaded(l) => write!(f, "NOT LOADED: {l}"),
+            Outcome::Trapped(t) => write!(f, "TRAPPED: {t}"),
             Outcome::OutOfFuel => f.write_str("STOPPED: out of fuel"),
             Outcome::MemoryLimit => f.write_str("STOPPED: memory growth past its limit"),
             Outcome::WallClockExceeded => f.write_str("STOPPED: wall-clock budget exceeded"),
@@ -336,5 +379,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("STOP"), "{text}");
+        let words = Outcome::NotLoaded(LoadFailure::MemoryNotExported).to_string();
+        assert_eq!(
+            words,
+            "NOT LOADED: the module's memory is not exported as `memory`, so it could not be wiped"
+        );
     }
 }

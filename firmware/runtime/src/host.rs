@@ -68,7 +68,7 @@ pub enum HostStop {
 impl core::fmt::Display for HostStop {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            HostStop::Trap(k) => write!(f, "container trapped in a host call: {k:?}"),
+            HostStop::Trap(k) => write!(f, "container trapped in a host call: {k}"),
             HostStop::WallClock => f.write_str("wall-clock budget exceeded"),
         }
     }
