@@ -8,6 +8,7 @@
 
 mod check;
 mod pt;
+mod container;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ enum Command {
     Pt(pt::Args),
     /// Gateway policies: check, compile, explain, replay CAN logs.
     Gateway(gateway::Args),
+    /// Firmware containers: keygen, build, sign, verify, inspect, policy.
+    Container(container::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Pt(args) => pt::run(args),
         Command::Gateway(args) => gateway::run(args),
+        Command::Container(args) => container::run(args),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@
 
 mod channels;
 mod gateway;
+mod firmware;
 mod host;
 mod sdf;
 mod pt;
@@ -84,6 +85,7 @@ const AREAS: &[(&str, Setup, Extra)] = &[
     ("channels", channels::setup, channels::extra),
     ("pt", pt::setup, pt::extra),
     ("gateway", gateway::setup, gateway::extra),
+    ("firmware", firmware::setup, firmware::extra),
 ];
 
 fn run_system(args: &[String]) -> Result<()> {
