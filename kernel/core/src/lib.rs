@@ -18,6 +18,7 @@
 #[cfg(any(feature = "alloc", test))]
 extern crate alloc;
 
+pub mod boot_info;
 pub mod caps;
 pub mod plan;
 pub mod sched;
