@@ -12,7 +12,7 @@ pub enum CapError {
     NoChannel,
     /// The channel exists but this end may not notify.
     NotifyNotAllowed,
-    /// The channel exists but the other end is not a `pp` end.
+    /// The channel exists but this end is not a `pp` end.
     CallNotAllowed,
     /// The channel id is not an IRQ of this PD.
     NotAnIrq,
@@ -65,8 +65,8 @@ pub fn notify_target(plan: &BootPlan, pd: usize, id: u64) -> Result<Peer, CapErr
 /// The PD `pd` calls (PPC) on its channel `id`: who serves it, on which id.
 /// The plan guarantees the callee has strictly higher priority.
 pub fn call_target(plan: &BootPlan, pd: usize, id: u64) -> Result<Peer, CapError> {
-    let (_, peer) = peer_of(plan, pd, id).ok_or(CapError::NoChannel)?;
-    if !peer.pp {
+    let (me, peer) = peer_of(plan, pd, id).ok_or(CapError::NoChannel)?;
+    if !me.pp {
         return Err(CapError::CallNotAllowed);
     }
     Ok(Peer { pd: peer.pd as usize, id: peer.id })

@@ -45,11 +45,12 @@ pub const MAX_REGION: u64 = 256 << 20;
 pub const MAX_IMAGE: u64 = 64 << 20;
 /// Page size; every map, region and stack is a multiple of it.
 pub const PAGE: u64 = 4096;
-/// Lowest vector an IRQ may be delivered on (below are CPU exceptions and
-/// the kernel's own timer/spurious vectors).
-pub const MIN_IRQ_VECTOR: u8 = 0x30;
-/// Highest vector an IRQ may use (0x80 is the syscall vector).
-pub const MAX_IRQ_VECTOR: u8 = 0x7f;
+/// The CPU vector of SDF IRQ vector 0: SDF vectors 0..=107 are delivered on
+/// CPU vectors 0x90..=0xfb (below are exceptions, the kernel timer at 0x20
+/// and the syscall vector 0x80; 0xff is the spurious vector).
+pub const MIN_IRQ_VECTOR: u8 = 0x90;
+/// Highest CPU vector an IRQ may use.
+pub const MAX_IRQ_VECTOR: u8 = 0xfb;
 /// Number of IOAPIC pins the kernel drives.
 pub const IOAPIC_PINS: u8 = 24;
 
@@ -176,7 +177,8 @@ pub struct End {
     pub id: u8,
     /// Whether this end may notify the other.
     pub notify: bool,
-    /// Whether the other end may PPC into this end (`pp="true"` here).
+    /// Whether this end may make protected calls to the other end
+    /// (`pp="true"` on this `<end>`, as in the Microkit SDF).
     pub pp: bool,
 }
 
@@ -267,7 +269,7 @@ pub enum Rule {
     ChannelEnd,
     /// A PD uses one channel id twice (channels or IRQs).
     DuplicateId,
-    /// A `pp` end whose PD's priority is not strictly higher than the caller's.
+    /// A `pp` end (caller) whose callee's priority is not strictly higher.
     PpPriority,
     /// IRQ pin or vector out of range, or a vector used twice.
     IrqBounds,
@@ -294,7 +296,7 @@ impl core::fmt::Display for Rule {
             Rule::RegionBounds => "region size or physical address invalid",
             Rule::ChannelEnd => "channel end names a missing PD, an id above 62, or the same PD twice",
             Rule::DuplicateId => "a channel/IRQ id is used twice in one PD",
-            Rule::PpPriority => "pp end must have strictly higher priority than its caller",
+            Rule::PpPriority => "the PD a pp end calls must have strictly higher priority than the caller",
             Rule::IrqBounds => "IRQ pin or vector out of range or used twice",
             Rule::IoPortBounds => "I/O port range empty or past 0xffff",
             Rule::Name => "empty name",
@@ -496,7 +498,7 @@ impl BootPlan {
                 return Err(err(Rule::ChannelEnd));
             }
             for (caller, callee) in [(ch.a, ch.b), (ch.b, ch.a)] {
-                if callee.pp
+                if caller.pp
                     && self.pds[callee.pd as usize].priority <= self.pds[caller.pd as usize].priority
                 {
                     return Err(err(Rule::PpPriority));
@@ -647,8 +649,8 @@ pub(crate) mod tests {
         plan.pds[1].child_id = 3;
         plan.channels
             .push(Channel {
-                a: End { pd: 0, id: 1, notify: true, pp: false },
-                b: End { pd: 1, id: 2, notify: true, pp: true },
+                a: End { pd: 0, id: 1, notify: true, pp: true },
+                b: End { pd: 1, id: 2, notify: true, pp: false },
             })
             .unwrap();
         plan
@@ -742,11 +744,11 @@ pub(crate) mod tests {
         assert_eq!(rule_of(&p), Err(PlanError::Pd { pd: 0, rule: Rule::MapBounds }));
 
         let mut p = two_pd_plan();
-        p.pds[0].irqs.push(Irq { id: 1, pin: 2, vector: 0x40, level: false, active_low: false }).unwrap();
+        p.pds[0].irqs.push(Irq { id: 1, pin: 2, vector: 0x90, level: false, active_low: false }).unwrap();
         assert_eq!(rule_of(&p), Err(PlanError::Pd { pd: 0, rule: Rule::DuplicateId }));
         p.pds[0].irqs[0].id = 5;
         assert_eq!(rule_of(&p), Ok(()));
-        p.pds[1].irqs.push(Irq { id: 6, pin: 3, vector: 0x40, level: false, active_low: false }).unwrap();
+        p.pds[1].irqs.push(Irq { id: 6, pin: 3, vector: 0x90, level: false, active_low: false }).unwrap();
         assert_eq!(rule_of(&p), Err(PlanError::Pd { pd: 1, rule: Rule::IrqBounds }));
 
         let mut p = two_pd_plan();

@@ -1,0 +1,1 @@
+//! Program image checks.
