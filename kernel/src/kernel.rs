@@ -622,6 +622,7 @@ impl Kernel {
                 }
                 ret(self, Error::Ok);
             }
+            Syscall::Panic => self.fault(i, FaultKind::Panic, ctx.rip),
             Syscall::ReadTsc => {
                 self.pds[i].ctx.rdi = cpu::rdtsc();
                 ret(self, Error::Ok);

@@ -65,6 +65,9 @@ pub enum Syscall {
     /// Read the time-stamp counter as the kernel sees it (returns in `rdi`).
     /// Used by benches; harmless since user code can run `rdtsc` anyway.
     ReadTsc = 8,
+    /// The PD gives up: it faults with [`FaultKind::Panic`] (its runtime
+    /// calls this from the panic handler after printing the message).
+    Panic = 9,
 }
 
 impl Syscall {
@@ -79,6 +82,7 @@ impl Syscall {
             6 => Self::ChildRestart,
             7 => Self::ChildStop,
             8 => Self::ReadTsc,
+            9 => Self::Panic,
             _ => return None,
         })
     }
