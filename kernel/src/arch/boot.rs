@@ -37,7 +37,9 @@ boot_pd:        .skip 4096 * 4
     .balign 4096
     .global kernel_stack_bottom
 kernel_stack_bottom:
-    .skip 65536
+    /* Generous: decoding the boot plan (fixed-capacity, ~30 KiB) by value
+       costs several copies of it on the stack at boot. */
+    .skip 0x80000
     .global kernel_stack_top
 kernel_stack_top:
 

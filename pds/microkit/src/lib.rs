@@ -187,6 +187,20 @@ pub fn read_tsc() -> u64 {
     sys::read_tsc()
 }
 
+/// Port I/O on the ports `system.xml` grants this PD (`<ioport>`). Safe:
+/// the kernel opens exactly the granted ports while this PD runs, and any
+/// other port is an [`FaultKind::IoPort`] fault delivered to the parent.
+pub mod io {
+    /// Writes a byte to `port`.
+    pub fn outb(port: u16, value: u8) {
+        super::sys::outb(port, value)
+    }
+    /// Reads a byte from `port`.
+    pub fn inb(port: u16) -> u8 {
+        super::sys::inb(port)
+    }
+}
+
 /// Runs the event loop around `handler` forever. Called by the code
 /// [`protection_domain!`] generates.
 pub fn run_main<H: Handler>(mut handler: H) -> ! {

@@ -100,6 +100,19 @@ mod imp {
         }
     }
 
+    pub fn outb(port: u16, v: u8) {
+        // SAFETY: the kernel opens only the ports `system.xml` grants this PD
+        // in the TSS I/O bitmap; any other port faults the PD. What the
+        // device does is the PD's own business (it owns the device).
+        unsafe { asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags)) }
+    }
+    pub fn inb(port: u16) -> u8 {
+        let v: u8;
+        // SAFETY: as in `outb`.
+        unsafe { asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags)) }
+        v
+    }
+
     fn mrs() -> *mut u64 {
         bulkhead_abi::IPC_BUFFER_VADDR as *mut u64
     }
@@ -156,6 +169,12 @@ mod imp {
     }
     pub fn read_tsc() -> u64 {
         0
+    }
+    pub fn outb(_port: u16, _v: u8) {
+        no_kernel("outb")
+    }
+    pub fn inb(_port: u16) -> u8 {
+        no_kernel("inb")
     }
     pub fn panic() -> ! {
         no_kernel("panic")

@@ -6,6 +6,9 @@
 
 #![forbid(unsafe_code)]
 
+mod image;
+mod pack;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -19,11 +22,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Compile a system.xml and its PD images into the kernel's boot module.
+    Pack(pack::Args),
+    /// Make a bootable hybrid BIOS+UEFI ISO from the kernel and a boot module.
+    Image(image::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Pack(args) => pack::run(args),
+        Command::Image(args) => image::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,36 @@
+//! Support for the kernel's system-test PDs: how a test ends. The judging
+//! PD of each scenario is granted QEMU's isa-debug-exit port (0xf4) in its
+//! `system.xml`; it prints a marker (for emulators without that port, such
+//! as Bochs) and writes the exit code.
+
+#![cfg_attr(target_os = "none", no_std)]
+#![deny(unsafe_code)]
+
+use bulkhead_microkit::{debug_println, io};
+
+/// QEMU's isa-debug-exit port (`-device isa-debug-exit,iobase=0xf4`).
+pub const DEBUG_EXIT_PORT: u16 = 0xf4;
+/// Value written on success: QEMU exits with (0x10 << 1) | 1 = 33.
+pub const PASS: u8 = 0x10;
+/// Value written on failure: QEMU exits with 35.
+pub const FAIL: u8 = 0x11;
+
+/// Ends the test successfully.
+pub fn pass(scenario: &str) {
+    debug_println!("TEST_PASS {scenario}");
+    io::outb(DEBUG_EXIT_PORT, PASS);
+}
+
+/// Ends the test with a failure, saying why.
+pub fn fail(scenario: &str, why: core::fmt::Arguments) {
+    debug_println!("TEST_FAIL {scenario}: {why}");
+    io::outb(DEBUG_EXIT_PORT, FAIL);
+}
+
+/// Checks a condition; on failure ends the test and returns false.
+pub fn check(scenario: &str, ok: bool, what: core::fmt::Arguments) -> bool {
+    if !ok {
+        fail(scenario, what);
+    }
+    ok
+}
