@@ -1,0 +1,374 @@
+//! The kernel area: building the kernel and every PD for the target, making
+//! boot images, running them in QEMU (SeaBIOS or OVMF) and Bochs, the
+//! kernel's system tests (`tests/<scenario>/system.xml`) and its bench.
+//!
+//! Tests pass or fail by QEMU's isa-debug-exit code (the judging PD writes
+//! 0x10 = pass, exit status 33) plus a `TEST_PASS` marker, with a timeout;
+//! Bochs has no exit port, so there the serial log's markers decide.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::{cargo, host, run, Result};
+
+/// The bare-metal target of the kernel and the PDs.
+pub const TARGET: &str = "x86_64-unknown-none";
+/// Packages built for the target.
+const TARGET_PACKAGES: &[&str] = &["bulkhead-kernel", "bulkhead-test-pds", "bulkhead-placeholder-pds"];
+/// QEMU exit status when the judging PD wrote the pass value.
+pub const QEMU_PASS: i32 = 33;
+/// The marker the reference system's supervisor prints once every PD is up.
+pub const REFERENCE_MARKER: &str = "REFERENCE_SYSTEM_UP";
+
+/// The system tests: scenario directory under `tests/` and its time limit.
+const SCENARIOS: &[(&str, u64)] = &[
+    ("hello", 60),
+    ("isolation", 60),
+    ("restart", 60),
+    ("scheduling", 90),
+    ("irq", 60),
+];
+
+/// Debian packages the kernel's build and tests need.
+const PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "grub-pc-bin",
+    "grub-efi-amd64-bin",
+    "grub-common",
+    "xorriso",
+    "mtools",
+    "ovmf",
+    "bochs",
+    "bochsbios",
+    "vgabios",
+];
+
+/// Test setup: emulators, GRUB for both platforms, firmware.
+pub fn setup(_env: &mut Vec<(String, String)>) -> Result<()> {
+    host::apt(PACKAGES)
+}
+
+/// The system tests and the reference boots (QEMU SeaBIOS, OVMF, Bochs).
+pub fn extra() -> Result<()> {
+    build()?;
+    let mut failed = Vec::new();
+    for (scenario, secs) in SCENARIOS {
+        if let Err(e) = system_test(scenario, *secs) {
+            eprintln!("xtask: kernel test {scenario}: FAILED: {e}");
+            failed.push(*scenario);
+        }
+    }
+    let iso = reference_image()?;
+    for (name, r) in [
+        ("reference (QEMU SeaBIOS)", reference_boot_qemu(&iso, false)),
+        ("reference (QEMU OVMF)", reference_boot_qemu(&iso, true)),
+        ("reference (Bochs)", reference_boot_bochs(&iso)),
+    ] {
+        match r {
+            Ok(()) => eprintln!("xtask: kernel test {name}: ok"),
+            Err(e) => {
+                eprintln!("xtask: kernel test {name}: FAILED: {e}");
+                failed.push(name);
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("kernel system tests failed: {}", failed.join(", ")))
+    }
+}
+
+fn target_dir() -> PathBuf {
+    host::root().join("target").join(TARGET).join("release")
+}
+
+/// Where the PD images are collected (`<name>.elf`) for `bulkhead pack`.
+pub fn pd_dir() -> PathBuf {
+    host::root().join("build").join("pds")
+}
+
+/// The kernel ELF.
+pub fn kernel_elf() -> PathBuf {
+    target_dir().join("bulkhead-kernel")
+}
+
+/// Builds the kernel, every PD and the host tool; collects PD images as
+/// `build/pds/<name>.elf` (placeholder PDs lose their `placeholder-` prefix).
+pub fn build() -> Result<()> {
+    let mut c = cargo();
+    c.args(["build", "--release", "--target", TARGET]);
+    for p in TARGET_PACKAGES {
+        c.args(["--package", p]);
+    }
+    // PDs are loaded at their link address: static, non-PIE executables.
+    c.env("RUSTFLAGS", "-C relocation-model=static");
+    run(&mut c)?;
+    run(cargo().args(["build", "--release", "--package", "bulkhead"]))?;
+    let out = pd_dir();
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let entries = std::fs::read_dir(target_dir()).map_err(|e| format!("cannot list {}: {e}", target_dir().display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !path.is_file() || name.contains('.') || name == "bulkhead-kernel" {
+            continue;
+        }
+        let mut magic = [0u8; 4];
+        let is_elf = std::fs::File::open(&path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == *b"\x7fELF";
+        if !is_elf {
+            continue;
+        }
+        let elf = format!("{}.elf", name.strip_prefix("placeholder-").unwrap_or(&name));
+        std::fs::copy(&path, out.join(&elf)).map_err(|e| format!("cannot copy {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn bulkhead_bin() -> PathBuf {
+    host::root().join("target").join("release").join("bulkhead")
+}
+
+/// Packs `system` and makes `build/<name>/<name>.iso`.
+pub fn image(system: &Path, name: &str) -> Result<PathBuf> {
+    let dir = host::root().join("build").join(name);
+    run(Command::new(bulkhead_bin())
+        .arg("pack")
+        .arg(system)
+        .arg("--search-path")
+        .arg(pd_dir())
+        .arg("-o")
+        .arg(&dir))?;
+    let iso = dir.join(format!("{name}.iso"));
+    run(Command::new(bulkhead_bin())
+        .arg("image")
+        .arg("--kernel")
+        .arg(kernel_elf())
+        .arg("--plan")
+        .arg(dir.join("bulkhead.plan"))
+        .arg("-o")
+        .arg(&iso))?;
+    Ok(iso)
+}
+
+/// What an emulator run produced.
+pub struct RunResult {
+    /// Exit status, if it exited by itself.
+    pub code: Option<i32>,
+    /// Serial output.
+    pub output: String,
+    /// Whether the time limit ended it.
+    pub timed_out: bool,
+}
+
+/// Runs `cmd`, collecting stdout (echoed if `echo`), until it exits, `stop`
+/// appears in the output (then it is killed), or `limit` passes.
+fn run_collect(cmd: &mut Command, limit: Duration, stop: Option<&str>, echo: bool) -> Result<RunResult> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let sink = Arc::clone(&buf);
+    let reader = std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            if echo {
+                use std::io::Write;
+                let _ = std::io::stdout().write_all(&chunk[..n]);
+                let _ = std::io::stdout().flush();
+            }
+            sink.lock().map(|mut b| b.extend_from_slice(&chunk[..n])).ok();
+        }
+    });
+    let start = Instant::now();
+    let (code, timed_out) = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break (status.code(), false);
+        }
+        let seen = stop.is_some_and(|m| buf.lock().map(|b| String::from_utf8_lossy(&b).contains(m)).unwrap_or(false));
+        if seen {
+            let _ = child.kill();
+            let _ = child.wait();
+            break (None, false);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break (None, true);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = reader.join();
+    let output = String::from_utf8_lossy(&buf.lock().map(|b| b.clone()).unwrap_or_default()).to_string();
+    Ok(RunResult { code, output, timed_out })
+}
+
+/// A QEMU (TCG) command booting `iso`, serial on stdout.
+pub fn qemu_command(iso: &Path, uefi: bool) -> Result<Command> {
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args(["-machine", "q35", "-cpu", "max", "-m", "1024", "-display", "none", "-serial", "stdio", "-no-reboot"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .arg("-cdrom")
+        .arg(iso);
+    if uefi {
+        let code = Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd");
+        let vars = Path::new("/usr/share/OVMF/OVMF_VARS_4M.fd");
+        if !code.exists() || !vars.exists() {
+            return Err("OVMF firmware missing: install the `ovmf` package (cargo xtask test does)".into());
+        }
+        // A fresh copy per run: OVMF writes its variables store.
+        let copy = host::cache_dir().join(format!("OVMF_VARS_4M.{}.fd", std::process::id()));
+        std::fs::copy(vars, &copy).map_err(|e| format!("cannot copy OVMF vars: {e}"))?;
+        c.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={}", code.display()));
+        c.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", copy.display()));
+    }
+    Ok(c)
+}
+
+/// Boots one scenario; passes on exit status 33 with a TEST_PASS marker.
+pub fn system_test(scenario: &str, secs: u64) -> Result<()> {
+    let system = host::root().join("tests").join(scenario).join("system.xml");
+    let iso = image(&system, scenario)?;
+    eprintln!("xtask: kernel test {scenario}: booting {}", iso.display());
+    let r = run_collect(&mut qemu_command(&iso, false)?, Duration::from_secs(secs), None, false)?;
+    let log = host::root().join("build").join(scenario).join("serial.log");
+    let _ = std::fs::write(&log, &r.output);
+    if r.code == Some(QEMU_PASS) && r.output.contains("TEST_PASS") {
+        eprintln!("xtask: kernel test {scenario}: ok");
+        return Ok(());
+    }
+    eprintln!("---- serial output of {scenario} ----\n{}\n----", r.output.trim_end());
+    if r.timed_out {
+        Err(format!("timed out after {secs} s (log: {})", log.display()))
+    } else {
+        Err(format!("QEMU exit status {:?}, expected {QEMU_PASS} (log: {})", r.code, log.display()))
+    }
+}
+
+/// The reference system's image (placeholder PDs until the real ones land).
+pub fn reference_image() -> Result<PathBuf> {
+    image(&host::root().join("system.xml"), "reference")
+}
+
+fn reference_boot_qemu(iso: &Path, uefi: bool) -> Result<()> {
+    let r = run_collect(&mut qemu_command(iso, uefi)?, Duration::from_secs(120), Some(REFERENCE_MARKER), false)?;
+    if r.output.contains(REFERENCE_MARKER) {
+        Ok(())
+    } else {
+        eprintln!("---- serial output ----\n{}\n----", r.output.trim_end());
+        Err(format!("no {REFERENCE_MARKER} marker (exit {:?}, timed out: {})", r.code, r.timed_out))
+    }
+}
+
+/// The headless Bochs configuration (VT-x capable CPU, COM1 to a file).
+fn bochsrc(iso: &Path, serial: &Path) -> String {
+    format!(
+        "megs: 1024
+romimage: file=/usr/share/bochs/BIOS-bochs-latest
+vgaromimage: file=/usr/share/vgabios/vgabios.bin
+cpu: model=corei7_icelake_u, ips=50000000
+ata0-master: type=cdrom, path=\"{}\", status=inserted
+boot: cdrom
+com1: enabled=1, mode=file, dev=\"{}\"
+display_library: rfb, options=\"timeout=0\"
+log: -
+panic: action=fatal
+error: action=report
+info: action=ignore
+debug: action=ignore
+clock: sync=none, time0=local
+",
+        iso.display(),
+        serial.display()
+    )
+}
+
+/// Boots `iso` in Bochs until `marker` appears in the serial log or
+/// `limit` passes; returns the log. Bochs's own exit status is always 1.
+fn bochs_until(iso: &Path, marker: &str, limit: Duration, echo: bool) -> Result<String> {
+    let dir = host::cache_dir().join("bochs");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let serial = dir.join("com1.log");
+    let _ = std::fs::remove_file(&serial);
+    let rc = dir.join("bochsrc");
+    let cont = dir.join("continue.rc");
+    std::fs::write(&rc, bochsrc(iso, &serial)).map_err(|e| e.to_string())?;
+    std::fs::write(&cont, "c\n").map_err(|e| e.to_string())?;
+    let mut child = Command::new("bochs")
+        .arg("-q")
+        .arg("-f")
+        .arg(&rc)
+        .arg("-rc")
+        .arg(&cont)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start bochs (install bochs, bochsbios, vgabios): {e}"))?;
+    let start = Instant::now();
+    let mut shown = 0;
+    let log = loop {
+        let log = std::fs::read_to_string(&serial).unwrap_or_default();
+        if echo && log.len() > shown {
+            print!("{}", &log[shown..]);
+            shown = log.len();
+        }
+        if log.contains(marker) || start.elapsed() > limit || child.try_wait().ok().flatten().is_some() {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(log)
+}
+
+fn reference_boot_bochs(iso: &Path) -> Result<()> {
+    let log = bochs_until(iso, REFERENCE_MARKER, Duration::from_secs(300), false)?;
+    if log.contains(REFERENCE_MARKER) {
+        Ok(())
+    } else {
+        eprintln!("---- Bochs serial output ----\n{}\n----", log.trim_end());
+        Err(format!("no {REFERENCE_MARKER} marker in Bochs within 300 s"))
+    }
+}
+
+/// `cargo xtask run [--uefi]`: builds everything, boots the reference system
+/// in QEMU with the serial console on stdout (Ctrl-C ends it).
+pub fn run_reference(args: &[String]) -> Result<()> {
+    let uefi = match args {
+        [] => false,
+        [a] if a == "--uefi" => true,
+        _ => return Err(format!("usage: cargo xtask run [--uefi], got {args:?}")),
+    };
+    build()?;
+    let iso = reference_image()?;
+    eprintln!("xtask: booting {} in QEMU ({}), serial below; Ctrl-C to stop", iso.display(), if uefi { "OVMF" } else { "SeaBIOS" });
+    let mut c = qemu_command(&iso, uefi)?;
+    c.stdin(Stdio::inherit());
+    let status = c.status().map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
+    eprintln!("xtask: QEMU exited with {status}");
+    Ok(())
+}
+
+/// `cargo xtask bochs`: boots the reference system in Bochs, serial on stdout.
+pub fn bochs(args: &[String]) -> Result<()> {
+    if !args.is_empty() {
+        return Err(format!("usage: cargo xtask bochs, got {args:?}"));
+    }
+    build()?;
+    let iso = reference_image()?;
+    eprintln!("xtask: booting {} in Bochs (headless); stops at the {REFERENCE_MARKER} marker or after 600 s", iso.display());
+    let log = bochs_until(&iso, REFERENCE_MARKER, Duration::from_secs(600), true)?;
+    if log.contains(REFERENCE_MARKER) { Ok(()) } else { Err("the reference system did not come up in Bochs".into()) }
+}
