@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod check;
 mod image;
 mod pack;
 
@@ -22,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check a system.xml (Microkit SDF) and describe it.
+    Check(check::Args),
     /// Compile a system.xml and its PD images into the kernel's boot module.
     Pack(pack::Args),
     /// Make a bootable hybrid BIOS+UEFI ISO from the kernel and a boot module.
@@ -31,6 +34,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Check(args) => check::run(args),
         Command::Pack(args) => pack::run(args),
         Command::Image(args) => image::run(args),
     };

@@ -30,6 +30,9 @@ pub(crate) struct Parsed {
     pub bad_priority: Vec<bool>,
     /// Whether the file has a `<domains>` element (even a broken one).
     pub has_domains_element: bool,
+    /// Names of memory regions that were declared but did not parse; maps
+    /// of them are not reported again as undefined.
+    pub broken_mrs: Vec<String>,
 }
 
 const SYSTEM_CHILDREN: &[&str] = &["memory_region", "protection_domain", "channel", "domains"];
@@ -335,14 +338,14 @@ impl<'d, 'input> Parser<'d, 'input> {
         let mut bad_priority = Vec::new();
         let mut channel_nodes = Vec::new();
         let mut has_domains_element = false;
+        let mut broken_mrs = Vec::new();
 
         for child in root.children().filter(|n| n.is_element()) {
             match child.tag_name().name() {
-                "memory_region" => {
-                    if let Some(mr) = self.memory_region(child) {
-                        system.memory_regions.push(mr);
-                    }
-                }
+                "memory_region" => match self.memory_region(child) {
+                    Some(mr) => system.memory_regions.push(mr),
+                    None => broken_mrs.extend(child.attribute("name").map(str::to_string)),
+                },
                 "protection_domain" => {
                     self.protection_domain(
                         child,
@@ -382,6 +385,7 @@ impl<'d, 'input> Parser<'d, 'input> {
             region_paddr,
             bad_priority,
             has_domains_element,
+            broken_mrs,
         })
     }
 

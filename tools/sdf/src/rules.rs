@@ -19,7 +19,7 @@ pub(crate) fn check(parsed: &mut Parsed) -> Vec<Diagnostic> {
     let sys = &mut parsed.system;
     r.pd_count(sys);
     r.unique_names(sys);
-    r.resolve_maps(sys);
+    r.resolve_maps(sys, &parsed.broken_mrs);
     r.maps_fit_and_do_not_overlap(sys);
     r.write_xor_execute(sys);
     r.ids_unique_per_pd(sys);
@@ -118,7 +118,7 @@ impl Rules {
         }
     }
 
-    fn resolve_maps(&mut self, sys: &mut System) {
+    fn resolve_maps(&mut self, sys: &mut System, broken: &[String]) {
         let names: HashMap<String, usize> = sys
             .memory_regions
             .iter()
@@ -135,6 +135,7 @@ impl Rules {
             for map in pd.maps.iter_mut().chain(vm_maps) {
                 match names.get(&map.mr) {
                     Some(&i) => map.mr_index = i,
+                    None if broken.contains(&map.mr) => {}
                     None => {
                         let help = did_you_mean(&map.mr, all.iter().map(String::as_str))
                             .unwrap_or_else(|| {
