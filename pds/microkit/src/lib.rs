@@ -182,9 +182,14 @@ pub fn set_mr(i: usize, value: u64) {
     sys::set_mr(i, value)
 }
 
-/// The time-stamp counter (for benches).
+/// The time-stamp counter as the kernel reads it (a syscall).
 pub fn read_tsc() -> u64 {
     sys::read_tsc()
+}
+
+/// The time-stamp counter, read directly with `rdtsc` (for benches).
+pub fn rdtsc() -> u64 {
+    sys::rdtsc()
 }
 
 /// Port I/O on the ports `system.xml` grants this PD (`<ioport>`). Safe:

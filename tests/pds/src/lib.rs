@@ -34,3 +34,40 @@ pub fn check(scenario: &str, ok: bool, what: core::fmt::Arguments) -> bool {
     }
     ok
 }
+
+/// A page of shared memory as 64-bit words, at an address a `setvar_vaddr`
+/// gave. Test-only: the real PDs get typed channels (pds/channels).
+#[derive(Clone, Copy)]
+pub struct Shared {
+    base: u64,
+}
+
+impl Shared {
+    /// The words at `base`, which `system.xml` maps with at least one page.
+    pub fn new(base: Option<u64>) -> Self {
+        match base {
+            Some(base) if base % 8 == 0 => Self { base },
+            _ => panic!("shared region setvar not patched"),
+        }
+    }
+    /// Reads word `i` (< 512).
+    pub fn read(self, i: usize) -> u64 {
+        assert!(i < 512);
+        // SAFETY: `base` is a page-aligned map of at least 4 KiB from
+        // system.xml, readable by this PD; i < 512 keeps within the page.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::ptr::read_volatile((self.base as *const u64).add(i))
+        }
+    }
+    /// Writes word `i` (< 512); the map must be writable (else this PD faults).
+    pub fn write(self, i: usize, v: u64) {
+        assert!(i < 512);
+        // SAFETY: as in `read`; a read-only map makes this a write fault of
+        // this PD, which the kernel delivers to its parent.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::ptr::write_volatile((self.base as *mut u64).add(i), v)
+        }
+    }
+}
