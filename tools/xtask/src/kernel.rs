@@ -271,6 +271,8 @@ fn reference_boot_qemu(iso: &Path, uefi: bool) -> Result<()> {
 }
 
 /// The headless Bochs configuration (VT-x capable CPU, COM1 to a file).
+/// Sound is off: without a sound card Bochs 2.7's mixer thread aborts
+/// ("buffer overflow detected") right at start.
 fn bochsrc(iso: &Path, serial: &Path) -> String {
     format!(
         "megs: 1024
@@ -281,6 +283,8 @@ ata0-master: type=cdrom, path=\"{}\", status=inserted
 boot: cdrom
 com1: enabled=1, mode=file, dev=\"{}\"
 display_library: rfb, options=\"timeout=0\"
+sound: driver=dummy
+speaker: enabled=0
 log: -
 panic: action=fatal
 error: action=report
