@@ -671,7 +671,7 @@ impl Kernel {
 
 /// Every trap lands here (see `arch::trap`).
 pub fn trap(frame: &mut TrapFrame) {
-    if !frame.from_user() {
+    if !frame.came_from_user() {
         k().kernel_interrupt(frame);
         return;
     }

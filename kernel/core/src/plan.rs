@@ -467,11 +467,11 @@ impl BootPlan {
             if r.name.is_empty() {
                 return Err(err(Rule::Name));
             }
-            if r.size == 0 || r.size % PAGE != 0 || r.size > MAX_REGION {
+            if r.size == 0 || !r.size.is_multiple_of(PAGE) || r.size > MAX_REGION {
                 return Err(err(Rule::RegionBounds));
             }
             if let Some(p) = r.phys_addr {
-                if p % PAGE != 0 || p.checked_add(r.size).is_none_or(|e| e > 1 << 52) {
+                if !p.is_multiple_of(PAGE) || p.checked_add(r.size).is_none_or(|e| e > 1 << 52) {
                     return Err(err(Rule::RegionBounds));
                 }
             }
@@ -558,7 +558,7 @@ impl BootPlan {
         if pd.period_us == 0 || pd.budget_us == 0 || pd.budget_us > pd.period_us {
             return Err(Rule::Budget);
         }
-        if pd.stack_size == 0 || pd.stack_size % PAGE != 0 || pd.stack_size > MAX_STACK {
+        if pd.stack_size == 0 || !pd.stack_size.is_multiple_of(PAGE) || pd.stack_size > MAX_STACK {
             return Err(Rule::Stack);
         }
         let mut ranges: Vec<Range, { MAX_SEGMENTS + MAX_MAPS + 2 }> = Vec::new();
@@ -589,7 +589,7 @@ impl BootPlan {
         for m in &pd.maps {
             let region = self.regions.get(m.region as usize).ok_or(Rule::MapBounds)?;
             let end = m.vaddr.checked_add(region.size).ok_or(Rule::MapBounds)?;
-            if m.vaddr % PAGE != 0 || m.vaddr < PAGE || end > bulkhead_abi::USER_TOP {
+            if !m.vaddr.is_multiple_of(PAGE) || m.vaddr < PAGE || end > bulkhead_abi::USER_TOP {
                 return Err(Rule::MapBounds);
             }
             if wx(m.perms) {

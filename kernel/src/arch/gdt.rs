@@ -104,8 +104,7 @@ pub fn init() {
         );
 
         let idt = addr_of_mut!(IDT);
-        for v in 0..256usize {
-            let handler = vector_table[v];
+        for (v, &handler) in vector_table.iter().enumerate() {
             let dpl: u64 = if v == bulkhead_abi::SYSCALL_VECTOR as usize { 3 } else { 0 };
             let ist: u64 = if v == 8 { 1 } else { 0 };
             (*idt).0[v * 2] = (handler & 0xffff)

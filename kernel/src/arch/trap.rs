@@ -38,7 +38,7 @@ pub struct TrapFrame {
 
 impl TrapFrame {
     /// Whether the trap came from ring 3.
-    pub fn from_user(&self) -> bool {
+    pub fn came_from_user(&self) -> bool {
         self.cs & 3 == 3
     }
 
@@ -67,7 +67,7 @@ static mut FIRST_FRAME: TrapFrame = TrapFrame {
 /// Leaves the kernel for the first time, into the user context `frame`.
 /// Later entries arrive on the TSS kernel stack; this boot stack is abandoned.
 pub fn enter_user(frame: &TrapFrame) -> ! {
-    debug_assert!(frame.from_user());
+    debug_assert!(frame.came_from_user());
     // SAFETY: FIRST_FRAME is only used here, once; `trap_return` pops a
     // TrapFrame from RSP and irets to ring 3 (cs/ss are user selectors, IF
     // set), never returning here.

@@ -1034,6 +1034,11 @@ trap_common:
     push %r14
     push %r15
     cld
+    /* A PD can set RFLAGS.AC with popf; AC set in ring 0 would disable
+       SMAP, so clear it (pushf/popf also works on CPUs without clac). */
+    pushfq
+    andq $~0x40000, (%rsp)
+    popfq
     mov %rsp, %rdi
     call trap_entry
 .global trap_return

@@ -65,7 +65,7 @@ mod imp {
         let (rax, rdi, ..) = call(Syscall::PpCall, ch, info.raw());
         err(rax).map(|()| MessageInfo::from_raw(rdi))
     }
-    pub fn reply_recv(reply: Option<MessageInfo>) -> Received {
+    pub fn reply_recv(mut reply: Option<MessageInfo>) -> Received {
         loop {
             let (a, b) = match reply {
                 Some(m) => (1, m.raw()),
@@ -77,7 +77,7 @@ mod imp {
                 Some(Event::Protected) => return Received::Protected(rsi, MessageInfo::from_raw(rdx)),
                 Some(Event::Fault) => return Received::Fault(rsi, rdx, r8, r9),
                 // An error return (nothing to reply): just wait again.
-                None => return reply_recv(None),
+                None => reply = None,
             }
         }
     }

@@ -23,14 +23,22 @@ pub const QEMU_PASS: i32 = 33;
 /// The marker the reference system's supervisor prints once every PD is up.
 pub const REFERENCE_MARKER: &str = "REFERENCE_SYSTEM_UP";
 
-/// The system tests: scenario directory under `tests/` and its time limit.
-const SCENARIOS: &[(&str, u64)] = &[
-    ("hello", 60),
-    ("isolation", 60),
-    ("restart", 60),
-    ("scheduling", 90),
-    ("irq", 60),
+/// The system tests: scenario directory under `tests/`, its time limit, and
+/// console lines the kernel itself must print (beside the PDs' TEST_PASS).
+const SCENARIOS: &[(&str, u64, &[&str])] = &[
+    ("hello", 60, &[]),
+    (
+        "isolation",
+        60,
+        &["bulkhead: PD 'loner' stopped: write fault at address 0x8, RIP 0x"],
+    ),
+    ("restart", 60, &[]),
+    ("scheduling", 90, &[]),
+    ("irq", 60, &[]),
 ];
+
+/// QEMU exit status when the kernel refuses to boot (it writes 0x7e).
+pub const QEMU_BOOT_FAILED: i32 = 0x7e * 2 + 1;
 
 /// Debian packages the kernel's build and tests need.
 const PACKAGES: &[&str] = &[
@@ -55,11 +63,15 @@ pub fn setup(_env: &mut Vec<(String, String)>) -> Result<()> {
 pub fn extra() -> Result<()> {
     build()?;
     let mut failed = Vec::new();
-    for (scenario, secs) in SCENARIOS {
-        if let Err(e) = system_test(scenario, *secs) {
+    for (scenario, secs, expect) in SCENARIOS {
+        if let Err(e) = system_test(scenario, *secs, expect) {
             eprintln!("xtask: kernel test {scenario}: FAILED: {e}");
             failed.push(*scenario);
         }
+    }
+    if let Err(e) = corrupt_plan_test() {
+        eprintln!("xtask: kernel test corrupt-plan: FAILED: {e}");
+        failed.push("corrupt-plan");
     }
     let iso = reference_image()?;
     for (name, r) in [
@@ -235,23 +247,60 @@ pub fn qemu_command(iso: &Path, uefi: bool) -> Result<Command> {
     Ok(c)
 }
 
-/// Boots one scenario; passes on exit status 33 with a TEST_PASS marker.
-pub fn system_test(scenario: &str, secs: u64) -> Result<()> {
+/// Boots one scenario; passes on exit status 33 with a TEST_PASS marker and
+/// every line of `expect` in the console output.
+pub fn system_test(scenario: &str, secs: u64, expect: &[&str]) -> Result<()> {
     let system = host::root().join("tests").join(scenario).join("system.xml");
     let iso = image(&system, scenario)?;
     eprintln!("xtask: kernel test {scenario}: booting {}", iso.display());
     let r = run_collect(&mut qemu_command(&iso, false)?, Duration::from_secs(secs), None, false)?;
     let log = host::root().join("build").join(scenario).join("serial.log");
     let _ = std::fs::write(&log, &r.output);
-    if r.code == Some(QEMU_PASS) && r.output.contains("TEST_PASS") {
+    let missing: Vec<&&str> = expect.iter().filter(|m| !r.output.contains(**m)).collect();
+    if r.code == Some(QEMU_PASS) && r.output.contains("TEST_PASS") && missing.is_empty() {
         eprintln!("xtask: kernel test {scenario}: ok");
         return Ok(());
+    }
+    if !missing.is_empty() {
+        eprintln!("xtask: kernel test {scenario}: missing console lines: {missing:?}");
     }
     eprintln!("---- serial output of {scenario} ----\n{}\n----", r.output.trim_end());
     if r.timed_out {
         Err(format!("timed out after {secs} s (log: {})", log.display()))
     } else {
         Err(format!("QEMU exit status {:?}, expected {QEMU_PASS} (log: {})", r.code, log.display()))
+    }
+}
+
+/// A damaged boot module must stop the kernel with a clear message (and
+/// QEMU exit status 253), never run anything: flips one byte of the hello
+/// scenario's module.
+pub fn corrupt_plan_test() -> Result<()> {
+    let good = host::root().join("build").join("hello").join("bulkhead.plan");
+    let mut bytes = std::fs::read(&good).map_err(|e| format!("{}: {e} (hello must run first)", good.display()))?;
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0x40;
+    let dir = host::root().join("build").join("corrupt-plan");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let plan = dir.join("bulkhead.plan");
+    std::fs::write(&plan, &bytes).map_err(|e| e.to_string())?;
+    let iso = dir.join("corrupt-plan.iso");
+    run(Command::new(bulkhead_bin())
+        .arg("image")
+        .arg("--kernel")
+        .arg(kernel_elf())
+        .arg("--plan")
+        .arg(&plan)
+        .arg("-o")
+        .arg(&iso))?;
+    let r = run_collect(&mut qemu_command(&iso, false)?, Duration::from_secs(60), None, false)?;
+    let want = "bulkhead: boot failed: boot plan rejected: boot module checksum mismatch";
+    if r.code == Some(QEMU_BOOT_FAILED) && r.output.contains(want) && !r.output.contains("client|") {
+        eprintln!("xtask: kernel test corrupt-plan: ok");
+        Ok(())
+    } else {
+        eprintln!("---- serial output ----\n{}\n----", r.output.trim_end());
+        Err(format!("expected exit {QEMU_BOOT_FAILED} and '{want}', got exit {:?}", r.code))
     }
 }
 
