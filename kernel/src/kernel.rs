@@ -124,9 +124,10 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
     paging::init_pat();
     let prot = crate::arch::enable_protections();
     kprintln!(
-        "bulkhead: NX on, WP on, SMEP {}, SMAP {}, TSC-deadline {}",
+        "bulkhead: NX on, WP on, kernel W^X, SMEP {}, SMAP {}, PCID {}, TSC-deadline {}",
         on(prot.smep),
         on(prot.smap),
+        on(prot.pcid),
         on(prot.tsc_deadline)
     );
 
@@ -147,6 +148,9 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
         frames.reserve(*m);
     }
     paging::drop_identity_map();
+    if paging::protect_kernel_image(&mut Frames(&mut frames)).is_none() {
+        fatal(format_args!("out of memory for the kernel's page tables"));
+    }
     kprintln!(
         "bulkhead: {} KiB free RAM below 4 GiB, {} module(s)",
         frames.free_bytes() / 1024,
@@ -363,7 +367,7 @@ impl Kernel {
             for io in &self.plan.pds[next].ioports {
                 gdt::set_io_ports(io.base, io.size, true);
             }
-            self.pds[next].space.activate();
+            self.pds[next].space.activate(next as u16 + 1);
             self.loaded = Some(next);
         }
         *frame = self.pds[next].ctx;

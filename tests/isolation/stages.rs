@@ -9,5 +9,7 @@ pub const UNMAPPED: u64 = 0x5000_0000;
 pub const UNGRANTED_PORT: u16 = 0x80;
 /// A channel id the victim does not have.
 pub const MISSING_CHANNEL: usize = 9;
+/// A syscall number the kernel does not know.
+pub const BAD_SYSCALL: u64 = 77;
 /// Number of misbehaving stages; stage `STAGES` means "behave".
-pub const STAGES: u64 = 5;
+pub const STAGES: u64 = 7;

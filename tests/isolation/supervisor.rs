@@ -17,8 +17,15 @@ setvar!(report);
 const T: &str = "isolation";
 const BYSTANDER: Channel = Channel::new(1);
 const VICTIM: usize = 1;
-const EXPECTED: [FaultKind; STAGES as usize] =
-    [FaultKind::ReadFault, FaultKind::WriteFault, FaultKind::ExecFault, FaultKind::IoPort, FaultKind::Capability];
+const EXPECTED: [FaultKind; STAGES as usize] = [
+    FaultKind::ReadFault,
+    FaultKind::WriteFault,
+    FaultKind::ExecFault,
+    FaultKind::IoPort,
+    FaultKind::Capability,
+    FaultKind::BadSyscall,
+    FaultKind::BadUserPointer,
+];
 
 struct Supervisor {
     ctl: Shared,

@@ -1,4 +1,5 @@
-//! isolation/victim: misbehaves as the current stage says. It reports the
+//! isolation/victim: misbehaves as the current stage says (see the
+//! supervisor's EXPECTED list). It reports the
 //! address the fault should carry in `report[0]` first, so the supervisor
 //! can check the kernel's report against it.
 
@@ -55,6 +56,20 @@ fn init() -> Victim {
             report_words.write(0, MISSING_CHANNEL as u64);
             Channel::new(MISSING_CHANNEL).notify();
             debug_println!("notified a channel it does not have?!");
+        }
+        5 => {
+            report_words.write(0, BAD_SYSCALL);
+            // SAFETY: none — an unknown syscall number, on purpose; the kernel
+            // faults this PD instead of returning.
+            unsafe { core::arch::asm!("int 0x80", in("rax") BAD_SYSCALL, in("rdi") 0u64, in("rsi") 0u64) };
+            debug_println!("unknown syscall returned?!");
+        }
+        6 => {
+            report_words.write(0, UNMAPPED);
+            // SAFETY: none — DebugPuts (1) with a pointer into nothing, on
+            // purpose; the kernel's checked accessor must refuse it.
+            unsafe { core::arch::asm!("int 0x80", in("rax") 1u64, in("rdi") UNMAPPED, in("rsi") 16u64) };
+            debug_println!("printed from an unmapped buffer?!");
         }
         _ => debug_println!("behaving"),
     }

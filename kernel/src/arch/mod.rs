@@ -17,6 +17,8 @@ pub struct Protections {
     pub smep: bool,
     /// Supervisor-mode access prevention.
     pub smap: bool,
+    /// Process-context identifiers: each PD's TLB entries survive switches.
+    pub pcid: bool,
     /// TSC-deadline timer mode (reported; the kernel uses the periodic
     /// LAPIC timer for now).
     pub tsc_deadline: bool,
@@ -27,8 +29,17 @@ pub struct Protections {
 pub fn enable_protections() -> Protections {
     let (_, ebx, _, _) = cpu::cpuid(7, 0);
     let (_, _, ecx1, _) = cpu::cpuid(1, 0);
-    let p = Protections { smep: ebx & (1 << 7) != 0, smap: ebx & (1 << 20) != 0, tsc_deadline: ecx1 & (1 << 24) != 0 };
+    let p = Protections {
+        smep: ebx & (1 << 7) != 0,
+        smap: ebx & (1 << 20) != 0,
+        pcid: ecx1 & (1 << 17) != 0,
+        tsc_deadline: ecx1 & (1 << 24) != 0,
+    };
     let mut cr4 = cpu::cr4();
+    if p.pcid && cpu::cr3() & 0xfff == 0 {
+        cr4 |= 1 << 17;
+        paging::enable_pcid();
+    }
     if p.smep {
         cr4 |= 1 << 20;
     }
@@ -36,7 +47,8 @@ pub fn enable_protections() -> Protections {
         cr4 |= 1 << 21;
     }
     // SAFETY: only bits CPUID reports; the kernel never executes user pages
-    // and reads user memory only through the direct map (supervisor pages).
+    // and reads user memory only through the direct map (supervisor pages);
+    // PCIDE is set only while CR3's PCID field is 0, as the SDM requires.
     unsafe { cpu::set_cr4(cr4) };
     p
 }

@@ -35,6 +35,14 @@ pub struct Perms {
     pub uncached: bool,
 }
 
+static mut PCID_ON: bool = false;
+
+/// Records that CR4.PCIDE is on (called once at boot, before any PD).
+pub fn enable_pcid() {
+    // SAFETY: single CPU, boot time, no concurrent reader.
+    unsafe { PCID_ON = true }
+}
+
 /// Pointer to physical memory through the direct map.
 pub fn phys_to_virt(phys: u64) -> *mut u8 {
     (DIRECT_MAP + phys) as *mut u8
@@ -42,6 +50,7 @@ pub fn phys_to_virt(phys: u64) -> *mut u8 {
 
 /// The kernel's PML4 (physical), as set up by the boot trampoline.
 pub fn kernel_pml4() -> u64 {
+    // Only called at boot, while the kernel's own PML4 is loaded.
     super::cpu::cr3() & ADDR
 }
 
@@ -63,6 +72,86 @@ pub fn drop_identity_map() {
         ptr::write_volatile(pml4, 0);
         super::cpu::set_cr3(kernel_pml4());
     }
+}
+
+unsafe extern "C" {
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __rodata_end: u8;
+    static __data_start: u8;
+    static __kernel_phys_end: u8;
+}
+
+const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
+
+/// Replaces the boot trampoline's 2 MiB RWX kernel window with 4 KiB pages
+/// carrying each section's own permissions (text RX, rodata R+NX, data and
+/// bss RW+NX; nothing else of low memory), then marks the whole direct map
+/// NX. After this no kernel page is both writable and executable. Must run
+/// before PD address spaces are made (they share these tables anyway).
+pub fn protect_kernel_image(frames: &mut impl FrameSource) -> Option<()> {
+    let addr = |s: &u8| s as *const u8 as u64;
+    // SAFETY: linker-defined symbols; only their addresses are used.
+    let (text, text_end, ro, ro_end, data, phys_end) = unsafe {
+        (
+            addr(&__text_start),
+            addr(&__text_end),
+            addr(&__rodata_start),
+            addr(&__rodata_end),
+            addr(&__data_start),
+            addr(&__kernel_phys_end),
+        )
+    };
+    let end = phys_end + KERNEL_BASE;
+    let pml4 = kernel_pml4();
+    // SAFETY: reading the boot tables through the direct map.
+    let pdpt = unsafe { ptr::read(entry(pml4, 511)) } & ADDR;
+    let pd = frames.frame()?;
+    let mut va = text & !(PAGE - 1);
+    while va < end {
+        let pde = entry(pd, (va >> 21) & 0x1ff);
+        // SAFETY: `pd` is a fresh, zeroed page directory owned here.
+        let mut pt = unsafe { ptr::read(pde) } & ADDR;
+        if pt == 0 {
+            pt = frames.frame()?;
+            // SAFETY: as above.
+            unsafe { ptr::write(pde, pt | P | W) };
+        }
+        let flags = if va >= text && va < text_end {
+            P
+        } else if va >= ro && va < ro_end {
+            P | NX
+        } else if va >= data {
+            P | W | NX
+        } else {
+            0
+        };
+        if flags != 0 {
+            // SAFETY: `pt` is this new page table; index within it.
+            unsafe { ptr::write(entry(pt, (va >> 12) & 0x1ff), (va - KERNEL_BASE) | flags) };
+        }
+        va += PAGE;
+    }
+    // SAFETY: swaps the PDPT entry for the kernel's first GiB to the new
+    // directory (same translations for every kernel address in use, fewer
+    // rights), then sets NX on the direct map's 2 MiB entries (PDPT entries
+    // 0..4 of the table that PML4[256] points to), and flushes by reloading
+    // CR3. The second kernel-window GiB is dropped: nothing lives there.
+    unsafe {
+        ptr::write(entry(pdpt, 510), pd | P | W);
+        ptr::write(entry(pdpt, 511), 0);
+        let direct = ptr::read(entry(pml4, 256)) & ADDR;
+        for g in 0..4 {
+            let dpd = ptr::read(entry(direct, g)) & ADDR;
+            for i in 0..512 {
+                let e = entry(dpd, i);
+                ptr::write(e, ptr::read(e) | NX);
+            }
+        }
+        super::cpu::set_cr3(pml4);
+    }
+    Some(())
 }
 
 /// Zeroes one frame through the direct map.
@@ -184,9 +273,13 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// Switches to this address space.
-    pub fn activate(&self) {
+    /// Switches to this address space; `tag` (1..4095) is its PCID when
+    /// PCIDs are on. Page tables never change after boot, so the switch keeps
+    /// the TLB entries of every tag (CR3 bit 63).
+    pub fn activate(&self, tag: u16) {
+        // SAFETY: reading a flag written once at boot, before any PD runs.
+        let cr3 = if unsafe { PCID_ON } { self.pml4 | (tag as u64 & 0xfff) | (1 << 63) } else { self.pml4 };
         // SAFETY: every PD PML4 carries the kernel half (see `new`).
-        unsafe { super::cpu::set_cr3(self.pml4) }
+        unsafe { super::cpu::set_cr3(cr3) }
     }
 }
