@@ -59,8 +59,13 @@ pub fn setup(_env: &mut Vec<(String, String)>) -> Result<()> {
     host::apt(PACKAGES)
 }
 
-/// The system tests and the reference boots (QEMU SeaBIOS, OVMF, Bochs).
+/// Fuzz smoke runs of the boot-time decoders, the system tests and the
+/// reference boots (QEMU SeaBIOS, OVMF, Bochs).
 pub fn extra() -> Result<()> {
+    let fuzz = host::root().join("kernel").join("core").join("fuzz");
+    for target in ["decode_plan", "boot_info"] {
+        host::fuzz_smoke(&fuzz, target, 20)?;
+    }
     build()?;
     let mut failed = Vec::new();
     for (scenario, secs, expect) in SCENARIOS {
