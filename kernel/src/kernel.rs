@@ -198,7 +198,7 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
         fatal(format_args!("{e}"));
     }
     kprintln!("bulkhead: {} KiB used by PD memory and tables; starting", frames.allocated * 4);
-    apic::start_timer(lapic_per_ms.saturating_mul(TICK_MS));
+    apic::start_timer(lapic_per_ms.saturating_mul(TICK_MS), tsc_khz.saturating_mul(TICK_MS as u64), prot.tsc_deadline);
     k.last_tsc = cpu::rdtsc();
     let mut frame = TrapFrame::default();
     loop {
@@ -453,6 +453,19 @@ impl Kernel {
         paging::copy_to_phys(self.pds[to].ipc_frame, &buf[..n]);
     }
 
+    /// PD `i` is stopped for good: every PD still waiting to call it gets
+    /// `CalleeUnavailable` instead of waiting forever.
+    fn fail_callers_of(&mut self, i: usize) {
+        for c in 0..self.plan.pds.len() {
+            if let State::Calling { callee, .. } = self.pds[c].state {
+                if callee == i {
+                    self.pds[c].ctx.rax = Error::CalleeUnavailable as u64;
+                    self.wake(c);
+                }
+            }
+        }
+    }
+
     fn signal(&mut self, target: usize, id: u8) {
         self.pds[target].pending_notify |= 1 << id;
         self.deliver(target);
@@ -479,6 +492,7 @@ impl Kernel {
             }
             caps::FaultRoute::StopAndReport => {
                 self.block(i, State::Stopped);
+                self.fail_callers_of(i);
                 kprintln!(
                     "bulkhead: PD '{}' stopped: {} at address {:#x}, RIP {:#x} (no parent to handle it)",
                     self.name(i),
@@ -623,6 +637,7 @@ impl Kernel {
                     self.reset_pd(child);
                 } else {
                     self.block(child, State::Stopped);
+                    self.fail_callers_of(child);
                 }
                 ret(self, Error::Ok);
             }
@@ -650,6 +665,7 @@ impl Kernel {
     fn kernel_interrupt(&mut self, f: &TrapFrame) {
         match f.vector as u8 {
             apic::TIMER_VECTOR => {
+                apic::rearm_timer();
                 apic::eoi();
                 self.sched.end_slice();
             }
@@ -689,6 +705,7 @@ pub fn trap(frame: &mut TrapFrame) {
         match frame.vector {
             v if v == bulkhead_abi::SYSCALL_VECTOR as u64 => k.syscall(i),
             v if v == apic::TIMER_VECTOR as u64 => {
+                apic::rearm_timer();
                 apic::eoi();
                 k.sched.end_slice();
             }

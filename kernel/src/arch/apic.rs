@@ -78,11 +78,36 @@ pub fn init() -> (u64, u32) {
     (tsc_khz, lapic_per_ms)
 }
 
-/// Starts the periodic LAPIC timer with `count` ticks (divide by 16).
-pub fn start_timer(count: u32) {
-    lapic_write(0x3e0, 0x3);
-    lapic_write(0x320, (1 << 17) | TIMER_VECTOR as u32);
-    lapic_write(0x380, count);
+/// TSC cycles per tick in TSC-deadline mode; 0 = periodic LAPIC mode.
+static mut DEADLINE_STEP: u64 = 0;
+const IA32_TSC_DEADLINE: u32 = 0x6e0;
+
+/// Starts the kernel tick: in TSC-deadline mode (`tsc_step` cycles per tick)
+/// when the CPU has it, else the periodic LAPIC timer with `count` ticks
+/// (divide by 16). Both were calibrated against the PIT.
+pub fn start_timer(count: u32, tsc_step: u64, deadline: bool) {
+    if deadline {
+        lapic_write(0x320, (0b10 << 17) | TIMER_VECTOR as u32);
+        // SAFETY: boot time, single CPU; the MSR exists (CPUID said so).
+        unsafe {
+            DEADLINE_STEP = tsc_step.max(1);
+            super::cpu::wrmsr(IA32_TSC_DEADLINE, rdtsc() + tsc_step.max(1));
+        }
+    } else {
+        lapic_write(0x3e0, 0x3);
+        lapic_write(0x320, (1 << 17) | TIMER_VECTOR as u32);
+        lapic_write(0x380, count);
+    }
+}
+
+/// Called on every tick: in TSC-deadline mode arms the next deadline.
+pub fn rearm_timer() {
+    // SAFETY: written once at boot before interrupts were enabled.
+    let step = unsafe { DEADLINE_STEP };
+    if step != 0 {
+        // SAFETY: the MSR exists when `step` is set.
+        unsafe { super::cpu::wrmsr(IA32_TSC_DEADLINE, rdtsc() + step) }
+    }
 }
 
 /// Signals end of interrupt to the LAPIC.
