@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use object::{Architecture, BinaryFormat, Object, ObjectKind, ObjectSymbol};
+use object::{Architecture, BinaryFormat, Object, ObjectKind, ObjectSegment, ObjectSymbol};
 
 use crate::diag::Diagnostic;
 use crate::model::System;
@@ -27,9 +27,16 @@ fn dirs(search: &[PathBuf]) -> String {
     v.join(", ")
 }
 
-/// What is wrong with an ELF file as a PD image, if anything, and the
-/// symbols it defines.
-fn read_elf(data: &[u8]) -> Result<Vec<String>, String> {
+/// What a PD image provides: its defined symbols (sorted) and the
+/// page-rounded address ranges its loadable segments occupy.
+struct Image {
+    symbols: Vec<String>,
+    segments: Vec<(u64, u64)>,
+}
+
+/// What is wrong with an ELF file as a PD image, if anything, or what it
+/// provides.
+fn read_elf(data: &[u8]) -> Result<Image, String> {
     let file = object::File::parse(data).map_err(|e| format!("not an ELF file ({e})"))?;
     if file.format() != BinaryFormat::Elf {
         return Err(format!("a {:?} file, not ELF", file.format()));
@@ -55,7 +62,23 @@ fn read_elf(data: &[u8]) -> Result<Vec<String>, String> {
         .collect();
     names.sort();
     names.dedup();
-    Ok(names)
+    let segments = file
+        .segments()
+        .filter(|seg| seg.size() > 0)
+        .map(|seg| {
+            let start = seg.address() & !0xfff;
+            let end = seg
+                .address()
+                .saturating_add(seg.size())
+                .saturating_add(0xfff)
+                & !0xfff;
+            (start, end)
+        })
+        .collect();
+    Ok(Image {
+        symbols: names,
+        segments,
+    })
 }
 
 /// Checks every PD's program image and every prefill file against the
@@ -84,11 +107,11 @@ pub fn check(sys: &System, search: &[PathBuf]) -> Vec<Diagnostic> {
             );
             continue;
         };
-        let symbols = match std::fs::read(&path)
+        let image = match std::fs::read(&path)
             .map_err(|e| e.to_string())
             .and_then(|d| read_elf(&d))
         {
-            Ok(s) => s,
+            Ok(i) => i,
             Err(why) => {
                 out.push(
                     Diagnostic::error(file, img.pos, "program_image", format!("{} is {why}", path.display()))
@@ -97,9 +120,29 @@ pub fn check(sys: &System, search: &[PathBuf]) -> Vec<Diagnostic> {
                 continue;
             }
         };
+        // A map may not cover the program's own code and data.
+        for m in &pd.maps {
+            let Some(mr) = sys.memory_regions.get(m.mr_index) else {
+                continue;
+            };
+            let end = m.end(mr);
+            if let Some((s, e)) = image
+                .segments
+                .iter()
+                .find(|(s, e)| m.vaddr < *e && *s < end)
+            {
+                out.push(
+                    Diagnostic::error(file, m.pos, "map", format!(
+                        "\"{}\" mapped at {:#x}..{end:#x} overlaps the program image {} at {s:#x}..{e:#x}",
+                        m.mr, m.vaddr, path.display()
+                    ))
+                    .with_help("map the region at an address the image does not use"),
+                );
+            }
+        }
         // Stripped images name an unstripped copy for their symbols.
         let (symbols, sym_path) = match &img.path_for_symbols {
-            None => (symbols, path),
+            None => (image.symbols, path),
             Some(p) => match find(p, search) {
                 None => {
                     out.push(Diagnostic::error(
@@ -117,7 +160,7 @@ pub fn check(sys: &System, search: &[PathBuf]) -> Vec<Diagnostic> {
                     .map_err(|e| e.to_string())
                     .and_then(|d| read_elf(&d))
                 {
-                    Ok(s) => (s, sp),
+                    Ok(i) => (i.symbols, sp),
                     Err(why) => {
                         out.push(Diagnostic::error(
                             file,
@@ -133,7 +176,7 @@ pub fn check(sys: &System, search: &[PathBuf]) -> Vec<Diagnostic> {
         for sv in &pd.setvars {
             if symbols.binary_search(&sv.symbol).is_err() {
                 out.push(
-                    Diagnostic::error(file, sv.pos, "", format!("setvar symbol \"{}\" is not defined in {} (image of \"{}\")", sv.symbol, sym_path.display(), pd.name))
+                    Diagnostic::error(file, sv.pos, sv.element, format!("setvar symbol \"{}\" is not defined in {} (image of \"{}\")", sv.symbol, sym_path.display(), pd.name))
                         .with_help_opt(
                             crate::diag::did_you_mean(&sv.symbol, symbols.iter().map(String::as_str))
                                 .or_else(|| Some("define it as a #[no_mangle] static in the PD (the tool patches its value)".into())),

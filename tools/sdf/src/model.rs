@@ -28,6 +28,8 @@ pub const MAX_ID: u8 = 61;
 pub const MAX_PRIORITY: u8 = 254;
 /// The most PDs one system may have.
 pub const MAX_PDS: usize = 63;
+/// Longest PD name, in characters.
+pub const MAX_PD_NAME: usize = 64;
 /// Default budget and period, in microseconds.
 pub const DEFAULT_BUDGET_US: u64 = 1000;
 /// Default stack size of a PD.
@@ -372,8 +374,11 @@ pub struct SetVar {
     pub symbol: String,
     /// The value it gets.
     pub value: SetVarValue,
-    /// The element that declared it.
+    /// Where the declaring element starts.
     pub pos: Pos,
+    /// The declaring element: `map`, `irq`, `ioport`, `end`, `vcpu`,
+    /// `setvar` or (a child's `setvar_id`) `protection_domain`.
+    pub element: &'static str,
 }
 
 /// The `<program_image>` of a PD.

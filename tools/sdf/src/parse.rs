@@ -101,6 +101,9 @@ const MAX_IOAPIC_PIN: u64 = 239;
 pub(crate) struct Parser<'d, 'input> {
     pub file: &'d str,
     doc: &'d Document<'input>,
+    /// Byte offset of the start of every line, to locate nodes without
+    /// rescanning the text for each one.
+    line_starts: Vec<usize>,
     pub diags: Vec<Diagnostic>,
 }
 
@@ -112,6 +115,26 @@ pub(crate) fn parse(file: &str, text: &str) -> (Option<Parsed>, Vec<Diagnostic>)
         allow_dtd: false,
         ..ParsingOptions::default()
     };
+    // roxmltree builds the tree recursively: bound the nesting first, so
+    // a hostile file gets an error instead of overflowing the stack.
+    if let Some(at) = nesting_exceeds(text, MAX_DEPTH) {
+        let line = text[..at].matches('\n').count() + 1;
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let pos = Pos {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(text[start..at].chars().count() + 1).unwrap_or(u32::MAX),
+        };
+        let d = Diagnostic::error(
+            file,
+            pos,
+            "",
+            format!("elements are nested more than {MAX_DEPTH} levels deep"),
+        )
+        .with_help(
+            "an SDF nests a few levels (system, PDs and their children); check for unclosed tags",
+        );
+        return (None, vec![d]);
+    }
     let doc = match Document::parse_with_options(text, opts) {
         Ok(doc) => doc,
         Err(e) => {
@@ -124,9 +147,13 @@ pub(crate) fn parse(file: &str, text: &str) -> (Option<Parsed>, Vec<Diagnostic>)
             return (None, vec![d]);
         }
     };
+    let line_starts = core::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
     let mut p = Parser {
         file,
         doc: &doc,
+        line_starts,
         diags: Vec::new(),
     };
     let parsed = p.system();
@@ -134,11 +161,25 @@ pub(crate) fn parse(file: &str, text: &str) -> (Option<Parsed>, Vec<Diagnostic>)
 }
 
 impl<'d, 'input> Parser<'d, 'input> {
+    /// Line and column (in chars, both from 1) of a byte offset, as
+    /// roxmltree counts them.
     pub fn pos_at(&self, byte: usize) -> Pos {
-        let p = self.doc.text_pos_at(byte);
+        let text = self.doc.input_text();
+        let mut byte = byte.min(text.len());
+        while !text.is_char_boundary(byte) {
+            byte -= 1;
+        }
+        let line = self.line_starts.partition_point(|&s| s <= byte).max(1);
+        let start = self
+            .line_starts
+            .get(line - 1)
+            .copied()
+            .unwrap_or(0)
+            .min(byte);
+        let column = text.get(start..byte).map_or(0, |t| t.chars().count()) + 1;
         Pos {
-            line: p.row,
-            column: p.col,
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
         }
     }
 
@@ -190,14 +231,31 @@ impl<'d, 'input> Parser<'d, 'input> {
 
     fn unknown_element(&mut self, node: Node<'d, 'input>, allowed: &[&str], parent: &str) {
         let name = node.tag_name().name();
-        let help = did_you_mean(name, allowed.iter().copied())
-            .unwrap_or_else(|| format!("<{parent}> may contain: {}", allowed.join(", ")));
+        let help = if allowed.is_empty() {
+            format!("<{parent}> has no child elements")
+        } else {
+            did_you_mean(name, allowed.iter().copied())
+                .unwrap_or_else(|| format!("<{parent}> may contain: {}", allowed.join(", ")))
+        };
         self.err(node, format!("unknown element inside <{parent}>"))
             .help = Some(help);
     }
 
+    /// Reports element children of an element that has none.
+    fn leaf(&mut self, node: Node<'d, 'input>) {
+        let parent = node.tag_name().name().to_string();
+        for c in node.children().filter(|n| n.is_element()) {
+            self.unknown_element(c, &[], &parent);
+        }
+    }
+
+    /// A required, non-empty string attribute.
     fn required(&mut self, node: Node<'d, 'input>, attr: &str) -> Option<&'d str> {
         match node.attribute(attr) {
+            Some(v) if v.trim().is_empty() => {
+                self.attr_err(node, attr, format!("\"{attr}\" is empty"));
+                None
+            }
             Some(v) => Some(v),
             None => {
                 self.err(node, format!("missing required attribute \"{attr}\""));
@@ -400,9 +458,7 @@ impl<'d, 'input> Parser<'d, 'input> {
                 );
             }
         }
-        for c in node.children().filter(|n| n.is_element()) {
-            self.unknown_element(c, &[], "memory_region");
-        }
+        self.leaf(node);
         let name = self.required(node, "name").map(str::to_string);
         let page_size = match self.number(node, "page_size", 0, u64::MAX) {
             Some(Some(b)) => match PageSize::from_bytes(b) {
@@ -428,7 +484,7 @@ impl<'d, 'input> Parser<'d, 'input> {
         if size == 0 {
             self.attr_err(node, "size", "size must not be 0").help =
                 Some(format!("give the region at least one page ({pb:#x} bytes)"));
-        } else if size % pb != 0 {
+        } else if !size.is_multiple_of(pb) {
             let up = size.div_ceil(pb).saturating_mul(pb);
             self.attr_err(
                 node,
@@ -438,7 +494,7 @@ impl<'d, 'input> Parser<'d, 'input> {
             .help = Some(format!("round it up to {up:#x}"));
         }
         if let Some(pa) = phys_addr {
-            if pa % pb != 0 {
+            if !pa.is_multiple_of(pb) {
                 self.attr_err(
                     node,
                     "phys_addr",
@@ -487,6 +543,20 @@ impl<'d, 'input> Parser<'d, 'input> {
             }
         }
         let name = self.required(node, "name").unwrap_or("").to_string();
+        if name.chars().count() > MAX_PD_NAME {
+            self.attr_err(
+                node,
+                "name",
+                format!(
+                    "PD name is {} characters long, at most {MAX_PD_NAME}",
+                    name.chars().count()
+                ),
+            )
+            .help = Some(
+                "the kernel keeps PD names (for debugging) in a fixed-size field; shorten it"
+                    .into(),
+            );
+        }
         let priority = self.number(node, "priority", 0, u64::from(MAX_PRIORITY));
         let budget = self.number(node, "budget", 0, u64::MAX);
         let period = self.number(node, "period", 0, u64::MAX);
@@ -545,7 +615,7 @@ impl<'d, 'input> Parser<'d, 'input> {
                     format!("stack_size {stack:#x} is outside 4 KiB..=16 MiB"),
                 )
                 .help = Some("use a multiple of 0x1000 between 0x1000 and 0x1000000".into());
-            } else if stack % 0x1000 != 0 {
+            } else if !stack.is_multiple_of(0x1000) {
                 self.attr_err(
                     node,
                     "stack_size",
@@ -595,6 +665,7 @@ impl<'d, 'input> Parser<'d, 'input> {
         for c in node.children().filter(|n| n.is_element()) {
             match c.tag_name().name() {
                 "program_image" => {
+                    self.leaf(c);
                     self.check_attrs(c, &["path", "path_for_symbols"]);
                     let path = self.required(c, "path").unwrap_or("").to_string();
                     let img = ProgramImage {
@@ -625,6 +696,7 @@ impl<'d, 'input> Parser<'d, 'input> {
                     }
                 }
                 "setvar" => {
+                    self.leaf(c);
                     self.check_attrs(c, &["symbol", "region_paddr"]);
                     let symbol = self.required(c, "symbol");
                     let mr = self.required(c, "region_paddr");
@@ -676,6 +748,7 @@ impl<'d, 'input> Parser<'d, 'input> {
                     symbol: sv,
                     value: SetVarValue::Id(id),
                     pos,
+                    element: "protection_domain",
                 });
             }
         }
@@ -728,6 +801,7 @@ impl<'d, 'input> Parser<'d, 'input> {
     }
 
     fn map(&mut self, node: Node<'d, 'input>, in_vm: bool) -> Option<Map> {
+        self.leaf(node);
         self.check_attrs(node, if in_vm { VM_MAP_ATTRS } else { MAP_ATTRS });
         if in_vm {
             for a in ["setvar_vaddr", "setvar_size"] {
@@ -801,6 +875,7 @@ impl<'d, 'input> Parser<'d, 'input> {
     }
 
     fn irq(&mut self, node: Node<'d, 'input>) -> Option<Irq> {
+        self.leaf(node);
         let has_pin = node.attribute("pin").is_some();
         let has_pci = node.attribute("pcidev").is_some();
         if node.attribute("irq").is_some() {
@@ -881,6 +956,7 @@ impl<'d, 'input> Parser<'d, 'input> {
     }
 
     fn ioport(&mut self, node: Node<'d, 'input>) -> Option<IoPort> {
+        self.leaf(node);
         self.check_attrs(node, IOPORT_ATTRS);
         let id = self.required_number(node, "id", 0, u64::from(MAX_ID));
         let addr = self.required_number(node, "addr", 0, 0xffff);
@@ -919,6 +995,7 @@ impl<'d, 'input> Parser<'d, 'input> {
         for c in node.children().filter(|n| n.is_element()) {
             match c.tag_name().name() {
                 "vcpu" => {
+                    self.leaf(c);
                     self.check_attrs(c, &["id", "setvar_id", "cpu"]);
                     let id = self.required_number(c, "id", 0, u64::from(MAX_ID));
                     let cpu = self.number(c, "cpu", 0, 255);
@@ -972,6 +1049,7 @@ impl<'d, 'input> Parser<'d, 'input> {
                 continue;
             }
             count += 1;
+            self.leaf(c);
             self.check_attrs(c, END_ATTRS);
             let pd = self.required(c, "pd");
             let id = self.required_number(c, "id", 0, u64::from(MAX_ID));
@@ -1046,6 +1124,7 @@ impl<'d, 'input> Parser<'d, 'input> {
         for c in node.children().filter(|n| n.is_element()) {
             match c.tag_name().name() {
                 "domain" => {
+                    self.leaf(c);
                     self.check_attrs(c, &["name", "id"]);
                     let name = self.required(c, "name");
                     let id = self.number(c, "id", 0, 255);
@@ -1099,6 +1178,7 @@ impl<'d, 'input> Parser<'d, 'input> {
         for c in sn.children().filter(|n| n.is_element()) {
             match c.tag_name().name() {
                 "schedule_entry" => {
+                    self.leaf(c);
                     self.check_attrs(c, &["domain", "duration"]);
                     let dom = self.required(c, "domain");
                     let dur = self.required(c, "duration");
@@ -1125,6 +1205,7 @@ impl<'d, 'input> Parser<'d, 'input> {
                     }
                 }
                 "schedule_end_marker" => {
+                    self.leaf(c);
                     self.check_attrs(c, &[]);
                     schedule.push(ScheduleEntry::EndMarker);
                 }
@@ -1157,6 +1238,63 @@ impl<'d, 'input> Parser<'d, 'input> {
             pos: self.pos(node),
         })
     }
+}
+
+/// Deepest element nesting accepted (child PDs included).
+const MAX_DEPTH: usize = 64;
+
+/// Byte offset of the first start tag nested deeper than `limit`, by a
+/// scan that understands comments, processing instructions, CDATA, DTDs
+/// and quoted attribute values (well-formedness is roxmltree's job).
+fn nesting_exceeds(text: &str, limit: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let find = |from: usize, pat: &[u8]| -> usize {
+        b.get(from..)
+            .and_then(|rest| rest.windows(pat.len()).position(|w| w == pat))
+            .map_or(b.len(), |i| from + i + pat.len())
+    };
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'<' {
+            i += 1;
+            continue;
+        }
+        let rest = &b[i..];
+        if rest.starts_with(b"<!--") {
+            i = find(i + 4, b"-->");
+        } else if rest.starts_with(b"<![CDATA[") {
+            i = find(i + 9, b"]]>");
+        } else if rest.starts_with(b"<?") {
+            i = find(i + 2, b"?>");
+        } else if rest.starts_with(b"<!") || rest.starts_with(b"</") {
+            if rest.starts_with(b"</") {
+                depth = depth.saturating_sub(1);
+            }
+            i = find(i + 2, b">");
+        } else {
+            let start = i;
+            let mut j = i + 1;
+            let mut quote = None;
+            while j < b.len() {
+                match (quote, b[j]) {
+                    (None, q @ (b'"' | b'\'')) => quote = Some(q),
+                    (Some(q), c) if c == q => quote = None,
+                    (None, b'>') => break,
+                    _ => {}
+                }
+                j += 1;
+            }
+            if j < b.len() && b[j - 1] != b'/' {
+                depth += 1;
+                if depth > limit {
+                    return Some(start);
+                }
+            }
+            i = j + 1;
+        }
+    }
+    None
 }
 
 /// Parses a number as Microkit does: decimal, or hex with a `0x` prefix;
@@ -1216,6 +1354,53 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positions_match_roxmltree() {
+        let text = "<system>\n  <a x=\"é\"/><b/>\n\n\t<c/>\r\n <d/></system>";
+        let doc = Document::parse(text).unwrap();
+        let (parsed, _) = parse("t", text);
+        assert!(parsed.is_some());
+        let p = Parser {
+            file: "t",
+            doc: &doc,
+            line_starts: core::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+            diags: Vec::new(),
+        };
+        for byte in 0..=text.len() {
+            if !text.is_char_boundary(byte) {
+                continue;
+            }
+            let r = doc.text_pos_at(byte);
+            assert_eq!(
+                p.pos_at(byte),
+                Pos {
+                    line: r.row,
+                    column: r.col
+                },
+                "byte {byte}"
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = |n: usize| format!("{}{}", "<a x='>'>".repeat(n), "</a>".repeat(n));
+        assert_eq!(nesting_exceeds(&deep(64), 64), None);
+        assert_eq!(nesting_exceeds(&deep(65), 64), Some(64 * 9));
+        // Self-closing tags, comments, PIs and CDATA do not nest.
+        let flat = "<s><!-- <a> --><?pi <a>?><![CDATA[<a>]]><b/><c x=\"/>\"/></s>";
+        assert_eq!(nesting_exceeds(flat, 1), None);
+        let (parsed, diags) = parse("t", &format!("<system>{}</system>", deep(100)));
+        assert!(parsed.is_none());
+        assert_eq!(
+            diags[0].message,
+            "elements are nested more than 64 levels deep"
+        );
+        assert_eq!((diags[0].line, diags[0].column), (1, 9 + 63 * 9));
+    }
 
     #[test]
     fn numbers() {

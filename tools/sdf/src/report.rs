@@ -154,6 +154,19 @@ pub struct Report {
     /// One entry for every ordered pair of different PDs, row-major
     /// (`from` in system order, then `to`).
     pub flows: Vec<Flow>,
+    /// For every PD (in system order), the other PDs it can influence
+    /// through a chain of direct flows. A protected call counts both ways:
+    /// the caller's message reaches the callee and the reply comes back.
+    pub reach: Vec<Reach>,
+}
+
+/// The PDs one PD can eventually influence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reach {
+    /// The influencing PD.
+    pub from: String,
+    /// Every PD reachable from it, in system order.
+    pub to: Vec<String>,
 }
 
 fn map_info(sys: &System, m: &Map) -> MapInfo {
@@ -269,6 +282,9 @@ impl Report {
             .collect();
 
         let reaches: Vec<_> = sys.pds.iter().map(reach).collect();
+        let n = sys.pds.len();
+        // edge[a][b]: information may pass directly from a to b.
+        let mut edge = vec![vec![false; n]; n];
         let mut flows = Vec::new();
         for (a, pa) in sys.pds.iter().enumerate() {
             for (b, pb) in sys.pds.iter().enumerate() {
@@ -294,20 +310,46 @@ impl Report {
                         call |= ch.ends[end].pp;
                     }
                 }
-                flows.push(Flow {
+                let flow = Flow {
                     from: pa.name.clone(),
                     to: pb.name.clone(),
                     memory,
                     notify,
                     call,
                     parent: pb.parent == Some(a),
-                });
+                };
+                if flow.any() {
+                    edge[a][b] = true;
+                }
+                if flow.call {
+                    edge[b][a] = true; // the reply
+                }
+                flows.push(flow);
             }
         }
+        let reach = (0..n)
+            .map(|a| {
+                let mut seen = vec![false; n];
+                let mut todo = vec![a];
+                while let Some(x) = todo.pop() {
+                    for y in 0..n {
+                        if edge[x][y] && !seen[y] {
+                            seen[y] = true;
+                            todo.push(y);
+                        }
+                    }
+                }
+                Reach {
+                    from: name(a),
+                    to: (0..n).filter(|&b| b != a && seen[b]).map(name).collect(),
+                }
+            })
+            .collect();
         Report {
             file: sys.file.clone(),
             pds,
             flows,
+            reach,
         }
     }
 
@@ -452,6 +494,19 @@ impl Report {
                 what.push("is its parent (handles its faults)".into());
             }
             let _ = writeln!(o, "  {} -> {}: {}", f.from, f.to, what.join("; "));
+        }
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "Transitive reach (through any chain of the flows above):"
+        );
+        for r in &self.reach {
+            let to = if r.to.is_empty() {
+                "nobody".to_string()
+            } else {
+                r.to.join(", ")
+            };
+            let _ = writeln!(o, "  {} can influence {to}", r.from);
         }
         o
     }

@@ -161,7 +161,7 @@ impl Rules {
                 continue;
             };
             let pb = mr.page_size.bytes();
-            if map.vaddr % pb != 0 {
+            if !map.vaddr.is_multiple_of(pb) {
                 self.error(
                     map.pos,
                     "map",
@@ -486,6 +486,7 @@ impl Rules {
                         symbol: s.clone(),
                         value: SetVarValue::Vaddr(m.vaddr),
                         pos: m.pos,
+                        element: "map",
                     });
                 }
                 if let (Some(s), Some(size)) = (&m.setvar_size, size) {
@@ -493,6 +494,7 @@ impl Rules {
                         symbol: s.clone(),
                         value: SetVarValue::Size(size),
                         pos: m.pos,
+                        element: "map",
                     });
                 }
             }
@@ -502,6 +504,7 @@ impl Rules {
                         symbol: s.clone(),
                         value: SetVarValue::Id(irq.id),
                         pos: irq.pos,
+                        element: "irq",
                     });
                 }
             }
@@ -511,6 +514,7 @@ impl Rules {
                         symbol: s.clone(),
                         value: SetVarValue::Id(p.id),
                         pos: p.pos,
+                        element: "ioport",
                     });
                 }
                 if let Some(s) = &p.setvar_addr {
@@ -518,6 +522,7 @@ impl Rules {
                         symbol: s.clone(),
                         value: SetVarValue::IoPortAddr(p.addr),
                         pos: p.pos,
+                        element: "ioport",
                     });
                 }
             }
@@ -528,6 +533,7 @@ impl Rules {
                             symbol: s.clone(),
                             value: SetVarValue::Id(v.id),
                             pos: v.pos,
+                            element: "vcpu",
                         });
                     }
                 }
@@ -540,6 +546,7 @@ impl Rules {
                         symbol: s.clone(),
                         value: SetVarValue::Id(e.id),
                         pos: e.pos,
+                        element: "end",
                     });
                 }
             }
@@ -573,6 +580,7 @@ impl Rules {
                             symbol: sv.symbol.clone(),
                             value: SetVarValue::Paddr(*pa),
                             pos: sv.pos,
+                            element: "setvar",
                         });
                     }
                 }
@@ -588,7 +596,7 @@ impl Rules {
                     let name = &sys.pds[i].name;
                     self.error(
                         sv.pos,
-                        "",
+                        sv.element,
                         format!(
                             "setvar symbol \"{}\" of \"{name}\" is already set on line {line}",
                             sv.symbol
@@ -613,16 +621,14 @@ impl Rules {
                     self.error(pd.pos, "protection_domain", format!("domain \"{d}\" given but the system declares no <domains>"))
                         .help = Some("declare the domains and their schedule in <domains>, or remove the attribute".into());
                 }
-                (Some(ds), Some(d)) => {
-                    if !ds.domains.iter().any(|x| &x.name == d) {
-                        let help = did_you_mean(d, ds.domains.iter().map(|x| x.name.as_str()));
-                        self.error(
-                            pd.pos,
-                            "protection_domain",
-                            format!("no domain named \"{d}\""),
-                        )
-                        .help = help;
-                    }
+                (Some(ds), Some(d)) if !ds.domains.iter().any(|x| &x.name == d) => {
+                    let help = did_you_mean(d, ds.domains.iter().map(|x| x.name.as_str()));
+                    self.error(
+                        pd.pos,
+                        "protection_domain",
+                        format!("no domain named \"{d}\""),
+                    )
+                    .help = help;
                 }
                 (Some(_), None) => {
                     self.error(

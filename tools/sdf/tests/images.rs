@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use bulkhead_sdf::{images, parse};
 
-/// A minimal ELF64 file: header and a symbol table defining `symbols`.
+/// A minimal ELF64 file: header, one loadable segment at 0x400000..0x402000
+/// and a symbol table defining `symbols`.
 fn elf(e_type: u16, machine: u16, symbols: &[&str]) -> Vec<u8> {
     let mut strtab = vec![0u8];
     let mut syms = vec![0u8; 24]; // the null symbol
@@ -22,7 +23,7 @@ fn elf(e_type: u16, machine: u16, symbols: &[&str]) -> Vec<u8> {
         syms.extend(sym);
     }
     let shstrtab = b"\0.strtab\0.symtab\0.shstrtab\0".to_vec();
-    let strtab_off = 64u64;
+    let strtab_off = 64u64 + 56; // after the ELF header and one program header
     let symtab_off = strtab_off + strtab.len() as u64;
     let shstr_off = symtab_off + syms.len() as u64;
     let sh_off = (shstr_off + shstrtab.len() as u64).next_multiple_of(8);
@@ -32,12 +33,21 @@ fn elf(e_type: u16, machine: u16, symbols: &[&str]) -> Vec<u8> {
     f.extend_from_slice(&machine.to_le_bytes());
     f.extend_from_slice(&1u32.to_le_bytes());
     f.extend_from_slice(&0x40_1000u64.to_le_bytes()); // entry
-    f.extend_from_slice(&0u64.to_le_bytes()); // phoff
+    f.extend_from_slice(&64u64.to_le_bytes()); // phoff
     f.extend_from_slice(&sh_off.to_le_bytes());
     f.extend_from_slice(&0u32.to_le_bytes()); // flags
-    for v in [64u16, 56, 0, 64, 4, 3] {
+    for v in [64u16, 56, 1, 64, 4, 3] {
         f.extend_from_slice(&v.to_le_bytes());
     }
+    // PT_LOAD, R+X, file offset 0, vaddr 0x400000, 0x1800 in memory.
+    f.extend_from_slice(&1u32.to_le_bytes());
+    f.extend_from_slice(&5u32.to_le_bytes());
+    f.extend_from_slice(&0u64.to_le_bytes());
+    f.extend_from_slice(&0x40_0000u64.to_le_bytes());
+    f.extend_from_slice(&0x40_0000u64.to_le_bytes());
+    f.extend_from_slice(&0u64.to_le_bytes()); // filesz
+    f.extend_from_slice(&0x1800u64.to_le_bytes()); // memsz
+    f.extend_from_slice(&0x1000u64.to_le_bytes());
     f.extend_from_slice(&strtab);
     f.extend_from_slice(&syms);
     f.extend_from_slice(&shstrtab);
@@ -80,9 +90,9 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
-fn check(d: &PathBuf) -> Vec<(u32, String)> {
+fn check(d: &std::path::Path) -> Vec<(u32, String)> {
     let sys = parse("s.xml", SYSTEM).unwrap();
-    images::check(&sys, &[d.clone()])
+    images::check(&sys, &[d.to_path_buf()])
         .into_iter()
         .map(|d| (d.line, d.message))
         .collect()
@@ -124,7 +134,7 @@ fn missing_wrong_and_incomplete_images_are_reported() {
     std::fs::write(d.join("a.elf"), elf(2, 183, &["buf_vaddr"])).unwrap();
     std::fs::write(d.join("b.elf"), elf(2, 62, &["bfu"])).unwrap();
     let sys = parse("s.xml", SYSTEM).unwrap();
-    let ds = images::check(&sys, &[d.clone()]);
+    let ds = images::check(&sys, std::slice::from_ref(&d));
     assert_eq!(ds.len(), 2);
     assert!(
         ds[0]
@@ -147,4 +157,30 @@ fn missing_wrong_and_incomplete_images_are_reported() {
     std::fs::write(d.join("b.elf"), b"#!/bin/sh\n").unwrap();
     let errs = check(&d);
     assert!(errs[1].1.contains("b.elf is not an ELF file"), "{errs:?}");
+}
+
+#[test]
+fn a_map_over_the_program_image_is_reported() {
+    let d = dir("overlap");
+    std::fs::write(d.join("a.elf"), elf(2, 62, &["buf_vaddr"])).unwrap();
+    std::fs::write(d.join("b.elf"), elf(2, 62, &["buf"])).unwrap();
+    let system = SYSTEM.replace(
+        "vaddr=\"0x1000000\" perms=\"r\"",
+        "vaddr=\"0x401000\" perms=\"r\"",
+    );
+    let sys = parse("s.xml", &system).unwrap();
+    let errs: Vec<(u32, String)> = images::check(&sys, std::slice::from_ref(&d))
+        .into_iter()
+        .map(|d| (d.line, d.message))
+        .collect();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].0, 9);
+    assert!(
+        errs[0]
+            .1
+            .starts_with("\"buf\" mapped at 0x401000..0x402000 overlaps the program image")
+            && errs[0].1.ends_with("b.elf at 0x400000..0x402000"),
+        "{}",
+        errs[0].1
+    );
 }

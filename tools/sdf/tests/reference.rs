@@ -75,6 +75,9 @@ fn reference_information_flow() {
         assert!(f(c, "supervisor").call, "{c}");
         assert!(f("supervisor", c).parent && !f("supervisor", c).call, "{c}");
     }
+    // Through the supervisor (parent of all, callable by all) everything
+    // reaches everything in the reference system.
+    assert!(r.reach.iter().all(|x| x.to.len() == 4), "{:?}", r.reach);
     let text = r.to_text();
     assert!(
         text.contains("PD gateway (child 3 of supervisor)"),

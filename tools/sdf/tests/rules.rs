@@ -894,3 +894,76 @@ fn rendering_names_file_line_column_and_element() {
         "t.xml:9:9: error: <map>: memory region \"rma\" is not defined\n  help: did you mean \"ram\"?"
     );
 }
+
+#[test]
+fn leaf_elements_have_no_children() {
+    let xml = VALID.replace(
+        "<map mr=\"ram\" vaddr=\"0x100000\" perms=\"rw\" />",
+        "<map mr=\"ram\" vaddr=\"0x100000\" perms=\"rw\"><vcpu id=\"0\" /></map>",
+    );
+    let d = assert_error(&xml, 5, "unknown element inside <map>");
+    assert_eq!(d.help.as_deref(), Some("<map> has no child elements"));
+}
+
+#[test]
+fn pd_names_are_at_most_64_characters() {
+    let long = "p".repeat(65);
+    let xml = VALID
+        .replace("name=\"a\"", &format!("name=\"{long}\""))
+        .replace("pd=\"a\"", &format!("pd=\"{long}\""));
+    assert_error(&xml, 3, "PD name is 65 characters long, at most 64");
+    let ok64 = "p".repeat(64);
+    ok(&VALID
+        .replace("name=\"a\"", &format!("name=\"{ok64}\""))
+        .replace("pd=\"a\"", &format!("pd=\"{ok64}\"")));
+}
+
+#[test]
+fn names_and_paths_are_not_empty() {
+    let xml = VALID.replace(
+        "<program_image path=\"a.elf\" />",
+        "<program_image path=\"\" />",
+    );
+    assert_error(&xml, 4, "\"path\" is empty");
+    let xml = VALID.replace("<memory_region name=\"ram\"", "<memory_region name=\" \"");
+    // The maps of "ram" then name an undefined region.
+    assert_eq!(
+        errors(&xml),
+        vec![
+            (2, "\"name\" is empty".to_string()),
+            (5, "memory region \"ram\" is not defined".to_string()),
+            (9, "memory region \"ram\" is not defined".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn transitive_reach_follows_chains_and_replies() {
+    // a calls b (reply comes back), b notifies c, d is alone.
+    let xml = r#"<system>
+    <protection_domain name="a" priority="1"><program_image path="a.elf" /></protection_domain>
+    <protection_domain name="b" priority="2"><program_image path="b.elf" /></protection_domain>
+    <protection_domain name="c" priority="3"><program_image path="c.elf" /></protection_domain>
+    <protection_domain name="d" priority="4"><program_image path="d.elf" /></protection_domain>
+    <channel><end pd="a" id="0" pp="true" notify="false" /><end pd="b" id="0" notify="false" /></channel>
+    <channel><end pd="b" id="1" /><end pd="c" id="0" notify="false" /></channel>
+</system>"#;
+    let r = bulkhead_sdf::report::Report::new(&ok(xml));
+    let reach: Vec<(String, Vec<String>)> = r.reach.into_iter().map(|x| (x.from, x.to)).collect();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        reach,
+        vec![
+            ("a".into(), s(&["b", "c"])),
+            ("b".into(), s(&["a", "c"])),
+            ("c".into(), s(&[])),
+            ("d".into(), s(&[])),
+        ]
+    );
+    let f = r
+        .flows
+        .iter()
+        .find(|f| f.from == "b" && f.to == "a")
+        .unwrap();
+    assert!(!f.any(), "b has no direct right towards a: {f:?}");
+}

@@ -12,6 +12,7 @@
 //! - `check` — `bulkhead check` on the reference `system.xml`.
 
 mod host;
+mod sdf;
 mod kernel;
 
 use std::process::{Command, ExitCode};
@@ -80,6 +81,7 @@ type Extra = fn() -> Result<()>;
 
 /// Every area's test hooks, in the order they run.
 const AREAS: &[(&str, Setup, Extra)] = &[
+    ("sdf", sdf::setup, sdf::extra),
     ("kernel", kernel::setup, kernel::extra),
 ];
 
