@@ -54,9 +54,28 @@ impl PdState {
     const EMPTY: PdState = PdState {
         space: AddressSpace { pml4: 0 },
         ctx: TrapFrame {
-            r15: 0, r14: 0, r13: 0, r12: 0, r11: 0, r10: 0, r9: 0, r8: 0, rbp: 0, rdi: 0,
-            rsi: 0, rdx: 0, rcx: 0, rbx: 0, rax: 0, vector: 0, error: 0, rip: 0, cs: 0,
-            rflags: 0, rsp: 0, ss: 0,
+            r15: 0,
+            r14: 0,
+            r13: 0,
+            r12: 0,
+            r11: 0,
+            r10: 0,
+            r9: 0,
+            r8: 0,
+            rbp: 0,
+            rdi: 0,
+            rsi: 0,
+            rdx: 0,
+            rcx: 0,
+            rbx: 0,
+            rax: 0,
+            vector: 0,
+            error: 0,
+            rip: 0,
+            cs: 0,
+            rflags: 0,
+            rsp: 0,
+            ss: 0,
         },
         state: State::Stopped,
         pending_notify: 0,
@@ -132,7 +151,9 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
     );
 
     if info_phys == 0 || info_phys + 8 > paging::DIRECT_MAP_LIMIT {
-        fatal(format_args!("Multiboot2 information pointer {info_phys:#x} is unusable"));
+        fatal(format_args!(
+            "Multiboot2 information pointer {info_phys:#x} is unusable"
+        ));
     }
     let info = crate::arch::boot_info_bytes(info_phys);
     let bi = match boot_info::parse(magic, info) {
@@ -142,8 +163,14 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
     let mut frames = FrameAllocator::new(&bi.usable, 0x10_0000, paging::DIRECT_MAP_LIMIT);
     let kstart = core::ptr::addr_of!(__kernel_phys_start) as u64;
     let kend = core::ptr::addr_of!(__kernel_phys_end) as u64;
-    frames.reserve(PhysRange { start: kstart, end: kend });
-    frames.reserve(PhysRange { start: info_phys, end: info_phys + info.len() as u64 });
+    frames.reserve(PhysRange {
+        start: kstart,
+        end: kend,
+    });
+    frames.reserve(PhysRange {
+        start: info_phys,
+        end: info_phys + info.len() as u64,
+    });
     for m in &bi.modules {
         frames.reserve(*m);
     }
@@ -157,10 +184,15 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
         bi.modules.len()
     );
     let Some(module) = bi.modules.first() else {
-        fatal(format_args!("no boot module: the image must carry the plan written by `bulkhead pack`"))
+        fatal(format_args!(
+            "no boot module: the image must carry the plan written by `bulkhead pack`"
+        ))
     };
     if module.end > paging::DIRECT_MAP_LIMIT {
-        fatal(format_args!("boot module above 4 GiB ({:#x}), not supported", module.start));
+        fatal(format_args!(
+            "boot module above 4 GiB ({:#x}), not supported",
+            module.start
+        ));
     }
     let module_bytes = crate::arch::phys_slice(module.start, module.end - module.start);
     let (plan, data) = match plan::decode(module_bytes) {
@@ -176,7 +208,11 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
     );
 
     let (tsc_khz, lapic_per_ms) = apic::init();
-    kprintln!("bulkhead: TSC {} kHz, LAPIC timer {} ticks/ms", tsc_khz, lapic_per_ms);
+    kprintln!(
+        "bulkhead: TSC {} kHz, LAPIC timer {} ticks/ms",
+        tsc_khz,
+        lapic_per_ms
+    );
 
     // SAFETY: first and only initialisation, before any trap can use it.
     unsafe {
@@ -197,8 +233,15 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
     if let Err(e) = k.create_objects(&mut frames) {
         fatal(format_args!("{e}"));
     }
-    kprintln!("bulkhead: {} KiB used by PD memory and tables; starting", frames.allocated * 4);
-    apic::start_timer(lapic_per_ms.saturating_mul(TICK_MS), tsc_khz.saturating_mul(TICK_MS as u64), prot.tsc_deadline);
+    kprintln!(
+        "bulkhead: {} KiB used by PD memory and tables; starting",
+        frames.allocated * 4
+    );
+    apic::start_timer(
+        lapic_per_ms.saturating_mul(TICK_MS),
+        tsc_khz.saturating_mul(TICK_MS as u64),
+        prot.tsc_deadline,
+    );
     k.last_tsc = cpu::rdtsc();
     let mut frame = TrapFrame::default();
     loop {
@@ -211,7 +254,11 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
 }
 
 fn on(b: bool) -> &'static str {
-    if b { "on" } else { "absent" }
+    if b {
+        "on"
+    } else {
+        "absent"
+    }
 }
 
 impl Kernel {
@@ -223,7 +270,9 @@ impl Kernel {
             region_base[i] = match r.phys_addr {
                 Some(p) => p,
                 None => {
-                    let base = frames.alloc_contiguous(r.size / PAGE).ok_or("out of memory for regions")?;
+                    let base = frames
+                        .alloc_contiguous(r.size / PAGE)
+                        .ok_or("out of memory for regions")?;
                     for p in 0..r.size / PAGE {
                         paging::zero_frame(base + p * PAGE);
                     }
@@ -240,30 +289,53 @@ impl Kernel {
             for seg in &pd.segments {
                 let first = seg.vaddr & !(PAGE - 1);
                 let last = (seg.vaddr + seg.mem_size + PAGE - 1) & !(PAGE - 1);
-                let perms = Perms { write: seg.perms & PERM_W != 0, exec: seg.perms & PERM_X != 0, uncached: false };
+                let perms = Perms {
+                    write: seg.perms & PERM_W != 0,
+                    exec: seg.perms & PERM_X != 0,
+                    uncached: false,
+                };
                 let mut va = first;
                 while va < last {
                     let f = fs.frame().ok_or("out of memory for PD images")?;
-                    space.map(va, f, perms, &mut fs).ok_or("out of memory for page tables")?;
+                    space
+                        .map(va, f, perms, &mut fs)
+                        .ok_or("out of memory for page tables")?;
                     va += PAGE;
                 }
             }
             // Stack (the guard page below it stays unmapped) and IPC buffer.
-            let rw = Perms { write: true, exec: false, uncached: false };
+            let rw = Perms {
+                write: true,
+                exec: false,
+                uncached: false,
+            };
             let mut va = STACK_TOP - pd.stack_size;
             while va < STACK_TOP {
                 let f = fs.frame().ok_or("out of memory for stacks")?;
-                space.map(va, f, rw, &mut fs).ok_or("out of memory for page tables")?;
+                space
+                    .map(va, f, rw, &mut fs)
+                    .ok_or("out of memory for page tables")?;
                 va += PAGE;
             }
             let ipc = fs.frame().ok_or("out of memory for IPC buffers")?;
-            space.map(IPC_BUFFER_VADDR, ipc, rw, &mut fs).ok_or("out of memory for page tables")?;
+            space
+                .map(IPC_BUFFER_VADDR, ipc, rw, &mut fs)
+                .ok_or("out of memory for page tables")?;
             for m in &pd.maps {
                 let r = &self.plan.regions[m.region as usize];
-                let perms = Perms { write: m.perms & PERM_W != 0, exec: m.perms & PERM_X != 0, uncached: !m.cached };
+                let perms = Perms {
+                    write: m.perms & PERM_W != 0,
+                    exec: m.perms & PERM_X != 0,
+                    uncached: !m.cached,
+                };
                 for p in 0..r.size / PAGE {
                     space
-                        .map(m.vaddr + p * PAGE, region_base[m.region as usize] + p * PAGE, perms, &mut fs)
+                        .map(
+                            m.vaddr + p * PAGE,
+                            region_base[m.region as usize] + p * PAGE,
+                            perms,
+                            &mut fs,
+                        )
                         .ok_or("out of memory for page tables")?;
                 }
             }
@@ -298,7 +370,8 @@ impl Kernel {
             }
             // Copy the stored bytes page by page (the plan bounds-checked
             // data_offset + data_len against the data area).
-            let bytes = &self.data[seg.data_offset as usize..(seg.data_offset + seg.data_len) as usize];
+            let bytes =
+                &self.data[seg.data_offset as usize..(seg.data_offset + seg.data_len) as usize];
             let mut done = 0usize;
             while done < bytes.len() {
                 let va = seg.vaddr + done as u64;
@@ -330,7 +403,8 @@ impl Kernel {
 
     fn now_us(&self) -> u64 {
         let c = cpu::rdtsc();
-        (c / self.tsc_khz.max(1)).saturating_mul(1000) + (c % self.tsc_khz.max(1)) * 1000 / self.tsc_khz.max(1)
+        (c / self.tsc_khz.max(1)).saturating_mul(1000)
+            + (c % self.tsc_khz.max(1)) * 1000 / self.tsc_khz.max(1)
     }
 
     fn account(&mut self) {
@@ -409,19 +483,30 @@ impl Kernel {
         // 2. PPCs waiting for this PD, highest priority caller first.
         let mut best: Option<usize> = None;
         for c in 0..self.plan.pds.len() {
-            if let State::Calling { callee, served: false } = self.pds[c].state {
-                if callee == i && best.is_none_or(|b| self.plan.pds[c].priority > self.plan.pds[b].priority) {
+            if let State::Calling {
+                callee,
+                served: false,
+            } = self.pds[c].state
+            {
+                if callee == i
+                    && best.is_none_or(|b| self.plan.pds[c].priority > self.plan.pds[b].priority)
+                {
                     best = Some(c);
                 }
             }
         }
         if let Some(caller) = best {
             if let State::Calling { callee, .. } = self.pds[caller].state {
-                self.pds[caller].state = State::Calling { callee, served: true };
+                self.pds[caller].state = State::Calling {
+                    callee,
+                    served: true,
+                };
             }
             let info = MessageInfo::from_raw(self.pds[caller].ctx.rsi);
             let ch = self.pds[caller].ctx.rdi;
-            let peer = caps::call_target(&self.plan, caller, ch).map(|p| p.id).unwrap_or(0);
+            let peer = caps::call_target(&self.plan, caller, ch)
+                .map(|p| p.id)
+                .unwrap_or(0);
             self.copy_mrs(caller, i, info.count());
             self.pds[i].serving = Some(caller);
             let c = &mut self.pds[i].ctx;
@@ -531,7 +616,11 @@ impl Kernel {
     fn io_port_of(&self, i: usize, f: &TrapFrame) -> Option<u16> {
         let mut code = [0u8; 2];
         self.pds[i].space.copy_from_user(f.rip, &mut code).ok()?;
-        let (op, imm) = if code[0] == 0x66 { (code[1], None) } else { (code[0], Some(code[1])) };
+        let (op, imm) = if code[0] == 0x66 {
+            (code[1], None)
+        } else {
+            (code[0], Some(code[1]))
+        };
         match op {
             0xe4..=0xe7 => {
                 let mut b = [0u8; 3];
@@ -559,7 +648,10 @@ impl Kernel {
                 let mut done = 0u64;
                 while done < len {
                     let n = (len - done).min(256) as usize;
-                    if let Err(bad) = self.pds[i].space.copy_from_user(ptr.wrapping_add(done), &mut buf[..n]) {
+                    if let Err(bad) = self.pds[i]
+                        .space
+                        .copy_from_user(ptr.wrapping_add(done), &mut buf[..n])
+                    {
                         return self.fault(i, FaultKind::BadUserPointer, bad);
                     }
                     for &b in &buf[..n] {
@@ -567,7 +659,11 @@ impl Kernel {
                             kprint!("{}| ", self.plan.pds[i].name.as_str());
                             self.pds[i].line_start = false;
                         }
-                        let _ = crate::arch::serial::Console.write_char(if b.is_ascii() { b as char } else { '?' });
+                        let _ = crate::arch::serial::Console.write_char(if b.is_ascii() {
+                            b as char
+                        } else {
+                            '?'
+                        });
                         if b == b'\n' {
                             self.pds[i].line_start = true;
                         }
@@ -595,7 +691,13 @@ impl Kernel {
                 if matches!(self.pds[peer.pd].state, State::Faulted | State::Stopped) {
                     return ret(self, Error::CalleeUnavailable);
                 }
-                self.block(i, State::Calling { callee: peer.pd, served: false });
+                self.block(
+                    i,
+                    State::Calling {
+                        callee: peer.pd,
+                        served: false,
+                    },
+                );
                 self.deliver(peer.pd);
             }
             Syscall::ReplyRecv => {
@@ -604,8 +706,17 @@ impl Kernel {
                         return ret(self, Error::NothingToReply);
                     };
                     let info = MessageInfo::from_raw(ctx.rsi);
-                    if self.pds[caller].state == (State::Calling { callee: i, served: true }) {
-                        let info = if info.is_valid() { info } else { MessageInfo::new(info.label(), 0) };
+                    if self.pds[caller].state
+                        == (State::Calling {
+                            callee: i,
+                            served: true,
+                        })
+                    {
+                        let info = if info.is_valid() {
+                            info
+                        } else {
+                            MessageInfo::new(info.label(), 0)
+                        };
                         self.copy_mrs(i, caller, info.count());
                         self.pds[caller].ctx.rax = Error::Ok as u64;
                         self.pds[caller].ctx.rdi = info.raw();

@@ -3,7 +3,10 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
-use bulkhead_microkit::{debug_println, protection_domain, rdtsc, set_mr, setvar, Channel, Handler, Infallible, MessageInfo};
+use bulkhead_microkit::{
+    debug_println, protection_domain, rdtsc, set_mr, setvar, Channel, Handler, Infallible,
+    MessageInfo,
+};
 use bulkhead_test_pds::{fail, pass, Shared};
 
 setvar!(stamps);
@@ -30,7 +33,11 @@ fn init() -> Client {
         sum += d;
         min = min.min(d);
     }
-    debug_println!("BENCH ppcall_round_trip_cycles mean={} min={} n={N}", sum / N, min);
+    debug_println!(
+        "BENCH ppcall_round_trip_cycles mean={} min={} n={N}",
+        sum / N,
+        min
+    );
     let (mut sum, mut min) = (0u64, u64::MAX);
     for _ in 0..N {
         let t0 = rdtsc();
@@ -39,7 +46,11 @@ fn init() -> Client {
         sum += d;
         min = min.min(d);
     }
-    debug_println!("BENCH notify_wake_cycles mean={} min={} n={N}", sum / N, min);
+    debug_println!(
+        "BENCH notify_wake_cycles mean={} min={} n={N}",
+        sum / N,
+        min
+    );
     pass("bench");
     Client
 }

@@ -3,7 +3,9 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
-use bulkhead_microkit::{protection_domain, rdtsc, setvar, Channel, ChannelSet, Handler, Infallible, MessageInfo};
+use bulkhead_microkit::{
+    protection_domain, rdtsc, setvar, Channel, ChannelSet, Handler, Infallible, MessageInfo,
+};
 use bulkhead_test_pds::Shared;
 
 setvar!(stamps);

@@ -4,7 +4,10 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
-use bulkhead_microkit::{debug_println, get_mr, protection_domain, set_mr, Channel, ChannelSet, Handler, Infallible, MessageInfo};
+use bulkhead_microkit::{
+    debug_println, get_mr, protection_domain, set_mr, Channel, ChannelSet, Handler, Infallible,
+    MessageInfo,
+};
 use bulkhead_test_pds::{check, fail, pass};
 
 const SERVER: Channel = Channel::new(1);
@@ -21,7 +24,17 @@ fn init() -> Client {
     match SERVER.pp_call(MessageInfo::new(7, 3)) {
         Ok(reply) => {
             let ok = reply.label() == 8 && reply.count() == 2 && get_mr(0) == 12 && get_mr(1) == 60;
-            if check(T, ok, format_args!("bad reply label {} count {} mr0 {} mr1 {}", reply.label(), reply.count(), get_mr(0), get_mr(1))) {
+            if check(
+                T,
+                ok,
+                format_args!(
+                    "bad reply label {} count {} mr0 {} mr1 {}",
+                    reply.label(),
+                    reply.count(),
+                    get_mr(0),
+                    get_mr(1)
+                ),
+            ) {
                 debug_println!("reply ok: sum {} product {}", get_mr(0), get_mr(1));
             }
         }
@@ -34,7 +47,11 @@ impl Handler for Client {
     type Error = Infallible;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
-        if check(T, channels.contains(SERVER), format_args!("notified on {:#x}", channels.bits())) {
+        if check(
+            T,
+            channels.contains(SERVER),
+            format_args!("notified on {:#x}", channels.bits()),
+        ) {
             debug_println!("server notified us back");
             pass(T);
         }

@@ -4,7 +4,10 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
-use bulkhead_microkit::{debug_println, get_mr, protection_domain, set_mr, Channel, ChannelSet, Handler, Infallible, MessageInfo};
+use bulkhead_microkit::{
+    debug_println, get_mr, protection_domain, set_mr, Channel, ChannelSet, Handler, Infallible,
+    MessageInfo,
+};
 
 const CLIENT: Channel = Channel::new(2);
 
@@ -28,8 +31,17 @@ impl Handler for Server {
         Ok(())
     }
 
-    fn protected(&mut self, channel: Channel, msg_info: MessageInfo) -> Result<MessageInfo, Self::Error> {
-        debug_println!("call on {} label {} with {} words", channel.index(), msg_info.label(), msg_info.count());
+    fn protected(
+        &mut self,
+        channel: Channel,
+        msg_info: MessageInfo,
+    ) -> Result<MessageInfo, Self::Error> {
+        debug_println!(
+            "call on {} label {} with {} words",
+            channel.index(),
+            msg_info.label(),
+            msg_info.count()
+        );
         let words: [u64; 3] = [get_mr(0), get_mr(1), get_mr(2)];
         let n = msg_info.count().min(3);
         let sum: u64 = words[..n].iter().sum();

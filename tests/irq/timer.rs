@@ -3,7 +3,9 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
-use bulkhead_microkit::{debug_println, io, protection_domain, Channel, ChannelSet, Handler, Infallible};
+use bulkhead_microkit::{
+    debug_println, io, protection_domain, Channel, ChannelSet, Handler, Infallible,
+};
 use bulkhead_test_pds::{check, pass};
 
 const T: &str = "irq";
@@ -27,7 +29,11 @@ impl Handler for Timer {
     type Error = Infallible;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
-        if !check(T, channels.contains(PIT_IRQ), format_args!("notified on {:#x}", channels.bits())) {
+        if !check(
+            T,
+            channels.contains(PIT_IRQ),
+            format_args!("notified on {:#x}", channels.bits()),
+        ) {
             return Ok(());
         }
         self.ticks += 1;

@@ -4,7 +4,10 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
-use bulkhead_microkit::{debug_println, protection_domain, setvar, Channel, Child, FaultInfo, FaultKind, Handler, Infallible, MessageInfo};
+use bulkhead_microkit::{
+    debug_println, protection_domain, setvar, Channel, Child, FaultInfo, FaultKind, Handler,
+    Infallible, MessageInfo,
+};
 use bulkhead_test_pds::{check, fail, pass, Shared};
 
 #[path = "stages.rs"]
@@ -39,23 +42,40 @@ fn init() -> Supervisor {
     debug_println!("isolation test: {} stages", STAGES);
     // The victim (lower priority) already ran stage 0 if it was set: it
     // starts with ctl[0] == 0 (fresh memory), which is stage 0.
-    Supervisor { ctl: ctl_s, report: Shared::new(report.get()), stage: 0 }
+    Supervisor {
+        ctl: ctl_s,
+        report: Shared::new(report.get()),
+        stage: 0,
+    }
 }
 
 impl Handler for Supervisor {
     type Error = Infallible;
 
     fn fault(&mut self, child: Child, info: FaultInfo) -> Result<(), Self::Error> {
-        if !check(T, child.index() == VICTIM, format_args!("fault of child {}", child.index())) {
+        if !check(
+            T,
+            child.index() == VICTIM,
+            format_args!("fault of child {}", child.index()),
+        ) {
             return Ok(());
         }
         let want_kind = EXPECTED.get(self.stage as usize).copied();
         let want_addr = self.report.read(0);
         debug_println!(
             "stage {}: {:?} at {:#x} (RIP {:#x}); expected {:?} at {:#x}",
-            self.stage, info.kind, info.address, info.ip, want_kind, want_addr
+            self.stage,
+            info.kind,
+            info.address,
+            info.ip,
+            want_kind,
+            want_addr
         );
-        if !check(T, info.kind == want_kind && info.address == want_addr, format_args!("stage {} wrong fault", self.stage)) {
+        if !check(
+            T,
+            info.kind == want_kind && info.address == want_addr,
+            format_args!("stage {} wrong fault", self.stage),
+        ) {
             return Ok(());
         }
         self.stage += 1;

@@ -7,7 +7,9 @@
 // This PD breaks the rules on purpose; the kernel must contain it.
 #![allow(unsafe_code)]
 
-use bulkhead_microkit::{debug_println, io, protection_domain, setvar, Channel, Handler, Infallible};
+use bulkhead_microkit::{
+    debug_println, io, protection_domain, setvar, Channel, Handler, Infallible,
+};
 use bulkhead_test_pds::Shared;
 
 #[path = "stages.rs"]
@@ -61,14 +63,18 @@ fn init() -> Victim {
             report_words.write(0, BAD_SYSCALL);
             // SAFETY: none — an unknown syscall number, on purpose; the kernel
             // faults this PD instead of returning.
-            unsafe { core::arch::asm!("int 0x80", in("rax") BAD_SYSCALL, in("rdi") 0u64, in("rsi") 0u64) };
+            unsafe {
+                core::arch::asm!("int 0x80", in("rax") BAD_SYSCALL, in("rdi") 0u64, in("rsi") 0u64)
+            };
             debug_println!("unknown syscall returned?!");
         }
         6 => {
             report_words.write(0, UNMAPPED);
             // SAFETY: none — DebugPuts (1) with a pointer into nothing, on
             // purpose; the kernel's checked accessor must refuse it.
-            unsafe { core::arch::asm!("int 0x80", in("rax") 1u64, in("rdi") UNMAPPED, in("rsi") 16u64) };
+            unsafe {
+                core::arch::asm!("int 0x80", in("rax") 1u64, in("rdi") UNMAPPED, in("rsi") 16u64)
+            };
             debug_println!("printed from an unmapped buffer?!");
         }
         _ => debug_println!("behaving"),

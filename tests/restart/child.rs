@@ -29,7 +29,10 @@ fn init() -> Child {
     let boots = sh.read(0) + 1;
     sh.write(0, boots);
     sh.write(1, fresh as u64);
-    debug_println!("start #{boots}: data {counter}, bss {dirty:#x} -> {}", if fresh { "fresh" } else { "STALE" });
+    debug_println!(
+        "start #{boots}: data {counter}, bss {dirty:#x} -> {}",
+        if fresh { "fresh" } else { "STALE" }
+    );
     // SAFETY: none — a null read, on purpose.
     let v = unsafe { core::ptr::read_volatile(core::ptr::null::<u64>()) };
     debug_println!("read {v} from address 0?!");

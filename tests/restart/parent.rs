@@ -4,7 +4,9 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
-use bulkhead_microkit::{debug_println, protection_domain, setvar, Child, FaultInfo, FaultKind, Handler, Infallible};
+use bulkhead_microkit::{
+    debug_println, protection_domain, setvar, Child, FaultInfo, FaultKind, Handler, Infallible,
+};
 use bulkhead_test_pds::{check, pass, Shared};
 
 setvar!(shared);
@@ -18,7 +20,10 @@ struct Parent {
 }
 
 fn init() -> Parent {
-    Parent { sh: Shared::new(shared.get()), faults: 0 }
+    Parent {
+        sh: Shared::new(shared.get()),
+        faults: 0,
+    }
 }
 
 impl Handler for Parent {
@@ -27,9 +32,21 @@ impl Handler for Parent {
     fn fault(&mut self, child: Child, info: FaultInfo) -> Result<(), Self::Error> {
         self.faults += 1;
         let (boots, fresh) = (self.sh.read(0), self.sh.read(1));
-        debug_println!("child fault #{}: {:?} at {:#x}; child boots {boots}, fresh {fresh}", self.faults, info.kind, info.address);
-        let ok = info.kind == Some(FaultKind::ReadFault) && info.address == 0 && boots == self.faults && fresh == 1;
-        if !check(T, ok, format_args!("unexpected state after fault #{}", self.faults)) {
+        debug_println!(
+            "child fault #{}: {:?} at {:#x}; child boots {boots}, fresh {fresh}",
+            self.faults,
+            info.kind,
+            info.address
+        );
+        let ok = info.kind == Some(FaultKind::ReadFault)
+            && info.address == 0
+            && boots == self.faults
+            && fresh == 1;
+        if !check(
+            T,
+            ok,
+            format_args!("unexpected state after fault #{}", self.faults),
+        ) {
             return Ok(());
         }
         if self.faults < RUNS {

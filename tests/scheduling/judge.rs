@@ -6,7 +6,9 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
-use bulkhead_microkit::{debug_println, protection_domain, rdtsc, setvar, Channel, Handler, Infallible};
+use bulkhead_microkit::{
+    debug_println, protection_domain, rdtsc, setvar, Channel, Handler, Infallible,
+};
 use bulkhead_test_pds::{check, pass, Shared};
 
 setvar!(shared);
@@ -20,12 +22,20 @@ fn init() -> Judge {
     let sh = Shared::new(shared.get());
     let spins0 = sh.read(0);
     debug_println!("judge runs; spinner counted {spins0} so far");
-    if !check(T, spins0 > 0, format_args!("spinner never ran before the judge")) {
+    if !check(
+        T,
+        spins0 > 0,
+        format_args!("spinner never ran before the judge"),
+    ) {
         return Judge;
     }
     HIGH.notify();
     let high_ran = sh.read(1);
-    if !check(T, high_ran == 1, format_args!("high did not preempt the judge on notify")) {
+    if !check(
+        T,
+        high_ran == 1,
+        format_args!("high did not preempt the judge on notify"),
+    ) {
         return Judge;
     }
     debug_println!("high preempted the judge on notify");
@@ -45,7 +55,12 @@ fn init() -> Judge {
             let mut stable = 0;
             while stable < 1000 {
                 let n = sh.read(0);
-                if n == last { stable += 1 } else { last = n; stable = 0 }
+                if n == last {
+                    stable += 1
+                } else {
+                    last = n;
+                    stable = 0
+                }
                 own += 1;
             }
         }
@@ -54,7 +69,11 @@ fn init() -> Judge {
         }
     }
     debug_println!("judge iterations {own}, spinner bursts seen {periods_seen}");
-    if check(T, periods_seen >= 3 && own > 0, format_args!("the spinner stopped getting its budget")) {
+    if check(
+        T,
+        periods_seen >= 3 && own > 0,
+        format_args!("the spinner stopped getting its budget"),
+    ) {
         pass(T);
     }
     Judge

@@ -95,7 +95,9 @@ pub fn parse(magic: u32, info: &[u8]) -> Result<BootInfo, BootInfoError> {
                 if end < start {
                     return Err(BootInfoError::Truncated);
                 }
-                out.modules.push(PhysRange { start, end }).map_err(|_| BootInfoError::TooMany)?;
+                out.modules
+                    .push(PhysRange { start, end })
+                    .map_err(|_| BootInfoError::TooMany)?;
             }
             6 => {
                 out.has_mmap = true;
@@ -110,7 +112,9 @@ pub fn parse(magic: u32, info: &[u8]) -> Result<BootInfo, BootInfoError> {
                     let kind = u32_at(tag, e + 16).ok_or(BootInfoError::Truncated)?;
                     if kind == 1 && len > 0 {
                         let end = base.saturating_add(len);
-                        out.usable.push(PhysRange { start: base, end }).map_err(|_| BootInfoError::TooMany)?;
+                        out.usable
+                            .push(PhysRange { start: base, end })
+                            .map_err(|_| BootInfoError::TooMany)?;
                     }
                     e += entry_size;
                 }
@@ -151,7 +155,10 @@ impl FrameAllocator {
 
     /// Removes `r` from the free ranges (splitting one if needed).
     pub fn reserve(&mut self, r: PhysRange) {
-        let r = PhysRange { start: r.start & !(PAGE - 1), end: r.end.saturating_add(PAGE - 1) & !(PAGE - 1) };
+        let r = PhysRange {
+            start: r.start & !(PAGE - 1),
+            end: r.end.saturating_add(PAGE - 1) & !(PAGE - 1),
+        };
         let mut i = 0;
         while i < self.free.len() {
             let f = self.free[i];
@@ -161,10 +168,16 @@ impl FrameAllocator {
             }
             self.free.swap_remove(i);
             if f.start < r.start {
-                let _ = self.free.push(PhysRange { start: f.start, end: r.start });
+                let _ = self.free.push(PhysRange {
+                    start: f.start,
+                    end: r.start,
+                });
             }
             if r.end < f.end {
-                let _ = self.free.push(PhysRange { start: r.end, end: f.end });
+                let _ = self.free.push(PhysRange {
+                    start: r.end,
+                    end: f.end,
+                });
             }
         }
     }
@@ -213,7 +226,11 @@ mod tests {
         let mut mmap = std::vec::Vec::new();
         mmap.extend_from_slice(&24u32.to_le_bytes());
         mmap.extend_from_slice(&0u32.to_le_bytes());
-        for (base, len, kind) in [(0u64, 0x9f000u64, 1u32), (0x100000, 0x7f00000, 1), (0xfec00000, 0x1000, 2)] {
+        for (base, len, kind) in [
+            (0u64, 0x9f000u64, 1u32),
+            (0x100000, 0x7f00000, 1),
+            (0xfec00000, 0x1000, 2),
+        ] {
             mmap.extend_from_slice(&base.to_le_bytes());
             mmap.extend_from_slice(&len.to_le_bytes());
             mmap.extend_from_slice(&kind.to_le_bytes());
@@ -239,8 +256,20 @@ mod tests {
     fn parses_memory_map_and_modules() {
         let i = parse(MB2_MAGIC, &info()).unwrap();
         assert_eq!(i.usable.len(), 2);
-        assert_eq!(i.usable[1], PhysRange { start: 0x100000, end: 0x8000000 });
-        assert_eq!(i.modules.as_slice(), &[PhysRange { start: 0x200000, end: 0x234567 }]);
+        assert_eq!(
+            i.usable[1],
+            PhysRange {
+                start: 0x100000,
+                end: 0x8000000
+            }
+        );
+        assert_eq!(
+            i.modules.as_slice(),
+            &[PhysRange {
+                start: 0x200000,
+                end: 0x234567
+            }]
+        );
     }
 
     #[test]
@@ -264,9 +293,21 @@ mod tests {
 
     #[test]
     fn allocator_skips_reserved_ranges() {
-        let usable = [PhysRange { start: 0, end: 0x9f000 }, PhysRange { start: 0x100000, end: 0x110000 }];
+        let usable = [
+            PhysRange {
+                start: 0,
+                end: 0x9f000,
+            },
+            PhysRange {
+                start: 0x100000,
+                end: 0x110000,
+            },
+        ];
         let mut a = FrameAllocator::new(&usable, 0x100000, 1 << 32);
-        a.reserve(PhysRange { start: 0x101000, end: 0x102800 });
+        a.reserve(PhysRange {
+            start: 0x101000,
+            end: 0x102800,
+        });
         let mut got = std::vec::Vec::new();
         while let Some(f) = a.alloc() {
             got.push(f);
@@ -281,7 +322,16 @@ mod tests {
 
     #[test]
     fn contiguous_allocation() {
-        let usable = [PhysRange { start: 0x100000, end: 0x104000 }, PhysRange { start: 0x200000, end: 0x210000 }];
+        let usable = [
+            PhysRange {
+                start: 0x100000,
+                end: 0x104000,
+            },
+            PhysRange {
+                start: 0x200000,
+                end: 0x210000,
+            },
+        ];
         let mut a = FrameAllocator::new(&usable, 0, 1 << 32);
         assert_eq!(a.alloc_contiguous(8), Some(0x200000));
         assert_eq!(a.alloc_contiguous(100), None);

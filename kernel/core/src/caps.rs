@@ -59,7 +59,10 @@ pub fn notify_target(plan: &BootPlan, pd: usize, id: u64) -> Result<Peer, CapErr
     if !me.notify {
         return Err(CapError::NotifyNotAllowed);
     }
-    Ok(Peer { pd: peer.pd as usize, id: peer.id })
+    Ok(Peer {
+        pd: peer.pd as usize,
+        id: peer.id,
+    })
 }
 
 /// The PD `pd` calls (PPC) on its channel `id`: who serves it, on which id.
@@ -69,19 +72,27 @@ pub fn call_target(plan: &BootPlan, pd: usize, id: u64) -> Result<Peer, CapError
     if !me.pp {
         return Err(CapError::CallNotAllowed);
     }
-    Ok(Peer { pd: peer.pd as usize, id: peer.id })
+    Ok(Peer {
+        pd: peer.pd as usize,
+        id: peer.id,
+    })
 }
 
 /// The index in the PD's IRQ list of the IRQ on channel `id`.
 pub fn irq_index(plan: &BootPlan, pd: usize, id: u64) -> Result<usize, CapError> {
     let p = plan.pds.get(pd).ok_or(CapError::NoChannel)?;
-    p.irqs.iter().position(|irq| irq.id as u64 == id).ok_or(CapError::NotAnIrq)
+    p.irqs
+        .iter()
+        .position(|irq| irq.id as u64 == id)
+        .ok_or(CapError::NotAnIrq)
 }
 
 /// Whether `pd` was granted I/O port `port`.
 pub fn ioport_allowed(plan: &BootPlan, pd: usize, port: u16) -> bool {
     plan.pds.get(pd).is_some_and(|p| {
-        p.ioports.iter().any(|r| port as u32 >= r.base as u32 && (port as u32) < r.base as u32 + r.size)
+        p.ioports
+            .iter()
+            .any(|r| port as u32 >= r.base as u32 && (port as u32) < r.base as u32 + r.size)
     })
 }
 
@@ -94,8 +105,15 @@ pub fn child(plan: &BootPlan, parent: usize, child_id: u64) -> Option<usize> {
 
 /// Where a fault of `pd` goes.
 pub fn fault_route(plan: &BootPlan, pd: usize) -> FaultRoute {
-    match plan.pds.get(pd).and_then(|p| p.parent.map(|parent| (parent, p.child_id))) {
-        Some((parent, child_id)) => FaultRoute::Parent { parent: parent as usize, child_id },
+    match plan
+        .pds
+        .get(pd)
+        .and_then(|p| p.parent.map(|parent| (parent, p.child_id)))
+    {
+        Some((parent, child_id)) => FaultRoute::Parent {
+            parent: parent as usize,
+            child_id,
+        },
         None => FaultRoute::StopAndReport,
     }
 }
@@ -123,7 +141,13 @@ mod tests {
     #[test]
     fn ioports_children_and_fault_routes() {
         let mut plan = two_pd_plan();
-        plan.pds[0].ioports.push(crate::plan::IoPorts { base: 0x3f8, size: 8 }).unwrap();
+        plan.pds[0]
+            .ioports
+            .push(crate::plan::IoPorts {
+                base: 0x3f8,
+                size: 8,
+            })
+            .unwrap();
         assert!(ioport_allowed(&plan, 0, 0x3f8));
         assert!(ioport_allowed(&plan, 0, 0x3ff));
         assert!(!ioport_allowed(&plan, 0, 0x400));
@@ -132,7 +156,13 @@ mod tests {
         assert_eq!(child(&plan, 0, 3), Some(1));
         assert_eq!(child(&plan, 0, 4), None);
         assert_eq!(child(&plan, 1, 3), None);
-        assert_eq!(fault_route(&plan, 1), FaultRoute::Parent { parent: 0, child_id: 3 });
+        assert_eq!(
+            fault_route(&plan, 1),
+            FaultRoute::Parent {
+                parent: 0,
+                child_id: 3
+            }
+        );
         assert_eq!(fault_route(&plan, 0), FaultRoute::StopAndReport);
         assert_eq!(irq_index(&plan, 0, 1), Err(CapError::NotAnIrq));
     }

@@ -294,9 +294,13 @@ impl core::fmt::Display for Rule {
             Rule::Overlap => "segments, maps, stack (with guard page) or IPC buffer overlap",
             Rule::MapBounds => "map names a missing region or an unaligned/out-of-range address",
             Rule::RegionBounds => "region size or physical address invalid",
-            Rule::ChannelEnd => "channel end names a missing PD, an id above 62, or the same PD twice",
+            Rule::ChannelEnd => {
+                "channel end names a missing PD, an id above 62, or the same PD twice"
+            }
             Rule::DuplicateId => "a channel/IRQ id is used twice in one PD",
-            Rule::PpPriority => "the PD a pp end calls must have strictly higher priority than the caller",
+            Rule::PpPriority => {
+                "the PD a pp end calls must have strictly higher priority than the caller"
+            }
             Rule::IrqBounds => "IRQ pin or vector out of range or used twice",
             Rule::IoPortBounds => "I/O port range empty or past 0xffff",
             Rule::Name => "empty name",
@@ -378,7 +382,9 @@ pub fn decode(module: &[u8]) -> Result<(BootPlan, &[u8]), PlanError> {
     let data_len = le64(module, 16).ok_or(PlanError::Truncated)?;
     let crc = le32(module, 24).ok_or(PlanError::Truncated)?;
     let body = &module[HEADER_LEN..];
-    let total = (plan_len as u64).checked_add(data_len).ok_or(PlanError::Truncated)?;
+    let total = (plan_len as u64)
+        .checked_add(data_len)
+        .ok_or(PlanError::Truncated)?;
     if (body.len() as u64) < total {
         return Err(PlanError::Truncated);
     }
@@ -436,19 +442,28 @@ impl Range {
         self.start < other.end && other.start < self.end
     }
     fn page_span(self) -> Range {
-        Range { start: self.start & !(PAGE - 1), end: self.end.saturating_add(PAGE - 1) & !(PAGE - 1) }
+        Range {
+            start: self.start & !(PAGE - 1),
+            end: self.end.saturating_add(PAGE - 1) & !(PAGE - 1),
+        }
     }
 }
 
 /// The stack's pages plus the guard page below it.
 pub fn stack_range_with_guard(stack_size: u64) -> Range {
     let top = bulkhead_abi::STACK_TOP;
-    Range { start: top.saturating_sub(stack_size).saturating_sub(PAGE), end: top }
+    Range {
+        start: top.saturating_sub(stack_size).saturating_sub(PAGE),
+        end: top,
+    }
 }
 
 /// The IPC buffer page.
 pub fn ipc_range() -> Range {
-    Range { start: bulkhead_abi::IPC_BUFFER_VADDR, end: bulkhead_abi::IPC_BUFFER_VADDR + PAGE }
+    Range {
+        start: bulkhead_abi::IPC_BUFFER_VADDR,
+        end: bulkhead_abi::IPC_BUFFER_VADDR + PAGE,
+    }
 }
 
 fn wx(perms: u8) -> bool {
@@ -463,7 +478,10 @@ impl BootPlan {
             return Err(PlanError::NoPds);
         }
         for (ri, r) in self.regions.iter().enumerate() {
-            let err = |rule| PlanError::Region { region: ri as u8, rule };
+            let err = |rule| PlanError::Region {
+                region: ri as u8,
+                rule,
+            };
             if r.name.is_empty() {
                 return Err(err(Rule::Name));
             }
@@ -488,9 +506,13 @@ impl BootPlan {
             }
         }
         for (ci, ch) in self.channels.iter().enumerate() {
-            let err = |rule| PlanError::Channel { channel: ci as u8, rule };
+            let err = |rule| PlanError::Channel {
+                channel: ci as u8,
+                rule,
+            };
             for end in [ch.a, ch.b] {
-                if end.pd as usize >= self.pds.len() || end.id as u64 > bulkhead_abi::MAX_CHANNEL_ID {
+                if end.pd as usize >= self.pds.len() || end.id as u64 > bulkhead_abi::MAX_CHANNEL_ID
+                {
                     return Err(err(Rule::ChannelEnd));
                 }
             }
@@ -499,7 +521,8 @@ impl BootPlan {
             }
             for (caller, callee) in [(ch.a, ch.b), (ch.b, ch.a)] {
                 if caller.pp
-                    && self.pds[callee.pd as usize].priority <= self.pds[caller.pd as usize].priority
+                    && self.pds[callee.pd as usize].priority
+                        <= self.pds[caller.pd as usize].priority
                 {
                     return Err(err(Rule::PpPriority));
                 }
@@ -511,7 +534,10 @@ impl BootPlan {
             let mut take = |id: u8| -> Result<(), PlanError> {
                 let bit = 1u64 << (id as u64 & 63);
                 if id as u64 > bulkhead_abi::MAX_CHANNEL_ID || used & bit != 0 {
-                    return Err(PlanError::Pd { pd: pi as u8, rule: Rule::DuplicateId });
+                    return Err(PlanError::Pd {
+                        pd: pi as u8,
+                        rule: Rule::DuplicateId,
+                    });
                 }
                 used |= bit;
                 Ok(())
@@ -540,7 +566,11 @@ impl BootPlan {
                 cur = self.pds[p as usize].parent;
             }
             for (qi, q) in self.pds.iter().enumerate() {
-                if qi != pi && q.parent.is_some() && q.parent == pd.parent && q.child_id == pd.child_id {
+                if qi != pi
+                    && q.parent.is_some()
+                    && q.parent == pd.parent
+                    && q.child_id == pd.child_id
+                {
                     return Err(err(Rule::ChildId));
                 }
             }
@@ -565,16 +595,31 @@ impl BootPlan {
         let mut total = 0u64;
         let mut entry_ok = false;
         for seg in &pd.segments {
-            let data_end = seg.data_offset.checked_add(seg.data_len).ok_or(Rule::SegmentBounds)?;
-            let end = seg.vaddr.checked_add(seg.mem_size).ok_or(Rule::SegmentBounds)?;
-            if data_end > data_len || seg.data_len > seg.mem_size || seg.mem_size == 0 || end > bulkhead_abi::USER_TOP || seg.vaddr < PAGE {
+            let data_end = seg
+                .data_offset
+                .checked_add(seg.data_len)
+                .ok_or(Rule::SegmentBounds)?;
+            let end = seg
+                .vaddr
+                .checked_add(seg.mem_size)
+                .ok_or(Rule::SegmentBounds)?;
+            if data_end > data_len
+                || seg.data_len > seg.mem_size
+                || seg.mem_size == 0
+                || end > bulkhead_abi::USER_TOP
+                || seg.vaddr < PAGE
+            {
                 return Err(Rule::SegmentBounds);
             }
             if wx(seg.perms) {
                 return Err(Rule::WriteExecute);
             }
             total = total.saturating_add(seg.mem_size);
-            let r = Range { start: seg.vaddr, end }.page_span();
+            let r = Range {
+                start: seg.vaddr,
+                end,
+            }
+            .page_span();
             if seg.perms & PERM_X != 0 && pd.entry >= seg.vaddr && pd.entry < end {
                 entry_ok = true;
             }
@@ -595,9 +640,16 @@ impl BootPlan {
             if wx(m.perms) {
                 return Err(Rule::WriteExecute);
             }
-            ranges.push(Range { start: m.vaddr, end }).map_err(|_| Rule::Overlap)?;
+            ranges
+                .push(Range {
+                    start: m.vaddr,
+                    end,
+                })
+                .map_err(|_| Rule::Overlap)?;
         }
-        ranges.push(stack_range_with_guard(pd.stack_size)).map_err(|_| Rule::Overlap)?;
+        ranges
+            .push(stack_range_with_guard(pd.stack_size))
+            .map_err(|_| Rule::Overlap)?;
         ranges.push(ipc_range()).map_err(|_| Rule::Overlap)?;
         for (i, a) in ranges.iter().enumerate() {
             for b in &ranges[i + 1..] {
@@ -607,7 +659,8 @@ impl BootPlan {
             }
         }
         for irq in &pd.irqs {
-            if irq.pin >= IOAPIC_PINS || irq.vector < MIN_IRQ_VECTOR || irq.vector > MAX_IRQ_VECTOR {
+            if irq.pin >= IOAPIC_PINS || irq.vector < MIN_IRQ_VECTOR || irq.vector > MAX_IRQ_VECTOR
+            {
                 return Err(Rule::IrqBounds);
             }
         }
@@ -627,7 +680,13 @@ pub(crate) mod tests {
     pub(crate) fn pd(name: &str, priority: u8) -> Pd {
         let mut segments = Vec::new();
         segments
-            .push(Segment { vaddr: 0x20_0000, mem_size: 0x1000, data_offset: 0, data_len: 16, perms: PERM_R | PERM_X })
+            .push(Segment {
+                vaddr: 0x20_0000,
+                mem_size: 0x1000,
+                data_offset: 0,
+                data_len: 16,
+                perms: PERM_R | PERM_X,
+            })
             .unwrap();
         Pd {
             name: String::try_from(name).unwrap(),
@@ -649,8 +708,18 @@ pub(crate) mod tests {
         plan.pds[1].child_id = 3;
         plan.channels
             .push(Channel {
-                a: End { pd: 0, id: 1, notify: true, pp: true },
-                b: End { pd: 1, id: 2, notify: true, pp: false },
+                a: End {
+                    pd: 0,
+                    id: 1,
+                    notify: true,
+                    pp: true,
+                },
+                b: End {
+                    pd: 1,
+                    id: 2,
+                    notify: true,
+                    pp: false,
+                },
             })
             .unwrap();
         plan
@@ -712,59 +781,175 @@ pub(crate) mod tests {
     fn structural_rules() {
         let mut p = two_pd_plan();
         p.pds[0].segments[0].perms = PERM_R | PERM_W | PERM_X;
-        assert_eq!(rule_of(&p), Err(PlanError::Pd { pd: 0, rule: Rule::WriteExecute }));
+        assert_eq!(
+            rule_of(&p),
+            Err(PlanError::Pd {
+                pd: 0,
+                rule: Rule::WriteExecute
+            })
+        );
 
         let mut p = two_pd_plan();
         p.pds[1].priority = 5; // callee below caller
-        assert_eq!(rule_of(&p), Err(PlanError::Channel { channel: 0, rule: Rule::PpPriority }));
+        assert_eq!(
+            rule_of(&p),
+            Err(PlanError::Channel {
+                channel: 0,
+                rule: Rule::PpPriority
+            })
+        );
 
         let mut p = two_pd_plan();
         p.pds[0].segments[0].data_len = 17;
-        assert_eq!(rule_of(&p), Err(PlanError::Pd { pd: 0, rule: Rule::SegmentBounds }));
+        assert_eq!(
+            rule_of(&p),
+            Err(PlanError::Pd {
+                pd: 0,
+                rule: Rule::SegmentBounds
+            })
+        );
 
         let mut p = two_pd_plan();
         p.pds[0].entry = 0x30_0000;
-        assert_eq!(rule_of(&p), Err(PlanError::Pd { pd: 0, rule: Rule::Entry }));
+        assert_eq!(
+            rule_of(&p),
+            Err(PlanError::Pd {
+                pd: 0,
+                rule: Rule::Entry
+            })
+        );
 
         let mut p = two_pd_plan();
         p.pds[0].parent = Some(1);
-        assert_eq!(rule_of(&p), Err(PlanError::Pd { pd: 0, rule: Rule::Parent }));
+        assert_eq!(
+            rule_of(&p),
+            Err(PlanError::Pd {
+                pd: 0,
+                rule: Rule::Parent
+            })
+        );
 
         let mut p = two_pd_plan();
         p.pds[0].budget_us = 2000;
-        assert_eq!(rule_of(&p), Err(PlanError::Pd { pd: 0, rule: Rule::Budget }));
+        assert_eq!(
+            rule_of(&p),
+            Err(PlanError::Pd {
+                pd: 0,
+                rule: Rule::Budget
+            })
+        );
 
         let mut p = two_pd_plan();
-        p.regions.push(Region { name: String::try_from("r").unwrap(), size: 0x2000, phys_addr: None }).unwrap();
-        p.pds[0].maps.push(Map { region: 0, vaddr: 0x1f_f000, perms: PERM_R, cached: true }).unwrap();
-        assert_eq!(rule_of(&p), Err(PlanError::Pd { pd: 0, rule: Rule::Overlap }));
+        p.regions
+            .push(Region {
+                name: String::try_from("r").unwrap(),
+                size: 0x2000,
+                phys_addr: None,
+            })
+            .unwrap();
+        p.pds[0]
+            .maps
+            .push(Map {
+                region: 0,
+                vaddr: 0x1f_f000,
+                perms: PERM_R,
+                cached: true,
+            })
+            .unwrap();
+        assert_eq!(
+            rule_of(&p),
+            Err(PlanError::Pd {
+                pd: 0,
+                rule: Rule::Overlap
+            })
+        );
         p.pds[0].maps[0].vaddr = 0x40_0000;
         assert_eq!(rule_of(&p), Ok(()));
         p.pds[0].maps[0].region = 7;
-        assert_eq!(rule_of(&p), Err(PlanError::Pd { pd: 0, rule: Rule::MapBounds }));
+        assert_eq!(
+            rule_of(&p),
+            Err(PlanError::Pd {
+                pd: 0,
+                rule: Rule::MapBounds
+            })
+        );
 
         let mut p = two_pd_plan();
-        p.pds[0].irqs.push(Irq { id: 1, pin: 2, vector: 0x90, level: false, active_low: false }).unwrap();
-        assert_eq!(rule_of(&p), Err(PlanError::Pd { pd: 0, rule: Rule::DuplicateId }));
+        p.pds[0]
+            .irqs
+            .push(Irq {
+                id: 1,
+                pin: 2,
+                vector: 0x90,
+                level: false,
+                active_low: false,
+            })
+            .unwrap();
+        assert_eq!(
+            rule_of(&p),
+            Err(PlanError::Pd {
+                pd: 0,
+                rule: Rule::DuplicateId
+            })
+        );
         p.pds[0].irqs[0].id = 5;
         assert_eq!(rule_of(&p), Ok(()));
-        p.pds[1].irqs.push(Irq { id: 6, pin: 3, vector: 0x90, level: false, active_low: false }).unwrap();
-        assert_eq!(rule_of(&p), Err(PlanError::Pd { pd: 1, rule: Rule::IrqBounds }));
+        p.pds[1]
+            .irqs
+            .push(Irq {
+                id: 6,
+                pin: 3,
+                vector: 0x90,
+                level: false,
+                active_low: false,
+            })
+            .unwrap();
+        assert_eq!(
+            rule_of(&p),
+            Err(PlanError::Pd {
+                pd: 1,
+                rule: Rule::IrqBounds
+            })
+        );
 
         let mut p = two_pd_plan();
-        p.pds[0].ioports.push(IoPorts { base: 0xfff0, size: 0x20 }).unwrap();
-        assert_eq!(rule_of(&p), Err(PlanError::Pd { pd: 0, rule: Rule::IoPortBounds }));
+        p.pds[0]
+            .ioports
+            .push(IoPorts {
+                base: 0xfff0,
+                size: 0x20,
+            })
+            .unwrap();
+        assert_eq!(
+            rule_of(&p),
+            Err(PlanError::Pd {
+                pd: 0,
+                rule: Rule::IoPortBounds
+            })
+        );
 
         let mut p = two_pd_plan();
         p.pds[0].segments[0].vaddr = bulkhead_abi::STACK_TOP - 0x4000 - 0x1000; // the guard page
         p.pds[0].entry = p.pds[0].segments[0].vaddr;
-        assert_eq!(rule_of(&p), Err(PlanError::Pd { pd: 0, rule: Rule::Overlap }));
+        assert_eq!(
+            rule_of(&p),
+            Err(PlanError::Pd {
+                pd: 0,
+                rule: Rule::Overlap
+            })
+        );
     }
 
     #[test]
     fn errors_print_an_actionable_message() {
-        let e = PlanError::Pd { pd: 2, rule: Rule::WriteExecute };
-        assert_eq!(std::format!("{e}"), "PD #2: segment or map is writable and executable");
+        let e = PlanError::Pd {
+            pd: 2,
+            rule: Rule::WriteExecute,
+        };
+        assert_eq!(
+            std::format!("{e}"),
+            "PD #2: segment or map is writable and executable"
+        );
         let e = PlanError::Version { found: 7 };
         assert!(std::format!("{e}").contains("bulkhead pack"));
     }

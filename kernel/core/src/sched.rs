@@ -51,7 +51,13 @@ impl Scheduler {
             runnable: false,
             stamp: 0,
         };
-        Self { entries: [E; MAX_PDS], len: 0, clock: 0, current: None, slice_over: false }
+        Self {
+            entries: [E; MAX_PDS],
+            len: 0,
+            clock: 0,
+            current: None,
+            slice_over: false,
+        }
     }
 
     /// Adds a PD (not yet runnable); returns its index, or `None` when full.
@@ -105,7 +111,9 @@ impl Scheduler {
                 e.remaining = e.budget;
                 // Skip periods that passed entirely (e.g. while blocked).
                 let missed = (now - e.next_refill) / e.period;
-                e.next_refill = e.next_refill.saturating_add((missed + 1).saturating_mul(e.period));
+                e.next_refill = e
+                    .next_refill
+                    .saturating_add((missed + 1).saturating_mul(e.period));
             }
         }
     }
@@ -135,7 +143,8 @@ impl Scheduler {
                 None => Some(i),
                 Some(b) => {
                     let be = &self.entries[b];
-                    if e.priority > be.priority || (e.priority == be.priority && e.stamp < be.stamp) {
+                    if e.priority > be.priority || (e.priority == be.priority && e.stamp < be.stamp)
+                    {
                         Some(i)
                     } else {
                         Some(b)
@@ -149,7 +158,11 @@ impl Scheduler {
             if eligible(&ce) && ce.priority == self.entries[best].priority && !self.slice_over {
                 return Some(c);
             }
-            if c != best && eligible(&ce) && self.slice_over && ce.priority == self.entries[best].priority {
+            if c != best
+                && eligible(&ce)
+                && self.slice_over
+                && ce.priority == self.entries[best].priority
+            {
                 // Rotation: the preempted PD goes to the back of its queue.
                 self.clock += 1;
                 self.entries[c].stamp = self.clock;
@@ -211,7 +224,11 @@ mod tests {
             seen.push(s.pick().unwrap());
         }
         seen.sort();
-        assert_eq!(seen, std::vec![a, b, c], "each equal-priority PD gets a turn");
+        assert_eq!(
+            seen,
+            std::vec![a, b, c],
+            "each equal-priority PD gets a turn"
+        );
         s.end_slice();
         assert_eq!(s.pick(), Some(first), "and then the first again");
     }

@@ -62,12 +62,17 @@ fn at(system: &System, line: u32) -> String {
 fn name<const N: usize>(s: &str, what: &str, loc: &str) -> Result<heapless::String<N>, PackError> {
     heapless::String::try_from(s).map_err(|_| PackError {
         at: loc.to_string(),
-        message: format!("{what} name '{s}' is longer than {N} bytes, the kernel's limit; shorten it"),
+        message: format!(
+            "{what} name '{s}' is longer than {N} bytes, the kernel's limit; shorten it"
+        ),
     })
 }
 
 fn full(loc: &str, what: &str, max: usize) -> PackError {
-    PackError { at: loc.to_string(), message: format!("more than {max} {what}, the kernel's limit") }
+    PackError {
+        at: loc.to_string(),
+        message: format!("more than {max} {what}, the kernel's limit"),
+    }
 }
 
 /// Looks `file` up in the search path (first match wins).
@@ -76,7 +81,10 @@ pub fn find_image(file: &str, search_path: &[PathBuf]) -> Option<PathBuf> {
     if p.is_absolute() {
         return p.exists().then(|| p.to_path_buf());
     }
-    search_path.iter().map(|d| d.join(file)).find(|c| c.is_file())
+    search_path
+        .iter()
+        .map(|d| d.join(file))
+        .find(|c| c.is_file())
 }
 
 /// A loadable segment read from an image.
@@ -110,19 +118,28 @@ pub fn load_image(
     setvars: &[(String, u64)],
     loc: &str,
 ) -> Result<Image, PackError> {
-    let err = |message: String| PackError { at: loc.to_string(), message };
+    let err = |message: String| PackError {
+        at: loc.to_string(),
+        message,
+    };
     let header = elf::FileHeader64::<object::Endianness>::parse(data)
         .map_err(|e| err(format!("not a 64-bit ELF file ({e})")))?;
-    let endian = header.endian().map_err(|e| err(format!("bad ELF header ({e})")))?;
+    let endian = header
+        .endian()
+        .map_err(|e| err(format!("bad ELF header ({e})")))?;
     if header.e_machine(endian) != elf::EM_X86_64 {
-        return Err(err("not an x86_64 image; build the PD for x86_64-unknown-none".into()));
+        return Err(err(
+            "not an x86_64 image; build the PD for x86_64-unknown-none".into(),
+        ));
     }
     if header.e_type(endian) != elf::ET_EXEC {
         return Err(err(
             "not a static executable (position-independent?); build PDs with `cargo xtask build`, which passes -C relocation-model=static".into(),
         ));
     }
-    let phdrs = header.program_headers(endian, data).map_err(|e| err(format!("bad program headers ({e})")))?;
+    let phdrs = header
+        .program_headers(endian, data)
+        .map_err(|e| err(format!("bad program headers ({e})")))?;
     let mut segments = Vec::new();
     for ph in phdrs {
         if ph.p_type(endian) != elf::PT_LOAD || ph.p_memsz(endian) == 0 {
@@ -141,10 +158,19 @@ pub fn load_image(
         }
         let vaddr = ph.p_vaddr(endian);
         if perms & PERM_W != 0 && perms & PERM_X != 0 {
-            return Err(err(format!("segment at {vaddr:#x} is writable and executable (W^X); fix the linker script")));
+            return Err(err(format!(
+                "segment at {vaddr:#x} is writable and executable (W^X); fix the linker script"
+            )));
         }
-        let bytes = ph.data(endian, data).map_err(|_| err(format!("segment at {vaddr:#x} lies outside the file")))?;
-        segments.push(ElfSegment { vaddr, mem_size: ph.p_memsz(endian), bytes: bytes.to_vec(), perms });
+        let bytes = ph
+            .data(endian, data)
+            .map_err(|_| err(format!("segment at {vaddr:#x} lies outside the file")))?;
+        segments.push(ElfSegment {
+            vaddr,
+            mem_size: ph.p_memsz(endian),
+            bytes: bytes.to_vec(),
+            perms,
+        });
     }
     if segments.is_empty() {
         return Err(err("no loadable segment".into()));
@@ -159,14 +185,18 @@ pub fn load_image(
             )));
         }
     }
-    let sym_file = object::File::parse(symbols.unwrap_or(data)).map_err(|e| err(format!("cannot read symbols ({e})")))?;
+    let sym_file = object::File::parse(symbols.unwrap_or(data))
+        .map_err(|e| err(format!("cannot read symbols ({e})")))?;
     for (symbol, value) in setvars {
         let sym = sym_file
             .symbols()
             .find(|s| s.name() == Ok(symbol.as_str()))
             .ok_or_else(|| err(format!("setvar symbol '{symbol}' is not in the image; declare it with `bulkhead_microkit::setvar!({symbol})`")))?;
         if sym.size() != 8 {
-            return Err(err(format!("setvar symbol '{symbol}' is {} bytes, not 8 (a u64)", sym.size())));
+            return Err(err(format!(
+                "setvar symbol '{symbol}' is {} bytes, not 8 (a u64)",
+                sym.size()
+            )));
         }
         let addr = sym.address();
         let seg = segments
@@ -176,7 +206,10 @@ pub fn load_image(
         let off = (addr - seg.vaddr) as usize;
         seg.bytes[off..off + 8].copy_from_slice(&value.to_le_bytes());
     }
-    Ok(Image { entry: header.e_entry(endian), segments })
+    Ok(Image {
+        entry: header.e_entry(endian),
+        segments,
+    })
 }
 
 /// Compiles `system` with images from `search_path`.
@@ -186,7 +219,9 @@ pub fn pack(system: &System, search_path: &[PathBuf]) -> Result<Packed, PackErro
     let mut warnings = Vec::new();
     let sys_loc = system.file.clone();
     if system.domains.is_some() {
-        warnings.push(format!("{sys_loc}: <domains> is ignored: the kernel has no domain scheduler yet"));
+        warnings.push(format!(
+            "{sys_loc}: <domains> is ignored: the kernel has no domain scheduler yet"
+        ));
     }
     for mr in &system.memory_regions {
         let loc = at(system, mr.pos.line);
@@ -197,7 +232,11 @@ pub fn pack(system: &System, search_path: &[PathBuf]) -> Result<Packed, PackErro
             });
         }
         plan.regions
-            .push(plan::Region { name: name(&mr.name, "memory region", &loc)?, size: mr.size, phys_addr: mr.phys_addr })
+            .push(plan::Region {
+                name: name(&mr.name, "memory region", &loc)?,
+                size: mr.size,
+                phys_addr: mr.phys_addr,
+            })
             .map_err(|_| full(&loc, "memory regions", plan::MAX_REGIONS))?;
     }
     for pd in &system.pds {
@@ -219,24 +258,44 @@ pub fn pack(system: &System, search_path: &[PathBuf]) -> Result<Packed, PackErro
             ),
         })?;
         let read = |p: &Path| {
-            std::fs::read(p).map_err(|e| PackError { at: p.display().to_string(), message: format!("cannot read: {e}") })
+            std::fs::read(p).map_err(|e| PackError {
+                at: p.display().to_string(),
+                message: format!("cannot read: {e}"),
+            })
         };
         let bytes = read(&path)?;
         let sym_bytes = match &pd.program_image.path_for_symbols {
-            Some(s) => Some(read(&find_image(s, search_path).ok_or_else(|| PackError {
-                at: img_loc.clone(),
-                message: format!("path_for_symbols '{s}' not found in the search path"),
+            Some(s) => Some(read(&find_image(s, search_path).ok_or_else(|| {
+                PackError {
+                    at: img_loc.clone(),
+                    message: format!("path_for_symbols '{s}' not found in the search path"),
+                }
             })?)?),
             None => None,
         };
-        let setvars: Vec<(String, u64)> = pd.setvars.iter().map(|s| (s.symbol.clone(), s.value.value())).collect();
-        let image = load_image(&bytes, sym_bytes.as_deref(), &setvars, &path.display().to_string())?;
+        let setvars: Vec<(String, u64)> = pd
+            .setvars
+            .iter()
+            .map(|s| (s.symbol.clone(), s.value.value()))
+            .collect();
+        let image = load_image(
+            &bytes,
+            sym_bytes.as_deref(),
+            &setvars,
+            &path.display().to_string(),
+        )?;
 
         let mut p = plan::Pd {
             name: name(&pd.name, "PD", &loc)?,
             priority: pd.priority,
-            budget_us: u32::try_from(pd.budget).map_err(|_| PackError { at: loc.clone(), message: "budget too large".into() })?,
-            period_us: u32::try_from(pd.period).map_err(|_| PackError { at: loc.clone(), message: "period too large".into() })?,
+            budget_us: u32::try_from(pd.budget).map_err(|_| PackError {
+                at: loc.clone(),
+                message: "budget too large".into(),
+            })?,
+            period_us: u32::try_from(pd.period).map_err(|_| PackError {
+                at: loc.clone(),
+                message: "period too large".into(),
+            })?,
             passive: pd.passive,
             parent: pd.parent.map(|x| x as u8),
             child_id: pd.child_id.unwrap_or(0),
@@ -245,7 +304,13 @@ pub fn pack(system: &System, search_path: &[PathBuf]) -> Result<Packed, PackErro
             ..Default::default()
         };
         if pd.stack_size > plan::MAX_STACK {
-            return Err(PackError { at: loc, message: format!("stack_size {:#x} is above the kernel's limit of 1 MiB", pd.stack_size) });
+            return Err(PackError {
+                at: loc,
+                message: format!(
+                    "stack_size {:#x} is above the kernel's limit of 1 MiB",
+                    pd.stack_size
+                ),
+            });
         }
         // Maps first, so segment collisions can name the map.
         for m in &pd.maps {
@@ -261,7 +326,12 @@ pub fn pack(system: &System, search_path: &[PathBuf]) -> Result<Packed, PackErro
                 perms |= PERM_X;
             }
             p.maps
-                .push(plan::Map { region: m.mr_index as u16, vaddr: m.vaddr, perms, cached: m.cached })
+                .push(plan::Map {
+                    region: m.mr_index as u16,
+                    vaddr: m.vaddr,
+                    perms,
+                    cached: m.cached,
+                })
                 .map_err(|_| full(&mloc, "maps in one PD", plan::MAX_MAPS))?;
         }
         let stack = plan::stack_range_with_guard(pd.stack_size);
@@ -315,7 +385,13 @@ pub fn pack(system: &System, search_path: &[PathBuf]) -> Result<Packed, PackErro
         for irq in &pd.irqs {
             let iloc = at(system, irq.pos.line);
             match irq.kind {
-                IrqKind::Ioapic { ioapic, pin, trigger, polarity, vector } => {
+                IrqKind::Ioapic {
+                    ioapic,
+                    pin,
+                    trigger,
+                    polarity,
+                    vector,
+                } => {
                     if ioapic != 0 || pin >= plan::IOAPIC_PINS as u64 {
                         return Err(PackError { at: iloc, message: format!("IOAPIC {ioapic} pin {pin}: the kernel drives IOAPIC 0 pins 0..23 only") });
                     }
@@ -339,20 +415,46 @@ pub fn pack(system: &System, search_path: &[PathBuf]) -> Result<Packed, PackErro
         }
         for io in &pd.ioports {
             p.ioports
-                .push(plan::IoPorts { base: io.addr, size: io.size })
-                .map_err(|_| full(&at(system, io.pos.line), "I/O port ranges in one PD", plan::MAX_IOPORTS))?;
+                .push(plan::IoPorts {
+                    base: io.addr,
+                    size: io.size,
+                })
+                .map_err(|_| {
+                    full(
+                        &at(system, io.pos.line),
+                        "I/O port ranges in one PD",
+                        plan::MAX_IOPORTS,
+                    )
+                })?;
         }
-        plan.pds.push(p).map_err(|_| full(&loc, "protection domains", plan::MAX_PDS))?;
+        plan.pds
+            .push(p)
+            .map_err(|_| full(&loc, "protection domains", plan::MAX_PDS))?;
     }
     for ch in &system.channels {
         let cloc = at(system, ch.pos.line);
-        let end = |e: &bulkhead_sdf::ChannelEnd| plan::End { pd: e.pd_index as u8, id: e.id, notify: e.notify, pp: e.pp };
+        let end = |e: &bulkhead_sdf::ChannelEnd| plan::End {
+            pd: e.pd_index as u8,
+            id: e.id,
+            notify: e.notify,
+            pp: e.pp,
+        };
         plan.channels
-            .push(plan::Channel { a: end(&ch.ends[0]), b: end(&ch.ends[1]) })
+            .push(plan::Channel {
+                a: end(&ch.ends[0]),
+                b: end(&ch.ends[1]),
+            })
             .map_err(|_| full(&cloc, "channels", plan::MAX_CHANNELS))?;
     }
-    let module = plan::encode(&plan, &data).map_err(|e| PackError { at: sys_loc.clone(), message: describe(&plan, e) })?;
-    Ok(Packed { module, plan, warnings })
+    let module = plan::encode(&plan, &data).map_err(|e| PackError {
+        at: sys_loc.clone(),
+        message: describe(&plan, e),
+    })?;
+    Ok(Packed {
+        module,
+        plan,
+        warnings,
+    })
 }
 
 /// A plan error with PD/region names instead of indices.
@@ -363,7 +465,10 @@ pub fn describe(plan: &BootPlan, e: plan::PlanError) -> String {
             format!("PD '{n}': {rule}")
         }
         plan::PlanError::Region { region, rule } => {
-            let n = plan.regions.get(region as usize).map_or("?", |r| r.name.as_str());
+            let n = plan
+                .regions
+                .get(region as usize)
+                .map_or("?", |r| r.name.as_str());
             format!("memory region '{n}': {rule}")
         }
         other => other.to_string(),

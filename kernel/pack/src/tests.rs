@@ -4,7 +4,12 @@ use super::*;
 
 /// A minimal ELF64 executable: segments (vaddr, memsz, bytes, flags) and
 /// symbols (name, value, size).
-fn elf(entry: u64, segs: &[(u64, u64, Vec<u8>, u32)], syms: &[(&str, u64, u64)], et: u16) -> Vec<u8> {
+fn elf(
+    entry: u64,
+    segs: &[(u64, u64, Vec<u8>, u32)],
+    syms: &[(&str, u64, u64)],
+    et: u16,
+) -> Vec<u8> {
     let phoff = 64u64;
     let mut out = vec![0u8; 64 + 56 * segs.len()];
     let mut offsets = Vec::new();
@@ -100,15 +105,28 @@ const RW: u32 = 6;
 fn good_image() -> Vec<u8> {
     elf(
         0x20_0000,
-        &[(0x20_0000, 0x100, vec![0xcc; 0x100], RX), (0x20_1000, 0x2000, vec![0xff; 0x10], RW)],
-        &[("buf_vaddr", 0x20_1008, 8), ("in_bss", 0x20_1800, 8), ("short", 0x20_1000, 4)],
+        &[
+            (0x20_0000, 0x100, vec![0xcc; 0x100], RX),
+            (0x20_1000, 0x2000, vec![0xff; 0x10], RW),
+        ],
+        &[
+            ("buf_vaddr", 0x20_1008, 8),
+            ("in_bss", 0x20_1800, 8),
+            ("short", 0x20_1000, 4),
+        ],
         2,
     )
 }
 
 #[test]
 fn patches_setvars_in_data() {
-    let img = load_image(&good_image(), None, &[("buf_vaddr".into(), 0x1234_5678)], "t.elf").unwrap();
+    let img = load_image(
+        &good_image(),
+        None,
+        &[("buf_vaddr".into(), 0x1234_5678)],
+        "t.elf",
+    )
+    .unwrap();
     assert_eq!(img.entry, 0x20_0000);
     assert_eq!(img.segments.len(), 2);
     let data = &img.segments[1].bytes;
@@ -129,17 +147,32 @@ fn refuses_bad_setvars_with_a_reason() {
 #[test]
 fn refuses_wx_shared_pages_pie_and_junk() {
     let wx = elf(0x20_0000, &[(0x20_0000, 0x10, vec![0; 0x10], 7)], &[], 2);
-    assert!(load_image(&wx, None, &[], "t").unwrap_err().message.contains("W^X"));
+    assert!(load_image(&wx, None, &[], "t")
+        .unwrap_err()
+        .message
+        .contains("W^X"));
     let shared = elf(
         0x20_0000,
-        &[(0x20_0000, 0x100, vec![0; 0x10], RX), (0x20_0800, 0x100, vec![0; 0x10], RW)],
+        &[
+            (0x20_0000, 0x100, vec![0; 0x10], RX),
+            (0x20_0800, 0x100, vec![0; 0x10], RW),
+        ],
         &[],
         2,
     );
-    assert!(load_image(&shared, None, &[], "t").unwrap_err().message.contains("share a page"));
+    assert!(load_image(&shared, None, &[], "t")
+        .unwrap_err()
+        .message
+        .contains("share a page"));
     let pie = elf(0x20_0000, &[(0x20_0000, 0x10, vec![0; 0x10], RX)], &[], 3);
-    assert!(load_image(&pie, None, &[], "t").unwrap_err().message.contains("static executable"));
-    assert!(load_image(b"not an elf", None, &[], "t").unwrap_err().message.contains("ELF"));
+    assert!(load_image(&pie, None, &[], "t")
+        .unwrap_err()
+        .message
+        .contains("static executable"));
+    assert!(load_image(b"not an elf", None, &[], "t")
+        .unwrap_err()
+        .message
+        .contains("ELF"));
     let good = good_image();
     for cut in [10, 63, 100, 200] {
         assert!(load_image(&good[..cut], None, &[], "t").is_err());
@@ -154,7 +187,8 @@ fn system(xml: &str) -> System {
 }
 
 fn search_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bulkhead-pack-test-{}-{name}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("bulkhead-pack-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("a.elf"), good_image()).unwrap();
     std::fs::write(dir.join("b.elf"), good_image()).unwrap();
@@ -213,5 +247,8 @@ fn refuses_a_map_colliding_with_a_segment() {
 fn missing_image_names_the_search_path() {
     let s = system(&SYSTEM.replace("MAPADDR", "0x300000"));
     let e = pack(&s, &[PathBuf::from("/nonexistent")]).unwrap_err();
-    assert!(e.message.contains("'a.elf'") && e.message.contains("/nonexistent"), "{e}");
+    assert!(
+        e.message.contains("'a.elf'") && e.message.contains("/nonexistent"),
+        "{e}"
+    );
 }

@@ -53,8 +53,8 @@ pub fn init() -> (u64, u32) {
     }
     lapic_write(0xf0, 0x100 | SPURIOUS_VECTOR as u32);
     lapic_write(0x80, 0); // task priority: accept all
-    // Calibrate: 10 ms of PIT channel 2 (1.193182 MHz), counting TSC and
-    // LAPIC timer ticks (divide by 16) over the same interval.
+                          // Calibrate: 10 ms of PIT channel 2 (1.193182 MHz), counting TSC and
+                          // LAPIC timer ticks (divide by 16) over the same interval.
     lapic_write(0x3e0, 0x3);
     lapic_write(0x320, 1 << 16); // masked, one-shot
     let pit_ticks: u16 = 11932;

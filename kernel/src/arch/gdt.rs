@@ -84,7 +84,10 @@ pub fn init() {
             | (((limit >> 16) & 0xf) << 48)
             | (((base >> 24) & 0xff) << 56);
         (*gdt)[6] = base >> 32;
-        let ptr = DescriptorPtr { limit: (7 * 8 - 1) as u16, base: gdt as u64 };
+        let ptr = DescriptorPtr {
+            limit: (7 * 8 - 1) as u16,
+            base: gdt as u64,
+        };
         core::arch::asm!(
             "lgdt [{ptr}]",
             "push {cs}",
@@ -105,7 +108,11 @@ pub fn init() {
 
         let idt = addr_of_mut!(IDT);
         for (v, &handler) in vector_table.iter().enumerate() {
-            let dpl: u64 = if v == bulkhead_abi::SYSCALL_VECTOR as usize { 3 } else { 0 };
+            let dpl: u64 = if v == bulkhead_abi::SYSCALL_VECTOR as usize {
+                3
+            } else {
+                0
+            };
             let ist: u64 = if v == 8 { 1 } else { 0 };
             (*idt).0[v * 2] = (handler & 0xffff)
                 | (KERNEL_CS << 16)
@@ -114,7 +121,10 @@ pub fn init() {
                 | (((handler >> 16) & 0xffff) << 48);
             (*idt).0[v * 2 + 1] = handler >> 32;
         }
-        let ptr = DescriptorPtr { limit: (256 * 16 - 1) as u16, base: idt as u64 };
+        let ptr = DescriptorPtr {
+            limit: (256 * 16 - 1) as u16,
+            base: idt as u64,
+        };
         core::arch::asm!("lidt [{}]", in(reg) &ptr);
     }
 }

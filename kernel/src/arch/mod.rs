@@ -66,7 +66,8 @@ pub fn debug_exit(code: u8) {
 pub fn boot_info_bytes(phys: u64) -> &'static [u8] {
     // SAFETY: the caller checked `phys + 8` is below the direct-map limit;
     // GRUB placed the information in RAM the frame allocator then reserves.
-    let total = unsafe { core::ptr::read_unaligned(paging::phys_to_virt(phys) as *const u32) } as u64;
+    let total =
+        unsafe { core::ptr::read_unaligned(paging::phys_to_virt(phys) as *const u32) } as u64;
     let total = total.min(65536).min(paging::DIRECT_MAP_LIMIT - phys);
     phys_slice(phys, total)
 }
@@ -83,5 +84,7 @@ pub fn phys_slice(phys: u64, len: u64) -> &'static [u8] {
 pub fn read_phys(phys: u64, out: &mut [u8]) {
     assert!(phys.saturating_add(out.len() as u64) <= paging::DIRECT_MAP_LIMIT);
     // SAFETY: in the direct map (checked above); `out` is kernel memory.
-    unsafe { core::ptr::copy_nonoverlapping(paging::phys_to_virt(phys), out.as_mut_ptr(), out.len()) }
+    unsafe {
+        core::ptr::copy_nonoverlapping(paging::phys_to_virt(phys), out.as_mut_ptr(), out.len())
+    }
 }

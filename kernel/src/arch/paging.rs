@@ -200,7 +200,13 @@ impl AddressSpace {
 
     /// Maps the user page at `vaddr` to frame `phys`. Returns `None` when a
     /// table frame cannot be allocated or a large page is in the way.
-    pub fn map(&self, vaddr: u64, phys: u64, perms: Perms, frames: &mut impl FrameSource) -> Option<()> {
+    pub fn map(
+        &self,
+        vaddr: u64,
+        phys: u64,
+        perms: Perms,
+        frames: &mut impl FrameSource,
+    ) -> Option<()> {
         let mut table = self.pml4;
         for level in [39u64, 30, 21] {
             let e = entry(table, (vaddr >> level) & 0x1ff);
@@ -267,7 +273,9 @@ impl AddressSpace {
             let n = ((PAGE - off) as usize).min(out.len() - done);
             // SAFETY: `frame` is a mapped user frame below the direct-map
             // limit; `off + n` stays inside it.
-            unsafe { ptr::copy_nonoverlapping(phys_to_virt(frame + off), out[done..].as_mut_ptr(), n) };
+            unsafe {
+                ptr::copy_nonoverlapping(phys_to_virt(frame + off), out[done..].as_mut_ptr(), n)
+            };
             done += n;
         }
         Ok(())
@@ -278,7 +286,11 @@ impl AddressSpace {
     /// the TLB entries of every tag (CR3 bit 63).
     pub fn activate(&self, tag: u16) {
         // SAFETY: reading a flag written once at boot, before any PD runs.
-        let cr3 = if unsafe { PCID_ON } { self.pml4 | (tag as u64 & 0xfff) | (1 << 63) } else { self.pml4 };
+        let cr3 = if unsafe { PCID_ON } {
+            self.pml4 | (tag as u64 & 0xfff) | (1 << 63)
+        } else {
+            self.pml4
+        };
         // SAFETY: every PD PML4 carries the kernel half (see `new`).
         unsafe { super::cpu::set_cr3(cr3) }
     }

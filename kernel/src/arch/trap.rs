@@ -60,8 +60,28 @@ unsafe extern "C" {
 }
 
 static mut FIRST_FRAME: TrapFrame = TrapFrame {
-    r15: 0, r14: 0, r13: 0, r12: 0, r11: 0, r10: 0, r9: 0, r8: 0, rbp: 0, rdi: 0, rsi: 0,
-    rdx: 0, rcx: 0, rbx: 0, rax: 0, vector: 0, error: 0, rip: 0, cs: 0, rflags: 0, rsp: 0, ss: 0,
+    r15: 0,
+    r14: 0,
+    r13: 0,
+    r12: 0,
+    r11: 0,
+    r10: 0,
+    r9: 0,
+    r8: 0,
+    rbp: 0,
+    rdi: 0,
+    rsi: 0,
+    rdx: 0,
+    rcx: 0,
+    rbx: 0,
+    rax: 0,
+    vector: 0,
+    error: 0,
+    rip: 0,
+    cs: 0,
+    rflags: 0,
+    rsp: 0,
+    ss: 0,
 };
 
 /// Leaves the kernel for the first time, into the user context `frame`.

@@ -234,8 +234,14 @@ impl MessageInfo {
     /// A message with `label` (truncated to 52 bits) and `count` registers
     /// (clamped to [`MAX_MESSAGE_REGISTERS`]).
     pub const fn new(label: u64, count: usize) -> Self {
-        let count = if count > MAX_MESSAGE_REGISTERS { MAX_MESSAGE_REGISTERS } else { count };
-        Self { raw: ((label & Self::MAX_LABEL) << 12) | count as u64 }
+        let count = if count > MAX_MESSAGE_REGISTERS {
+            MAX_MESSAGE_REGISTERS
+        } else {
+            count
+        };
+        Self {
+            raw: ((label & Self::MAX_LABEL) << 12) | count as u64,
+        }
     }
     /// From the raw register word.
     pub const fn from_raw(raw: u64) -> Self {

@@ -158,13 +158,25 @@ pub trait Handler {
     }
 
     /// A protected procedure call arrived on `channel`; return the reply.
-    fn protected(&mut self, channel: Channel, msg_info: MessageInfo) -> Result<MessageInfo, Self::Error> {
-        panic!("unexpected protected call on {} (label {})", channel.index(), msg_info.label())
+    fn protected(
+        &mut self,
+        channel: Channel,
+        msg_info: MessageInfo,
+    ) -> Result<MessageInfo, Self::Error> {
+        panic!(
+            "unexpected protected call on {} (label {})",
+            channel.index(),
+            msg_info.label()
+        )
     }
 
     /// A child faulted.
     fn fault(&mut self, child: Child, info: FaultInfo) -> Result<(), Self::Error> {
-        panic!("unexpected fault of child {} at {:#x}", child.index(), info.address)
+        panic!(
+            "unexpected fault of child {} at {:#x}",
+            child.index(),
+            info.address
+        )
     }
 }
 
@@ -217,12 +229,18 @@ pub fn run_main<H: Handler>(mut handler: H) -> ! {
                     panic!("notified handler failed: {e}");
                 }
             }
-            sys::Received::Protected(ch, info) => match handler.protected(Channel(ch as usize), info) {
-                Ok(r) => reply = Some(r),
-                Err(e) => panic!("protected handler failed: {e}"),
-            },
+            sys::Received::Protected(ch, info) => {
+                match handler.protected(Channel(ch as usize), info) {
+                    Ok(r) => reply = Some(r),
+                    Err(e) => panic!("protected handler failed: {e}"),
+                }
+            }
             sys::Received::Fault(child, kind, address, ip) => {
-                let info = FaultInfo { kind: FaultKind::from_raw(kind), address, ip };
+                let info = FaultInfo {
+                    kind: FaultKind::from_raw(kind),
+                    address,
+                    ip,
+                };
                 if let Err(e) = handler.fault(Child(child as usize), info) {
                     panic!("fault handler failed: {e}");
                 }
@@ -287,7 +305,9 @@ macro_rules! protection_domain {
         #[cfg(not(target_os = "none"))]
         fn main() {
             let _ = $init;
-            eprintln!("this protection domain is built for x86_64-unknown-none by `cargo xtask build`");
+            eprintln!(
+                "this protection domain is built for x86_64-unknown-none by `cargo xtask build`"
+            );
         }
     };
 }
@@ -303,7 +323,10 @@ pub mod debug {
     impl Writer {
         /// An empty writer.
         pub const fn new() -> Self {
-            Self { buf: [0; 200], len: 0 }
+            Self {
+                buf: [0; 200],
+                len: 0,
+            }
         }
         /// Sends what is buffered.
         pub fn flush(&mut self) {

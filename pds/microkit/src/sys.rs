@@ -74,7 +74,9 @@ mod imp {
             let (_, rdi, rsi, rdx, r8, r9) = call(Syscall::ReplyRecv, a, b);
             match Event::from_raw(rdi) {
                 Some(Event::Notified) => return Received::Notified(rsi),
-                Some(Event::Protected) => return Received::Protected(rsi, MessageInfo::from_raw(rdx)),
+                Some(Event::Protected) => {
+                    return Received::Protected(rsi, MessageInfo::from_raw(rdx))
+                }
                 Some(Event::Fault) => return Received::Fault(rsi, rdx, r8, r9),
                 // An error return (nothing to reply): just wait again.
                 None => reply = None,
@@ -104,19 +106,25 @@ mod imp {
         let (lo, hi): (u32, u32);
         // SAFETY: RDTSC only reads the time-stamp counter (CR4.TSD is clear,
         // so it is allowed in ring 3).
-        unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) }
+        unsafe {
+            asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+        }
         lo as u64 | ((hi as u64) << 32)
     }
     pub fn outb(port: u16, v: u8) {
         // SAFETY: the kernel opens only the ports `system.xml` grants this PD
         // in the TSS I/O bitmap; any other port faults the PD. What the
         // device does is the PD's own business (it owns the device).
-        unsafe { asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags)) }
+        unsafe {
+            asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
+        }
     }
     pub fn inb(port: u16) -> u8 {
         let v: u8;
         // SAFETY: as in `outb`.
-        unsafe { asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags)) }
+        unsafe {
+            asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags))
+        }
         v
     }
 
@@ -124,13 +132,19 @@ mod imp {
         bulkhead_abi::IPC_BUFFER_VADDR as *mut u64
     }
     pub fn get_mr(i: usize) -> u64 {
-        assert!(i < MAX_MESSAGE_REGISTERS, "message register index out of range");
+        assert!(
+            i < MAX_MESSAGE_REGISTERS,
+            "message register index out of range"
+        );
         // SAFETY: the kernel maps this PD's IPC buffer page read/write at
         // IPC_BUFFER_VADDR before the PD starts; i < 64 keeps it in the page.
         unsafe { core::ptr::read_volatile(mrs().add(i)) }
     }
     pub fn set_mr(i: usize, v: u64) {
-        assert!(i < MAX_MESSAGE_REGISTERS, "message register index out of range");
+        assert!(
+            i < MAX_MESSAGE_REGISTERS,
+            "message register index out of range"
+        );
         // SAFETY: as in `get_mr`.
         unsafe { core::ptr::write_volatile(mrs().add(i), v) }
     }

@@ -42,16 +42,21 @@ menuentry \"Bulkhead\" {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for (what, p) in [("kernel", &args.kernel), ("plan", &args.plan)] {
         if !p.is_file() {
-            bail!("{what} {} does not exist; build it first (`cargo xtask build`)", p.display());
+            bail!(
+                "{what} {} does not exist; build it first (`cargo xtask build`)",
+                p.display()
+            );
         }
     }
     let staging = args.output.with_extension("iso.d");
     let _ = std::fs::remove_dir_all(&staging);
     let boot = staging.join("boot");
-    std::fs::create_dir_all(boot.join("grub")).with_context(|| format!("cannot create {}", boot.display()))?;
+    std::fs::create_dir_all(boot.join("grub"))
+        .with_context(|| format!("cannot create {}", boot.display()))?;
     std::fs::copy(&args.kernel, boot.join("bulkhead-kernel")).context("cannot copy the kernel")?;
     std::fs::copy(&args.plan, boot.join("bulkhead.plan")).context("cannot copy the plan")?;
-    std::fs::write(boot.join("grub").join("grub.cfg"), GRUB_CFG).context("cannot write grub.cfg")?;
+    std::fs::write(boot.join("grub").join("grub.cfg"), GRUB_CFG)
+        .context("cannot write grub.cfg")?;
     let out = Command::new("grub-mkrescue")
         .arg("-o")
         .arg(&args.output)
@@ -60,7 +65,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot run grub-mkrescue: install grub-common, grub-pc-bin, grub-efi-amd64-bin, xorriso and mtools (`cargo xtask test` does)")?;
     let _ = std::fs::remove_dir_all(&staging);
     if !out.status.success() {
-        bail!("grub-mkrescue failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "grub-mkrescue failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     if !std::path::Path::new("/usr/lib/grub/x86_64-efi").exists() {
         eprintln!("warning: GRUB's x86_64-efi files are missing: the image will not boot under UEFI (install grub-efi-amd64-bin)");

@@ -52,9 +52,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for w in &packed.warnings {
         eprintln!("warning: {w}");
     }
-    std::fs::create_dir_all(&args.output).with_context(|| format!("cannot create {}", args.output.display()))?;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
     let out = args.output.join("bulkhead.plan");
-    std::fs::write(&out, &packed.module).with_context(|| format!("cannot write {}", out.display()))?;
+    std::fs::write(&out, &packed.module)
+        .with_context(|| format!("cannot write {}", out.display()))?;
     println!(
         "packed {} PDs, {} regions, {} channels into {} ({} bytes)",
         packed.plan.pds.len(),

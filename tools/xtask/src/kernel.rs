@@ -17,7 +17,11 @@ use crate::{cargo, host, run, Result};
 /// The bare-metal target of the kernel and the PDs.
 pub const TARGET: &str = "x86_64-unknown-none";
 /// Packages built for the target.
-const TARGET_PACKAGES: &[&str] = &["bulkhead-kernel", "bulkhead-test-pds", "bulkhead-placeholder-pds"];
+const TARGET_PACKAGES: &[&str] = &[
+    "bulkhead-kernel",
+    "bulkhead-test-pds",
+    "bulkhead-placeholder-pds",
+];
 /// QEMU exit status when the judging PD wrote the pass value.
 pub const QEMU_PASS: i32 = 33;
 /// The marker the reference system's supervisor prints once every PD is up.
@@ -127,7 +131,8 @@ pub fn build() -> Result<()> {
     run(cargo().args(["build", "--release", "--package", "bulkhead"]))?;
     let out = pd_dir();
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let entries = std::fs::read_dir(target_dir()).map_err(|e| format!("cannot list {}: {e}", target_dir().display()))?;
+    let entries = std::fs::read_dir(target_dir())
+        .map_err(|e| format!("cannot list {}: {e}", target_dir().display()))?;
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().to_string();
@@ -135,7 +140,10 @@ pub fn build() -> Result<()> {
             continue;
         }
         let mut magic = [0u8; 4];
-        let is_elf = std::fs::File::open(&path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == *b"\x7fELF";
+        let is_elf = std::fs::File::open(&path)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .is_ok()
+            && magic == *b"\x7fELF";
         if !is_elf {
             continue;
         }
@@ -183,7 +191,12 @@ pub struct RunResult {
 
 /// Runs `cmd`, collecting stdout (echoed if `echo`), until it exits, `stop`
 /// appears in the output (then it is killed), or `limit` passes.
-fn run_collect(cmd: &mut Command, limit: Duration, stop: Option<&str>, echo: bool) -> Result<RunResult> {
+fn run_collect(
+    cmd: &mut Command,
+    limit: Duration,
+    stop: Option<&str>,
+    echo: bool,
+) -> Result<RunResult> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -204,7 +217,9 @@ fn run_collect(cmd: &mut Command, limit: Duration, stop: Option<&str>, echo: boo
                 let _ = std::io::stdout().write_all(&chunk[..n]);
                 let _ = std::io::stdout().flush();
             }
-            sink.lock().map(|mut b| b.extend_from_slice(&chunk[..n])).ok();
+            sink.lock()
+                .map(|mut b| b.extend_from_slice(&chunk[..n]))
+                .ok();
         }
     });
     let start = Instant::now();
@@ -212,7 +227,11 @@ fn run_collect(cmd: &mut Command, limit: Duration, stop: Option<&str>, echo: boo
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             break (status.code(), false);
         }
-        let seen = stop.is_some_and(|m| buf.lock().map(|b| String::from_utf8_lossy(&b).contains(m)).unwrap_or(false));
+        let seen = stop.is_some_and(|m| {
+            buf.lock()
+                .map(|b| String::from_utf8_lossy(&b).contains(m))
+                .unwrap_or(false)
+        });
         if seen {
             let _ = child.kill();
             let _ = child.wait();
@@ -226,28 +245,53 @@ fn run_collect(cmd: &mut Command, limit: Duration, stop: Option<&str>, echo: boo
         std::thread::sleep(Duration::from_millis(50));
     };
     let _ = reader.join();
-    let output = String::from_utf8_lossy(&buf.lock().map(|b| b.clone()).unwrap_or_default()).to_string();
-    Ok(RunResult { code, output, timed_out })
+    let output =
+        String::from_utf8_lossy(&buf.lock().map(|b| b.clone()).unwrap_or_default()).to_string();
+    Ok(RunResult {
+        code,
+        output,
+        timed_out,
+    })
 }
 
 /// A QEMU (TCG) command booting `iso`, serial on stdout.
 pub fn qemu_command(iso: &Path, uefi: bool) -> Result<Command> {
     let mut c = Command::new("qemu-system-x86_64");
-    c.args(["-machine", "q35", "-cpu", "max", "-m", "1024", "-display", "none", "-serial", "stdio", "-no-reboot"])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-        .arg("-cdrom")
-        .arg(iso);
+    c.args([
+        "-machine",
+        "q35",
+        "-cpu",
+        "max",
+        "-m",
+        "1024",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+    ])
+    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+    .arg("-cdrom")
+    .arg(iso);
     if uefi {
         let code = Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd");
         let vars = Path::new("/usr/share/OVMF/OVMF_VARS_4M.fd");
         if !code.exists() || !vars.exists() {
-            return Err("OVMF firmware missing: install the `ovmf` package (cargo xtask test does)".into());
+            return Err(
+                "OVMF firmware missing: install the `ovmf` package (cargo xtask test does)".into(),
+            );
         }
         // A fresh copy per run: OVMF writes its variables store.
         let copy = host::cache_dir().join(format!("OVMF_VARS_4M.{}.fd", std::process::id()));
         std::fs::copy(vars, &copy).map_err(|e| format!("cannot copy OVMF vars: {e}"))?;
-        c.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={}", code.display()));
-        c.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", copy.display()));
+        c.arg("-drive").arg(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={}",
+            code.display()
+        ));
+        c.arg("-drive").arg(format!(
+            "if=pflash,format=raw,unit=1,file={}",
+            copy.display()
+        ));
     }
     Ok(c)
 }
@@ -258,7 +302,12 @@ pub fn system_test(scenario: &str, secs: u64, expect: &[&str]) -> Result<()> {
     let system = host::root().join("tests").join(scenario).join("system.xml");
     let iso = image(&system, scenario)?;
     eprintln!("xtask: kernel test {scenario}: booting {}", iso.display());
-    let r = run_collect(&mut qemu_command(&iso, false)?, Duration::from_secs(secs), None, false)?;
+    let r = run_collect(
+        &mut qemu_command(&iso, false)?,
+        Duration::from_secs(secs),
+        None,
+        false,
+    )?;
     let log = host::root().join("build").join(scenario).join("serial.log");
     let _ = std::fs::write(&log, &r.output);
     let missing: Vec<&&str> = expect.iter().filter(|m| !r.output.contains(**m)).collect();
@@ -269,11 +318,18 @@ pub fn system_test(scenario: &str, secs: u64, expect: &[&str]) -> Result<()> {
     if !missing.is_empty() {
         eprintln!("xtask: kernel test {scenario}: missing console lines: {missing:?}");
     }
-    eprintln!("---- serial output of {scenario} ----\n{}\n----", r.output.trim_end());
+    eprintln!(
+        "---- serial output of {scenario} ----\n{}\n----",
+        r.output.trim_end()
+    );
     if r.timed_out {
         Err(format!("timed out after {secs} s (log: {})", log.display()))
     } else {
-        Err(format!("QEMU exit status {:?}, expected {QEMU_PASS} (log: {})", r.code, log.display()))
+        Err(format!(
+            "QEMU exit status {:?}, expected {QEMU_PASS} (log: {})",
+            r.code,
+            log.display()
+        ))
     }
 }
 
@@ -281,8 +337,12 @@ pub fn system_test(scenario: &str, secs: u64, expect: &[&str]) -> Result<()> {
 /// QEMU exit status 253), never run anything: flips one byte of the hello
 /// scenario's module.
 pub fn corrupt_plan_test() -> Result<()> {
-    let good = host::root().join("build").join("hello").join("bulkhead.plan");
-    let mut bytes = std::fs::read(&good).map_err(|e| format!("{}: {e} (hello must run first)", good.display()))?;
+    let good = host::root()
+        .join("build")
+        .join("hello")
+        .join("bulkhead.plan");
+    let mut bytes = std::fs::read(&good)
+        .map_err(|e| format!("{}: {e} (hello must run first)", good.display()))?;
     let at = bytes.len() - 100;
     bytes[at] ^= 0x40;
     let dir = host::root().join("build").join("corrupt-plan");
@@ -298,14 +358,23 @@ pub fn corrupt_plan_test() -> Result<()> {
         .arg(&plan)
         .arg("-o")
         .arg(&iso))?;
-    let r = run_collect(&mut qemu_command(&iso, false)?, Duration::from_secs(60), None, false)?;
+    let r = run_collect(
+        &mut qemu_command(&iso, false)?,
+        Duration::from_secs(60),
+        None,
+        false,
+    )?;
     let want = "bulkhead: boot failed: boot plan rejected: boot module checksum mismatch";
-    if r.code == Some(QEMU_BOOT_FAILED) && r.output.contains(want) && !r.output.contains("client|") {
+    if r.code == Some(QEMU_BOOT_FAILED) && r.output.contains(want) && !r.output.contains("client|")
+    {
         eprintln!("xtask: kernel test corrupt-plan: ok");
         Ok(())
     } else {
         eprintln!("---- serial output ----\n{}\n----", r.output.trim_end());
-        Err(format!("expected exit {QEMU_BOOT_FAILED} and '{want}', got exit {:?}", r.code))
+        Err(format!(
+            "expected exit {QEMU_BOOT_FAILED} and '{want}', got exit {:?}",
+            r.code
+        ))
     }
 }
 
@@ -315,12 +384,20 @@ pub fn reference_image() -> Result<PathBuf> {
 }
 
 fn reference_boot_qemu(iso: &Path, uefi: bool) -> Result<()> {
-    let r = run_collect(&mut qemu_command(iso, uefi)?, Duration::from_secs(120), Some(REFERENCE_MARKER), false)?;
+    let r = run_collect(
+        &mut qemu_command(iso, uefi)?,
+        Duration::from_secs(120),
+        Some(REFERENCE_MARKER),
+        false,
+    )?;
     if r.output.contains(REFERENCE_MARKER) {
         Ok(())
     } else {
         eprintln!("---- serial output ----\n{}\n----", r.output.trim_end());
-        Err(format!("no {REFERENCE_MARKER} marker (exit {:?}, timed out: {})", r.code, r.timed_out))
+        Err(format!(
+            "no {REFERENCE_MARKER} marker (exit {:?}, timed out: {})",
+            r.code, r.timed_out
+        ))
     }
 }
 
@@ -381,7 +458,10 @@ fn bochs_until(iso: &Path, marker: &str, limit: Duration, echo: bool) -> Result<
             print!("{}", &log[shown..]);
             shown = log.len();
         }
-        if log.contains(marker) || start.elapsed() > limit || child.try_wait().ok().flatten().is_some() {
+        if log.contains(marker)
+            || start.elapsed() > limit
+            || child.try_wait().ok().flatten().is_some()
+        {
             break log;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -397,7 +477,9 @@ fn reference_boot_bochs(iso: &Path) -> Result<()> {
         Ok(())
     } else {
         eprintln!("---- Bochs serial output ----\n{}\n----", log.trim_end());
-        Err(format!("no {REFERENCE_MARKER} marker in Bochs within 300 s"))
+        Err(format!(
+            "no {REFERENCE_MARKER} marker in Bochs within 300 s"
+        ))
     }
 }
 
@@ -411,10 +493,16 @@ pub fn run_reference(args: &[String]) -> Result<()> {
     };
     build()?;
     let iso = reference_image()?;
-    eprintln!("xtask: booting {} in QEMU ({}), serial below; Ctrl-C to stop", iso.display(), if uefi { "OVMF" } else { "SeaBIOS" });
+    eprintln!(
+        "xtask: booting {} in QEMU ({}), serial below; Ctrl-C to stop",
+        iso.display(),
+        if uefi { "OVMF" } else { "SeaBIOS" }
+    );
     let mut c = qemu_command(&iso, uefi)?;
     c.stdin(Stdio::inherit());
-    let status = c.status().map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
+    let status = c
+        .status()
+        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
     eprintln!("xtask: QEMU exited with {status}");
     Ok(())
 }
@@ -428,7 +516,11 @@ pub fn bochs(args: &[String]) -> Result<()> {
     let iso = reference_image()?;
     eprintln!("xtask: booting {} in Bochs (headless); stops at the {REFERENCE_MARKER} marker or after 600 s", iso.display());
     let log = bochs_until(&iso, REFERENCE_MARKER, Duration::from_secs(600), true)?;
-    if log.contains(REFERENCE_MARKER) { Ok(()) } else { Err("the reference system did not come up in Bochs".into()) }
+    if log.contains(REFERENCE_MARKER) {
+        Ok(())
+    } else {
+        Err("the reference system did not come up in Bochs".into())
+    }
 }
 
 /// `cargo xtask bench`: boots `tests/bench` in QEMU with `-icount shift=0`
@@ -440,7 +532,10 @@ pub fn bench(args: &[String]) -> Result<()> {
         return Err(format!("usage: cargo xtask bench, got {args:?}"));
     }
     build()?;
-    let iso = image(&host::root().join("tests").join("bench").join("system.xml"), "bench")?;
+    let iso = image(
+        &host::root().join("tests").join("bench").join("system.xml"),
+        "bench",
+    )?;
     let mut c = qemu_command(&iso, false)?;
     c.args(["-icount", "shift=0"]);
     let r = run_collect(&mut c, Duration::from_secs(300), None, false)?;
@@ -449,11 +544,15 @@ pub fn bench(args: &[String]) -> Result<()> {
         eprintln!("{}", r.output);
         return Err(format!("bench did not complete (QEMU exit {:?})", r.code));
     }
-    println!("Bulkhead kernel IPC bench (QEMU TCG, -icount shift=0: 1 TSC tick = 1 guest instruction)");
+    println!(
+        "Bulkhead kernel IPC bench (QEMU TCG, -icount shift=0: 1 TSC tick = 1 guest instruction)"
+    );
     for l in lines {
         println!("  {}", l.split("BENCH ").nth(1).unwrap_or(l).trim());
     }
     println!("  reference: seL4 x86_64 MCS on Skylake (published): call 744 cycles, reply 638 cycles (hardware cycles, not instructions)");
-    println!("  not yet measured: the Linux pipe ping-pong in the same QEMU run (see docs/kernel.md)");
+    println!(
+        "  not yet measured: the Linux pipe ping-pong in the same QEMU run (see docs/kernel.md)"
+    );
     Ok(())
 }

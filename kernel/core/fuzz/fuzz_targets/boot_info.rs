@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
             let Some(f) = frames.alloc() else { break };
             assert_eq!(f % 4096, 0);
             assert!(f >= 0x10_0000 && f < 1 << 32);
-            assert!(info.usable.iter().any(|r| f >= r.start && f + 4096 <= r.end));
+            assert!(info
+                .usable
+                .iter()
+                .any(|r| f >= r.start && f + 4096 <= r.end));
             assert!(!info.modules.iter().any(|m| f < m.end && m.start < f + 4096));
         }
     }

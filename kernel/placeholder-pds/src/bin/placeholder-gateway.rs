@@ -3,7 +3,9 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
-use bulkhead_microkit::{debug_println, protection_domain, setvar, ChannelSet, Handler, Infallible};
+use bulkhead_microkit::{
+    debug_println, protection_domain, setvar, ChannelSet, Handler, Infallible,
+};
 use bulkhead_placeholder_pds::{channel, tell_supervisor, LABEL_UP};
 
 setvar!(gateway_tx);
@@ -28,7 +30,16 @@ fn init() -> Gateway {
         can1_port.get().unwrap_or(0),
         nic_regs.get().unwrap_or(0)
     );
-    let _ = (gateway_tx.get(), gateway_rx.get(), can0_ioport.get(), can1_ioport.get(), can0_irq.get(), can1_irq.get(), nic_irq.get(), ch_vmm.get());
+    let _ = (
+        gateway_tx.get(),
+        gateway_rx.get(),
+        can0_ioport.get(),
+        can1_ioport.get(),
+        can0_irq.get(),
+        can1_irq.get(),
+        nic_irq.get(),
+        ch_vmm.get(),
+    );
     tell_supervisor(channel(&ch_supervisor, "ch_supervisor"), LABEL_UP);
     Gateway
 }

@@ -5,7 +5,10 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
-use bulkhead_microkit::{debug_println, protection_domain, setvar, Channel, Child, FaultInfo, Handler, Infallible, MessageInfo};
+use bulkhead_microkit::{
+    debug_println, protection_domain, setvar, Channel, Child, FaultInfo, Handler, Infallible,
+    MessageInfo,
+};
 use bulkhead_placeholder_pds::{channel, LABEL_GUEST_START, LABEL_UP};
 
 setvar!(firmware_report);
@@ -49,7 +52,11 @@ impl Handler for Supervisor {
     type Error = Infallible;
 
     fn protected(&mut self, ch: Channel, info: MessageInfo) -> Result<MessageInfo, Self::Error> {
-        let who = self.names.iter().find(|(c, _)| *c == ch).map_or("?", |(_, n)| n);
+        let who = self
+            .names
+            .iter()
+            .find(|(c, _)| *c == ch)
+            .map_or("?", |(_, n)| n);
         match info.label() {
             LABEL_UP => {
                 self.up += 1;
@@ -62,13 +69,20 @@ impl Handler for Supervisor {
             other => debug_println!("{who}: unknown request {other}"),
         }
         if self.up == 4 && self.guest_started {
-            debug_println!("REFERENCE_SYSTEM_UP: every PD started and the firmware->vmm notification arrived");
+            debug_println!(
+                "REFERENCE_SYSTEM_UP: every PD started and the firmware->vmm notification arrived"
+            );
         }
         Ok(MessageInfo::new(0, 0))
     }
 
     fn fault(&mut self, child: Child, info: FaultInfo) -> Result<(), Self::Error> {
-        debug_println!("child {} faulted ({:?} at {:#x}); restarting it", child.index(), info.kind, info.address);
+        debug_println!(
+            "child {} faulted ({:?} at {:#x}); restarting it",
+            child.index(),
+            info.kind,
+            info.address
+        );
         let _ = child.restart();
         Ok(())
     }

@@ -4,7 +4,9 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
-use bulkhead_microkit::{debug_println, protection_domain, setvar, Channel, ChannelSet, Handler, Infallible};
+use bulkhead_microkit::{
+    debug_println, protection_domain, setvar, Channel, ChannelSet, Handler, Infallible,
+};
 use bulkhead_placeholder_pds::{channel, tell_supervisor, LABEL_GUEST_START, LABEL_UP};
 
 setvar!(guest_ram);
@@ -30,11 +32,20 @@ fn init() -> Vmm {
         guest_ram_size.get().unwrap_or(0) >> 20,
         guest_ram.get().unwrap_or(0)
     );
-    let _ = (vmi_requests.get(), vmi_events.get(), gateway_tx.get(), gateway_rx.get(), vcpu.get());
+    let _ = (
+        vmi_requests.get(),
+        vmi_events.get(),
+        gateway_tx.get(),
+        gateway_rx.get(),
+        vcpu.get(),
+    );
     let _ = (ch_monitor.get(), ch_gateway.get());
     let supervisor = channel(&ch_supervisor, "ch_supervisor");
     tell_supervisor(supervisor, LABEL_UP);
-    Vmm { supervisor, firmware: channel(&ch_firmware, "ch_firmware") }
+    Vmm {
+        supervisor,
+        firmware: channel(&ch_firmware, "ch_firmware"),
+    }
 }
 
 impl Handler for Vmm {
