@@ -136,7 +136,11 @@ pub fn build() -> Result<()> {
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().to_string();
-        if !path.is_file() || name.contains('.') || name == "bulkhead-kernel" {
+        if !path.is_file()
+            || name.contains('.')
+            || name == "bulkhead-kernel"
+            || name == "linux-pingpong"
+        {
             continue;
         }
         let mut magic = [0u8; 4];
@@ -525,8 +529,10 @@ pub fn bochs(args: &[String]) -> Result<()> {
 
 /// `cargo xtask bench`: boots `tests/bench` in QEMU with `-icount shift=0`
 /// (the TSC then advances one tick per guest instruction, so cycle counts
-/// are instruction counts and reproducible) and prints the results beside
-/// seL4's published x86_64 figures.
+/// are instruction counts and reproducible), then a Debian kernel with the
+/// pipe ping-pong (`kernel/linux-pingpong`) as its `/init` under the same
+/// QEMU settings, and prints both with their ratio, beside seL4's published
+/// x86_64 figures.
 pub fn bench(args: &[String]) -> Result<()> {
     if !args.is_empty() {
         return Err(format!("usage: cargo xtask bench, got {args:?}"));
@@ -544,15 +550,143 @@ pub fn bench(args: &[String]) -> Result<()> {
         eprintln!("{}", r.output);
         return Err(format!("bench did not complete (QEMU exit {:?})", r.code));
     }
-    println!(
-        "Bulkhead kernel IPC bench (QEMU TCG, -icount shift=0: 1 TSC tick = 1 guest instruction)"
-    );
-    for l in lines {
-        println!("  {}", l.split("BENCH ").nth(1).unwrap_or(l).trim());
+    let linux = linux_pingpong()?;
+    println!("Kernel IPC bench (QEMU TCG, -icount shift=0: 1 TSC tick = 1 guest instruction)");
+    for l in &lines {
+        println!(
+            "  bulkhead {}",
+            l.split("BENCH ").nth(1).unwrap_or(l).trim()
+        );
     }
-    println!("  reference: seL4 x86_64 MCS on Skylake (published): call 744 cycles, reply 638 cycles (hardware cycles, not instructions)");
-    println!(
-        "  not yet measured: the Linux pipe ping-pong in the same QEMU run (see docs/kernel.md)"
-    );
+    println!("  linux    {}", linux.trim());
+    let ppc = mean_of(lines[0]);
+    let pipe = mean_of(&linux);
+    if let (Some(ppc), Some(pipe)) = (ppc, pipe) {
+        println!(
+            "  ratio: Linux pipe round trip / Bulkhead PPC round trip = {:.1}",
+            pipe as f64 / ppc as f64
+        );
+    }
+    println!("  hardware anchor: seL4 x86_64 MCS on Skylake (published): call 744 cycles, reply 638 cycles");
     Ok(())
+}
+
+fn mean_of(line: &str) -> Option<u64> {
+    line.split("mean=")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A Debian kernel (downloaded once with `apt-get download` into `.cache`).
+fn debian_kernel() -> Result<PathBuf> {
+    let dir = host::cache_dir().join("linux-guest");
+    let found = |dir: &Path| -> Option<PathBuf> {
+        std::fs::read_dir(dir.join("boot"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+            })
+    };
+    if let Some(k) = found(&dir) {
+        return Ok(k);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let deps = Command::new("apt-cache")
+        .args(["depends", "linux-image-amd64"])
+        .output()
+        .map_err(|e| format!("cannot run apt-cache: {e}"))?;
+    let text = String::from_utf8_lossy(&deps.stdout);
+    let pkg = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Depends: ")
+                .filter(|p| p.starts_with("linux-image-"))
+        })
+        .ok_or("apt-cache knows no linux-image-amd64 dependency (run apt-get update)")?
+        .trim()
+        .to_string();
+    eprintln!("xtask: apt-get download {pkg}");
+    run(Command::new("apt-get")
+        .arg("download")
+        .arg(&pkg)
+        .current_dir(&dir))?;
+    let deb = std::fs::read_dir(&dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or("apt-get download produced no .deb")?;
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir))?;
+    let _ = std::fs::remove_file(&deb);
+    let _ = std::fs::remove_dir_all(dir.join("lib"));
+    found(&dir).ok_or_else(|| "the kernel package holds no boot/vmlinuz-*".to_string())
+}
+
+/// A newc cpio archive: `/dev/console` and `/init`.
+fn initramfs(init: &[u8]) -> Vec<u8> {
+    fn entry(out: &mut Vec<u8>, ino: u32, name: &str, mode: u32, rdev: (u32, u32), data: &[u8]) {
+        let header =
+            format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            ino, mode, 0, 0, 1, 0, data.len(), 0, 0, rdev.0, rdev.1, name.len() + 1, 0
+        );
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(data);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+    }
+    let mut out = Vec::new();
+    entry(&mut out, 1, "dev", 0o040755, (0, 0), &[]);
+    entry(&mut out, 2, "dev/console", 0o020600, (5, 1), &[]);
+    entry(&mut out, 3, "init", 0o100755, (0, 0), init);
+    entry(&mut out, 4, "TRAILER!!!", 0, (0, 0), &[]);
+    out
+}
+
+/// Boots the Debian kernel with the ping-pong as `/init`; returns its line.
+fn linux_pingpong() -> Result<String> {
+    let kernel = debian_kernel()?;
+    let init = std::fs::read(target_dir().join("linux-pingpong"))
+        .map_err(|e| format!("linux-pingpong not built: {e}"))?;
+    let cpio = host::cache_dir().join("linux-guest").join("pingpong.cpio");
+    std::fs::write(&cpio, initramfs(&init)).map_err(|e| e.to_string())?;
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args([
+        "-machine",
+        "q35",
+        "-cpu",
+        "max",
+        "-m",
+        "512",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+    ])
+    .args(["-icount", "shift=0"])
+    .arg("-kernel")
+    .arg(&kernel)
+    .arg("-initrd")
+    .arg(&cpio)
+    .args(["-append", "console=ttyS0 quiet panic=-1"]);
+    let r = run_collect(&mut c, Duration::from_secs(600), Some("n=1000"), false)?;
+    r.output
+        .lines()
+        .find(|l| l.contains("LINUX pipe_round_trip_cycles"))
+        .map(|l| l.replace("LINUX ", ""))
+        .ok_or_else(|| format!("the Linux ping-pong printed no result:\n{}", r.output))
 }
