@@ -11,7 +11,7 @@ struct Loner;
 
 fn init() -> Loner {
     // SAFETY: none — a write near address 0, on purpose.
-    unsafe { core::ptr::write_volatile(8 as *mut u64, 1) };
+    unsafe { core::ptr::write_volatile(core::ptr::without_provenance_mut::<u64>(8), 1) };
     Loner
 }
 

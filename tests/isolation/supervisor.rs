@@ -28,6 +28,7 @@ const EXPECTED: [FaultKind; STAGES as usize] = [
     FaultKind::Capability,
     FaultKind::BadSyscall,
     FaultKind::BadUserPointer,
+    FaultKind::Panic,
 ];
 
 struct Supervisor {
@@ -61,7 +62,8 @@ impl Handler for Supervisor {
             return Ok(());
         }
         let want_kind = EXPECTED.get(self.stage as usize).copied();
-        let want_addr = self.report.read(0);
+        // A panic's address is where the runtime gave up (its RIP).
+        let want_addr = if want_kind == Some(FaultKind::Panic) { info.ip } else { self.report.read(0) };
         debug_println!(
             "stage {}: {:?} at {:#x} (RIP {:#x}); expected {:?} at {:#x}",
             self.stage,

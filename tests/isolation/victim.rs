@@ -77,6 +77,7 @@ fn init() -> Victim {
             };
             debug_println!("printed from an unmapped buffer?!");
         }
+        7 => panic!("deliberate panic: the runtime reports it and faults"),
         _ => debug_println!("behaving"),
     }
     Victim

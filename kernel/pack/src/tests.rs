@@ -14,7 +14,7 @@ fn elf(
     let mut out = vec![0u8; 64 + 56 * segs.len()];
     let mut offsets = Vec::new();
     for (_, _, bytes, _) in segs {
-        while out.len() % 16 != 0 {
+        while !out.len().is_multiple_of(16) {
             out.push(0);
         }
         offsets.push(out.len() as u64);
@@ -38,7 +38,7 @@ fn elf(
     }
     let shstrtab = b"\0.symtab\0.strtab\0.shstrtab\0".to_vec();
     let align = |out: &mut Vec<u8>| {
-        while out.len() % 8 != 0 {
+        while !out.len().is_multiple_of(8) {
             out.push(0);
         }
     };
@@ -224,7 +224,7 @@ fn packs_a_system_the_kernel_accepts() {
     assert_eq!(plan.pds[1].parent, Some(0));
     assert_eq!(plan.pds[1].child_id, 4);
     assert!(!plan.pds[1].maps[0].cached);
-    assert_eq!(plan.channels[0].a.pp, true);
+    assert!(plan.channels[0].a.pp);
     // setvar patched in a's data segment, not in b's (b declares none).
     let seg = plan.pds[0].segments[1];
     let bytes = &data[seg.data_offset as usize..(seg.data_offset + seg.data_len) as usize];

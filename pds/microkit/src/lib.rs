@@ -204,6 +204,88 @@ pub fn rdtsc() -> u64 {
     sys::rdtsc()
 }
 
+/// Host-side testing: on any target but bare metal, kernel calls made by PD
+/// code (`Channel::notify`, `pp_call`, `irq_ack`, `Child::restart`, port
+/// I/O, console output) go to a [`HostKernel`](host::HostKernel) the test
+/// installs for its thread, so handler code runs unchanged in `cargo test`.
+/// Message registers are per-thread memory there.
+#[cfg(not(target_os = "none"))]
+pub mod host {
+    use super::{KernelError, MessageInfo};
+    use std::cell::RefCell;
+
+    /// What PD code can ask of the kernel, as a test double implements it.
+    /// Every method has a default that panics with the call's name, so a
+    /// test implements only what the code under test uses.
+    pub trait HostKernel {
+        /// Console output (default: print to stdout).
+        fn debug_puts(&mut self, bytes: &[u8]) {
+            print!("{}", String::from_utf8_lossy(bytes));
+        }
+        /// `Channel::notify`.
+        fn notify(&mut self, channel: usize) {
+            panic!("unexpected notify on channel {channel}")
+        }
+        /// `Channel::pp_call`; message registers are in [`super::get_mr`]/[`super::set_mr`].
+        fn pp_call(&mut self, channel: usize, info: MessageInfo) -> Result<MessageInfo, KernelError> {
+            panic!("unexpected pp_call on channel {channel} (label {})", info.label())
+        }
+        /// `Channel::irq_ack`.
+        fn irq_ack(&mut self, channel: usize) {
+            panic!("unexpected irq_ack on channel {channel}")
+        }
+        /// `Child::restart`.
+        fn child_restart(&mut self, child: usize) -> Result<(), KernelError> {
+            panic!("unexpected restart of child {child}")
+        }
+        /// `Child::stop`.
+        fn child_stop(&mut self, child: usize) -> Result<(), KernelError> {
+            panic!("unexpected stop of child {child}")
+        }
+        /// `io::outb`.
+        fn outb(&mut self, port: u16, value: u8) {
+            panic!("unexpected outb({port:#x}, {value:#x})")
+        }
+        /// `io::inb`.
+        fn inb(&mut self, port: u16) -> u8 {
+            panic!("unexpected inb({port:#x})")
+        }
+    }
+
+    /// The default host kernel: console output only.
+    struct ConsoleOnly;
+    impl HostKernel for ConsoleOnly {}
+
+    std::thread_local! {
+        static KERNEL: RefCell<Option<Box<dyn HostKernel>>> = RefCell::new(None);
+    }
+
+    /// Installs `kernel` for this thread; returns the previous one.
+    pub fn install(kernel: Box<dyn HostKernel>) -> Option<Box<dyn HostKernel>> {
+        KERNEL.with(|k| k.borrow_mut().replace(kernel))
+    }
+
+    /// Removes this thread's kernel and returns it (to inspect what it saw).
+    pub fn uninstall() -> Option<Box<dyn HostKernel>> {
+        KERNEL.with(|k| k.borrow_mut().take())
+    }
+
+    pub(crate) fn with_kernel<R>(_what: &str, f: impl FnOnce(&mut dyn HostKernel) -> R) -> R {
+        // Take it out while calling, so a kernel double may itself call PD
+        // code (e.g. run the callee's handler for a pp_call) without a
+        // double borrow.
+        let mut k: Box<dyn HostKernel> = KERNEL.with(|k| k.borrow_mut().take()).unwrap_or_else(|| Box::new(ConsoleOnly));
+        let r = f(k.as_mut());
+        KERNEL.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(k);
+            }
+        });
+        r
+    }
+}
+
 /// Port I/O on the ports `system.xml` grants this PD (`<ioport>`). Safe:
 /// the kernel opens exactly the granted ports while this PD runs, and any
 /// other port is an [`FaultKind::IoPort`] fault delivered to the parent.
@@ -407,6 +489,36 @@ mod tests {
         set_mr(3, 42);
         assert_eq!(get_mr(3), 42);
         assert_eq!(get_mr(4), 0);
+    }
+
+    struct Recorder(std::rc::Rc<std::cell::RefCell<std::vec::Vec<usize>>>);
+    impl host::HostKernel for Recorder {
+        fn notify(&mut self, channel: usize) {
+            self.0.borrow_mut().push(channel);
+        }
+        fn pp_call(&mut self, _channel: usize, info: MessageInfo) -> Result<MessageInfo, KernelError> {
+            set_mr(0, get_mr(0) * 2);
+            Ok(MessageInfo::new(info.label() + 1, 1))
+        }
+    }
+
+    #[test]
+    fn host_kernel_double_sees_the_calls() {
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(std::vec::Vec::new()));
+        host::install(std::boxed::Box::new(Recorder(seen.clone())));
+        Channel::new(3).notify();
+        Channel::new(5).notify();
+        set_mr(0, 21);
+        let r = Channel::new(1).pp_call(MessageInfo::new(7, 1)).unwrap();
+        assert_eq!((r.label(), get_mr(0)), (8, 42));
+        assert_eq!(*seen.borrow(), [3, 5]);
+        assert!(host::uninstall().is_some());
+    }
+
+    #[test]
+    #[should_panic(expected = "unexpected irq_ack on channel 2")]
+    fn calls_a_double_does_not_expect_panic_with_their_name() {
+        Channel::new(2).irq_ack();
     }
 
     setvar!(test_unset_var);

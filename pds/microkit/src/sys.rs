@@ -153,40 +153,37 @@ mod imp {
 #[cfg(not(target_os = "none"))]
 #[allow(dead_code)] // the host stand-in mirrors the target API
 mod imp {
-    //! Host stand-in: message registers live in a per-thread array so handler
-    //! code can be unit-tested; calls that need a kernel panic with a message
-    //! saying so (a host harness replaces them).
+    //! Host stand-in: message registers live in a per-thread array; kernel
+    //! calls go to the [`crate::host::HostKernel`] a test installed with
+    //! [`crate::host::install`] (calls without one panic, saying so).
     use super::*;
+    use crate::host::with_kernel;
     use std::cell::RefCell;
 
     std::thread_local! {
         static MRS: RefCell<[u64; MAX_MESSAGE_REGISTERS]> = const { RefCell::new([0; MAX_MESSAGE_REGISTERS]) };
     }
 
-    fn no_kernel(what: &str) -> ! {
-        panic!("bulkhead-microkit: `{what}` needs the kernel; on the host use a test harness")
-    }
-
     pub fn debug_puts(s: &[u8]) {
-        print!("{}", String::from_utf8_lossy(s));
+        with_kernel("debug_puts", |k| k.debug_puts(s))
     }
-    pub fn notify(_ch: u64) {
-        no_kernel("notify")
+    pub fn notify(ch: u64) {
+        with_kernel("notify", |k| k.notify(ch as usize))
     }
-    pub fn ppcall(_ch: u64, _info: MessageInfo) -> Result<MessageInfo, Error> {
-        no_kernel("ppcall")
+    pub fn ppcall(ch: u64, info: MessageInfo) -> Result<MessageInfo, Error> {
+        with_kernel("ppcall", |k| k.pp_call(ch as usize, info))
     }
     pub fn reply_recv(_reply: Option<MessageInfo>) -> Received {
-        no_kernel("reply_recv")
+        panic!("bulkhead-microkit: the event loop needs the kernel; on the host call the Handler methods directly")
     }
-    pub fn irq_ack(_ch: u64) {
-        no_kernel("irq_ack")
+    pub fn irq_ack(ch: u64) {
+        with_kernel("irq_ack", |k| k.irq_ack(ch as usize))
     }
-    pub fn child_restart(_id: u64) -> Result<(), Error> {
-        no_kernel("child_restart")
+    pub fn child_restart(id: u64) -> Result<(), Error> {
+        with_kernel("child_restart", |k| k.child_restart(id as usize))
     }
-    pub fn child_stop(_id: u64) -> Result<(), Error> {
-        no_kernel("child_stop")
+    pub fn child_stop(id: u64) -> Result<(), Error> {
+        with_kernel("child_stop", |k| k.child_stop(id as usize))
     }
     pub fn read_tsc() -> u64 {
         0
@@ -194,14 +191,14 @@ mod imp {
     pub fn rdtsc() -> u64 {
         0
     }
-    pub fn outb(_port: u16, _v: u8) {
-        no_kernel("outb")
-    }
-    pub fn inb(_port: u16) -> u8 {
-        no_kernel("inb")
-    }
     pub fn panic() -> ! {
-        no_kernel("panic")
+        panic!("bulkhead-microkit: PD panicked")
+    }
+    pub fn outb(port: u16, v: u8) {
+        with_kernel("outb", |k| k.outb(port, v))
+    }
+    pub fn inb(port: u16) -> u8 {
+        with_kernel("inb", |k| k.inb(port))
     }
     pub fn get_mr(i: usize) -> u64 {
         MRS.with(|m| m.borrow()[i])
