@@ -398,6 +398,7 @@ impl Kernel {
         s.pending_notify = 0;
         s.serving = None;
         s.line_start = true;
+        self.sched.set_donor(i, None);
         self.sched.set_runnable(i, true);
     }
 
@@ -509,6 +510,9 @@ impl Kernel {
                 .unwrap_or(0);
             self.copy_mrs(caller, i, info.count());
             self.pds[i].serving = Some(caller);
+            if self.plan.pds[i].passive {
+                self.sched.set_donor(i, Some(caller));
+            }
             let c = &mut self.pds[i].ctx;
             c.rax = Error::Ok as u64;
             c.rdi = Event::Protected as u64;
@@ -560,6 +564,7 @@ impl Kernel {
     fn fault(&mut self, i: usize, kind: FaultKind, addr: u64) {
         let rip = self.pds[i].ctx.rip;
         self.pds[i].fault = (kind, addr, rip);
+        self.sched.set_donor(i, None);
         // A caller waiting on this PD's reply gets an error instead.
         if let Some(caller) = self.pds[i].serving.take() {
             if let State::Calling { callee, .. } = self.pds[caller].state {
@@ -724,6 +729,7 @@ impl Kernel {
                     }
                 }
                 self.pds[i].serving = None;
+                self.sched.set_donor(i, None);
                 self.block(i, State::Recv);
                 self.deliver(i);
             }

@@ -21,6 +21,8 @@ struct Entry {
     runnable: bool,
     /// Lower = waited longer; used for round robin among equals.
     stamp: u64,
+    /// Whose budget this PD runs on (a passive server on its caller's).
+    donor: Option<u8>,
 }
 
 /// The scheduler for up to [`MAX_PDS`] PDs.
@@ -50,6 +52,7 @@ impl Scheduler {
             next_refill: 0,
             runnable: false,
             stamp: 0,
+            donor: None,
         };
         Self {
             entries: [E; MAX_PDS],
@@ -74,6 +77,7 @@ impl Scheduler {
             next_refill: now.saturating_add(period_us.max(1)),
             runnable: false,
             stamp: i as u64,
+            donor: None,
         };
         self.clock = self.clock.max(i as u64 + 1);
         self.len += 1;
@@ -97,9 +101,33 @@ impl Scheduler {
         self.entries.get(i).is_some_and(|e| e.runnable)
     }
 
-    /// Charges `used_us` of CPU time to PD `i`.
-    pub fn charge(&mut self, i: usize, used_us: u64) {
+    /// PD `i` runs on `donor`'s budget from now on (a passive PD serving a
+    /// call runs on its caller's scheduling context, as in Microkit), or on
+    /// its own again (`None`). Chains are followed, so a passive server
+    /// calling another passive server charges the original caller.
+    pub fn set_donor(&mut self, i: usize, donor: Option<usize>) {
+        let len = self.len;
         if let Some(e) = self.entries.get_mut(i) {
+            e.donor = donor.filter(|&d| d < len && d != i).map(|d| d as u8);
+        }
+    }
+
+    /// The PD whose budget `i` spends (itself unless it runs on a donor's).
+    pub fn budget_owner(&self, i: usize) -> usize {
+        let mut cur = i;
+        for _ in 0..MAX_PDS {
+            match self.entries.get(cur).and_then(|e| e.donor) {
+                Some(d) => cur = d as usize,
+                None => break,
+            }
+        }
+        cur
+    }
+
+    /// Charges `used_us` of CPU time to PD `i` (to its donor, if it runs on one).
+    pub fn charge(&mut self, i: usize, used_us: u64) {
+        let owner = self.budget_owner(i);
+        if let Some(e) = self.entries.get_mut(owner) {
             e.remaining = e.remaining.saturating_sub(used_us);
         }
     }
@@ -133,10 +161,11 @@ impl Scheduler {
     /// the CPU unless a higher priority is ready, or its slice ended and an
     /// equal priority waits, or it is blocked or out of budget.
     pub fn pick(&mut self) -> Option<usize> {
-        let eligible = |e: &Entry| e.runnable && e.remaining > 0;
+        let has_budget = |s: &Self, i: usize| s.entries[s.budget_owner(i)].remaining > 0;
+        let eligible = |s: &Self, i: usize| s.entries[i].runnable && has_budget(s, i);
         let mut best: Option<usize> = None;
         for (i, e) in self.entries[..self.len].iter().enumerate() {
-            if !eligible(e) {
+            if !eligible(self, i) {
                 continue;
             }
             best = match best {
@@ -155,11 +184,12 @@ impl Scheduler {
         let best = best?;
         if let Some(c) = self.current {
             let ce = self.entries[c];
-            if eligible(&ce) && ce.priority == self.entries[best].priority && !self.slice_over {
+            let c_ok = eligible(self, c);
+            if c_ok && ce.priority == self.entries[best].priority && !self.slice_over {
                 return Some(c);
             }
             if c != best
-                && eligible(&ce)
+                && c_ok
                 && self.slice_over
                 && ce.priority == self.entries[best].priority
             {
@@ -273,6 +303,30 @@ mod tests {
         assert_eq!(s.remaining(a), 0);
         s.refill(6000);
         assert_eq!(s.remaining(a), 100);
+    }
+
+    #[test]
+    fn passive_server_runs_on_its_callers_budget() {
+        let mut s = Scheduler::new();
+        let caller = s.add(10, 2000, 10_000, 0).unwrap();
+        let server = s.add(50, 10_000, 10_000, 0).unwrap();
+        let other = s.add(1, 10_000, 10_000, 0).unwrap();
+        s.set_runnable(other, true);
+        s.set_runnable(server, true);
+        s.set_donor(server, Some(caller));
+        assert_eq!(s.budget_owner(server), caller);
+        assert_eq!(s.pick(), Some(server));
+        s.charge(server, 1500);
+        assert_eq!(s.remaining(caller), 500, "charged to the caller");
+        assert_eq!(s.remaining(server), 10_000);
+        s.charge(server, 500);
+        assert_eq!(s.pick(), Some(other), "the server stops when the caller's budget is gone");
+        s.set_donor(server, None);
+        assert_eq!(s.pick(), Some(server), "on its own budget again");
+        s.set_donor(server, Some(server));
+        assert_eq!(s.budget_owner(server), server, "no self-donation");
+        s.set_donor(server, Some(99));
+        assert_eq!(s.budget_owner(server), server, "no out-of-range donor");
     }
 
     #[test]
