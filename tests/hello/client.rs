@@ -8,15 +8,24 @@ use bulkhead_microkit::{
     debug_println, get_mr, protection_domain, set_mr, Channel, ChannelSet, Handler, Infallible,
     MessageInfo,
 };
-use bulkhead_test_pds::{check, fail, pass};
+use bulkhead_test_pds::{check, fail, pass, Shared};
 
 const SERVER: Channel = Channel::new(1);
+
+bulkhead_microkit::setvar!(vga);
 const T: &str = "hello";
 
 struct Client;
 
 fn init() -> Client {
     debug_println!("hello from the client");
+    // Device memory: 'OK' in the top-left corner of the VGA text screen.
+    let screen = Shared::new(vga.get());
+    screen.write(0, 0x0f4b_0f4f);
+    if !check(T, screen.read(0) & 0xffff_ffff == 0x0f4b_0f4f, format_args!("VGA text buffer did not read back")) {
+        return Client;
+    }
+    debug_println!("wrote and read back the VGA text buffer (uncached device map)");
     SERVER.notify();
     for (i, v) in [3u64, 4, 5].iter().enumerate() {
         set_mr(i, *v);
