@@ -1,6 +1,9 @@
 //! The kernel proper: boot-time creation of every object from the plan, the
 //! trap dispatcher, syscalls, IRQ delivery, fault routing and the scheduler
-//! glue. No `unsafe` here except the one accessor to the kernel's state.
+//! glue. No `unsafe` here: hardware and the global state cell are behind
+//! the arch layer's safe wrappers.
+
+#![deny(unsafe_code)]
 //!
 //! State of a PD (Microkit semantics):
 //! - `Ready`: runnable (subject to budget);
@@ -10,7 +13,6 @@
 //! - `Stopped`: for good (by its parent, or a parentless fault).
 
 use core::fmt::Write as _;
-use core::mem::MaybeUninit;
 
 use bulkhead_abi::{Error, Event, FaultKind, MessageInfo, Syscall, IPC_BUFFER_VADDR, STACK_TOP};
 use kernel_core::boot_info::{self, FrameAllocator, PhysRange};
@@ -20,7 +22,7 @@ use kernel_core::sched::Scheduler;
 
 use crate::arch::paging::{self, AddressSpace, FrameSource, Perms};
 use crate::arch::trap::TrapFrame;
-use crate::arch::{apic, cpu, gdt};
+use crate::arch::{apic, cpu, gdt, Global};
 use crate::{kprint, kprintln};
 
 /// Timer tick: 1 ms.
@@ -103,14 +105,12 @@ struct Kernel {
     carry: u64,
 }
 
-static mut KERNEL: MaybeUninit<Kernel> = MaybeUninit::uninit();
+static KERNEL: Global<Kernel> = Global::new();
 
+/// The kernel state. Initialised in `boot` before any trap can arrive;
+/// never held across a wait (see `Global`).
 fn k() -> &'static mut Kernel {
-    // SAFETY: initialised in `boot` before interrupts are enabled or any PD
-    // runs; single CPU, interrupts off in the kernel, and callers never hold
-    // the reference across a point where another trap can enter (the idle
-    // wait re-fetches it), so no two live `&mut` alias.
-    unsafe { (*core::ptr::addr_of_mut!(KERNEL)).assume_init_mut() }
+    KERNEL.get()
 }
 
 struct Frames<'a>(&'a mut FrameAllocator);
@@ -128,11 +128,6 @@ fn fatal(what: core::fmt::Arguments) -> ! {
     kprintln!("bulkhead: halted");
     crate::arch::debug_exit(0x7e);
     cpu::halt_forever()
-}
-
-unsafe extern "C" {
-    static __kernel_phys_start: u8;
-    static __kernel_phys_end: u8;
 }
 
 /// Boot: from the trampoline to the first PD.
@@ -161,8 +156,7 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
         Err(e) => fatal(format_args!("{e}")),
     };
     let mut frames = FrameAllocator::new(&bi.usable, 0x10_0000, paging::DIRECT_MAP_LIMIT);
-    let kstart = core::ptr::addr_of!(__kernel_phys_start) as u64;
-    let kend = core::ptr::addr_of!(__kernel_phys_end) as u64;
+    let (kstart, kend) = crate::arch::kernel_phys_range();
     frames.reserve(PhysRange {
         start: kstart,
         end: kend,
@@ -214,22 +208,18 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
         lapic_per_ms
     );
 
-    // SAFETY: first and only initialisation, before any trap can use it.
-    unsafe {
-        (*core::ptr::addr_of_mut!(KERNEL)).write(Kernel {
-            plan,
-            data,
-            pds: [PdState::EMPTY; MAX_PDS],
-            sched: Scheduler::new(),
-            irq_owner: [0; 256],
-            current: None,
-            loaded: None,
-            tsc_khz,
-            last_tsc: 0,
-            carry: 0,
-        });
-    }
-    let k = k();
+    let k = KERNEL.init(Kernel {
+        plan,
+        data,
+        pds: [PdState::EMPTY; MAX_PDS],
+        sched: Scheduler::new(),
+        irq_owner: [0; 256],
+        current: None,
+        loaded: None,
+        tsc_khz,
+        last_tsc: 0,
+        carry: 0,
+    });
     if let Err(e) = k.create_objects(&mut frames) {
         fatal(format_args!("{e}"));
     }

@@ -22,7 +22,11 @@ fn init() -> Client {
     // Device memory: 'OK' in the top-left corner of the VGA text screen.
     let screen = Shared::new(vga.get());
     screen.write(0, 0x0f4b_0f4f);
-    if !check(T, screen.read(0) & 0xffff_ffff == 0x0f4b_0f4f, format_args!("VGA text buffer did not read back")) {
+    if !check(
+        T,
+        screen.read(0) & 0xffff_ffff == 0x0f4b_0f4f,
+        format_args!("VGA text buffer did not read back"),
+    ) {
         return Client;
     }
     debug_println!("wrote and read back the VGA text buffer (uncached device map)");

@@ -63,7 +63,11 @@ impl Handler for Supervisor {
         }
         let want_kind = EXPECTED.get(self.stage as usize).copied();
         // A panic's address is where the runtime gave up (its RIP).
-        let want_addr = if want_kind == Some(FaultKind::Panic) { info.ip } else { self.report.read(0) };
+        let want_addr = if want_kind == Some(FaultKind::Panic) {
+            info.ip
+        } else {
+            self.report.read(0)
+        };
         debug_println!(
             "stage {}: {:?} at {:#x} (RIP {:#x}); expected {:?} at {:#x}",
             self.stage,

@@ -188,11 +188,7 @@ impl Scheduler {
             if c_ok && ce.priority == self.entries[best].priority && !self.slice_over {
                 return Some(c);
             }
-            if c != best
-                && c_ok
-                && self.slice_over
-                && ce.priority == self.entries[best].priority
-            {
+            if c != best && c_ok && self.slice_over && ce.priority == self.entries[best].priority {
                 // Rotation: the preempted PD goes to the back of its queue.
                 self.clock += 1;
                 self.entries[c].stamp = self.clock;
@@ -320,7 +316,11 @@ mod tests {
         assert_eq!(s.remaining(caller), 500, "charged to the caller");
         assert_eq!(s.remaining(server), 10_000);
         s.charge(server, 500);
-        assert_eq!(s.pick(), Some(other), "the server stops when the caller's budget is gone");
+        assert_eq!(
+            s.pick(),
+            Some(other),
+            "the server stops when the caller's budget is gone"
+        );
         s.set_donor(server, None);
         assert_eq!(s.pick(), Some(server), "on its own budget again");
         s.set_donor(server, Some(server));

@@ -10,6 +10,70 @@ pub mod paging;
 pub mod serial;
 pub mod trap;
 
+/// The kernel's one global state object. Single CPU, interrupts off in the
+/// kernel: the only concurrency is a nested interrupt while the kernel idles
+/// in `hlt`, and the trap path re-fetches the reference after every wait,
+/// so callers never hold two live `&mut` at once. This is the discipline
+/// the `unsafe` below relies on.
+pub struct Global<T> {
+    cell: core::cell::UnsafeCell<core::mem::MaybeUninit<T>>,
+    ready: core::sync::atomic::AtomicBool,
+}
+
+// SAFETY: one CPU; access discipline documented on the type.
+unsafe impl<T> Sync for Global<T> {}
+
+impl<T> Global<T> {
+    /// Not yet initialised.
+    pub const fn new() -> Self {
+        Self {
+            cell: core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()),
+            ready: core::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Stores the value (once, at boot) and returns it.
+    // A `&mut` from `&self` is the point of this cell; the type's docs state
+    // the single-CPU discipline that keeps it unaliased.
+    #[allow(clippy::mut_from_ref)]
+    pub fn init(&'static self, value: T) -> &'static mut T {
+        assert!(
+            !self.ready.swap(true, core::sync::atomic::Ordering::SeqCst),
+            "Global initialised twice"
+        );
+        // SAFETY: first and only initialisation; nobody can hold a reference
+        // yet because `get` refuses before `ready` was set.
+        unsafe { (*self.cell.get()).write(value) }
+    }
+
+    /// The value; a kernel bug (panic) if called before `init`.
+    // See `init`.
+    #[allow(clippy::mut_from_ref)]
+    pub fn get(&'static self) -> &'static mut T {
+        assert!(
+            self.ready.load(core::sync::atomic::Ordering::SeqCst),
+            "Global used before init"
+        );
+        // SAFETY: initialised (checked above); aliasing discipline as
+        // documented on the type.
+        unsafe { (*self.cell.get()).assume_init_mut() }
+    }
+}
+
+unsafe extern "C" {
+    static __kernel_phys_start: u8;
+    static __kernel_phys_end: u8;
+}
+
+/// Physical range of the kernel image (from the linker script).
+pub fn kernel_phys_range() -> (u64, u64) {
+    // Linker-defined symbols: only their addresses are taken.
+    (
+        core::ptr::addr_of!(__kernel_phys_start) as u64,
+        core::ptr::addr_of!(__kernel_phys_end) as u64,
+    )
+}
+
 /// CPU protection features found and switched on.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Protections {

@@ -227,8 +227,15 @@ pub mod host {
             panic!("unexpected notify on channel {channel}")
         }
         /// `Channel::pp_call`; message registers are in [`super::get_mr`]/[`super::set_mr`].
-        fn pp_call(&mut self, channel: usize, info: MessageInfo) -> Result<MessageInfo, KernelError> {
-            panic!("unexpected pp_call on channel {channel} (label {})", info.label())
+        fn pp_call(
+            &mut self,
+            channel: usize,
+            info: MessageInfo,
+        ) -> Result<MessageInfo, KernelError> {
+            panic!(
+                "unexpected pp_call on channel {channel} (label {})",
+                info.label()
+            )
         }
         /// `Channel::irq_ack`.
         fn irq_ack(&mut self, channel: usize) {
@@ -274,7 +281,9 @@ pub mod host {
         // Take it out while calling, so a kernel double may itself call PD
         // code (e.g. run the callee's handler for a pp_call) without a
         // double borrow.
-        let mut k: Box<dyn HostKernel> = KERNEL.with(|k| k.borrow_mut().take()).unwrap_or_else(|| Box::new(ConsoleOnly));
+        let mut k: Box<dyn HostKernel> = KERNEL
+            .with(|k| k.borrow_mut().take())
+            .unwrap_or_else(|| Box::new(ConsoleOnly));
         let r = f(k.as_mut());
         KERNEL.with(|slot| {
             let mut slot = slot.borrow_mut();
@@ -496,7 +505,11 @@ mod tests {
         fn notify(&mut self, channel: usize) {
             self.0.borrow_mut().push(channel);
         }
-        fn pp_call(&mut self, _channel: usize, info: MessageInfo) -> Result<MessageInfo, KernelError> {
+        fn pp_call(
+            &mut self,
+            _channel: usize,
+            info: MessageInfo,
+        ) -> Result<MessageInfo, KernelError> {
             set_mr(0, get_mr(0) * 2);
             Ok(MessageInfo::new(info.label() + 1, 1))
         }
