@@ -118,7 +118,9 @@ pub fn kernel_elf() -> PathBuf {
 }
 
 /// Builds the kernel, every PD and the host tool; collects PD images as
-/// `build/pds/<name>.elf` (placeholder PDs lose their `placeholder-` prefix).
+/// `build/pds/<name>.elf` (placeholder PDs lose their `placeholder-` prefix;
+/// a real PD binary with the same name replaces its placeholder). PD crates
+/// of other areas join by being listed in `TARGET_PACKAGES`.
 pub fn build() -> Result<()> {
     let mut c = cargo();
     c.args(["build", "--release", "--target", TARGET]);
@@ -133,6 +135,7 @@ pub fn build() -> Result<()> {
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let entries = std::fs::read_dir(target_dir())
         .map_err(|e| format!("cannot list {}: {e}", target_dir().display()))?;
+    let mut bins: Vec<(PathBuf, String)> = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().to_string();
@@ -148,9 +151,13 @@ pub fn build() -> Result<()> {
             .and_then(|mut f| f.read_exact(&mut magic))
             .is_ok()
             && magic == *b"\x7fELF";
-        if !is_elf {
-            continue;
+        if is_elf {
+            bins.push((path, name));
         }
+    }
+    // Placeholders first, so a real PD binary of the same name wins.
+    bins.sort_by_key(|(_, name)| !name.starts_with("placeholder-"));
+    for (path, name) in bins {
         let elf = format!("{}.elf", name.strip_prefix("placeholder-").unwrap_or(&name));
         std::fs::copy(&path, out.join(&elf)).map_err(|e| format!("cannot copy {name}: {e}"))?;
     }
