@@ -381,6 +381,11 @@ impl Kernel {
             va += PAGE;
         }
         paging::zero_frame(self.pds[i].ipc_frame);
+        // A fresh instance gets its IRQs enabled again (an IRQ masked while
+        // the old instance had not acknowledged it would stay off forever).
+        for irq in &pd.irqs {
+            apic::route(irq.pin, irq.vector, irq.level, irq.active_low, false);
+        }
         let entry = pd.entry;
         let s = &mut self.pds[i];
         s.ctx = TrapFrame::user(entry, STACK_TOP - 8);
@@ -820,6 +825,14 @@ pub fn trap(frame: &mut TrapFrame) {
             v if (plan::MIN_IRQ_VECTOR as u64..=plan::MAX_IRQ_VECTOR as u64).contains(&v) => {
                 apic::eoi();
                 k.irq(v as u8);
+            }
+            // An NMI is not the running PD's doing; a machine check is the
+            // hardware's: neither may be blamed on a PD.
+            2 => kprintln!("bulkhead: NMI (ignored)"),
+            18 => {
+                kprintln!("bulkhead: machine check; halting");
+                crate::arch::debug_exit(0x7d);
+                cpu::halt_forever();
             }
             0..=31 => {
                 let (kind, addr) = k.user_fault_kind(i, frame);
