@@ -201,6 +201,26 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
         plan.channels.len()
     );
 
+    let ioapic = bi.rsdp.as_ref().map(|rsdp| {
+        kernel_core::acpi::ioapic_address(rsdp, |phys, buf| {
+            let ok = phys.saturating_add(buf.len() as u64) <= paging::DIRECT_MAP_LIMIT;
+            if ok {
+                crate::arch::read_phys(phys, buf);
+            }
+            ok
+        })
+    });
+    match ioapic {
+        Some(Ok(base)) if base + 0x1000 <= paging::DIRECT_MAP_LIMIT => {
+            apic::set_ioapic_base(base);
+            kprintln!("bulkhead: IOAPIC at {:#x} (ACPI MADT)", base);
+        }
+        other => kprintln!(
+            "bulkhead: IOAPIC at the default {:#x} (ACPI: {:?})",
+            apic::DEFAULT_IOAPIC_BASE,
+            other
+        ),
+    }
     let (tsc_khz, lapic_per_ms) = apic::init();
     kprintln!(
         "bulkhead: TSC {} kHz, LAPIC timer {} ticks/ms",

@@ -33,6 +33,8 @@ pub struct BootInfo {
     pub modules: Vec<PhysRange, MAX_MODULES>,
     /// Whether a memory map tag was present.
     pub has_mmap: bool,
+    /// A copy of the ACPI RSDP (tag 15 preferred over tag 14), if given.
+    pub rsdp: Option<heapless::Vec<u8, 36>>,
 }
 
 /// Why the boot information is unusable.
@@ -117,6 +119,14 @@ pub fn parse(magic: u32, info: &[u8]) -> Result<BootInfo, BootInfoError> {
                             .map_err(|_| BootInfoError::TooMany)?;
                     }
                     e += entry_size;
+                }
+            }
+            14 | 15 => {
+                let body = &tag[8..];
+                let take = body.len().min(36);
+                // Tag 15 (ACPI 2.0+ RSDP) wins over tag 14 (ACPI 1.0).
+                if ty == 15 || out.rsdp.is_none() {
+                    out.rsdp = heapless::Vec::from_slice(&body[..take]).ok();
                 }
             }
             _ => {}

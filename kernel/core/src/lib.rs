@@ -5,6 +5,7 @@
 //!   before it trusts a single field;
 //! - [`caps`]: which channel a PD may notify or call, which IRQ and I/O ports
 //!   it holds, where its faults go;
+//! - [`boot_info`], [`acpi`]: what the boot loader and firmware hand over;
 //! - [`sched`]: fixed-priority, round-robin scheduling with per-PD budgets.
 //!
 //! Design rules: no unsafe, no allocation (the kernel allocates nothing after
@@ -18,6 +19,7 @@
 #[cfg(any(feature = "alloc", test))]
 extern crate alloc;
 
+pub mod acpi;
 pub mod boot_info;
 pub mod caps;
 pub mod plan;

@@ -2,14 +2,22 @@
 //! (timer and EOI), the IOAPIC (device pins routed to the vectors the plan
 //! declares) and the PIT (only to calibrate the TSC and LAPIC timer at boot).
 //!
-//! The IOAPIC's address is the PC default 0xFEC0_0000 (QEMU, Bochs, most
-//! boards); reading it from the ACPI MADT is future work.
+//! The IOAPIC's address comes from the ACPI MADT when the boot loader passed
+//! the RSDP, else the PC default 0xFEC0_0000.
 
 use super::cpu::{inb, outb, rdmsr, rdtsc};
 use super::paging::phys_to_virt;
 use core::ptr::{read_volatile, write_volatile};
 
-const IOAPIC_BASE: u64 = 0xfec0_0000;
+/// The PC default, used when ACPI does not say otherwise.
+pub const DEFAULT_IOAPIC_BASE: u64 = 0xfec0_0000;
+static mut IOAPIC_BASE: u64 = DEFAULT_IOAPIC_BASE;
+
+/// Uses the IOAPIC at `base` (from the ACPI MADT); boot time only.
+pub fn set_ioapic_base(base: u64) {
+    // SAFETY: single CPU, boot time, before any IOAPIC access.
+    unsafe { IOAPIC_BASE = base }
+}
 /// Vector of the LAPIC timer.
 pub const TIMER_VECTOR: u8 = 0x20;
 /// Vector of spurious LAPIC interrupts.
@@ -116,7 +124,8 @@ pub fn eoi() {
 }
 
 fn ioapic_write(reg: u32, v: u32) {
-    let base = phys_to_virt(IOAPIC_BASE) as *mut u32;
+    // SAFETY: written only at boot, before the first IOAPIC access.
+    let base = phys_to_virt(unsafe { IOAPIC_BASE }) as *mut u32;
     // SAFETY: IOREGSEL/IOWIN of the IOAPIC, direct-mapped; single CPU.
     unsafe {
         write_volatile(base, reg);
