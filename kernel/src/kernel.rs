@@ -103,6 +103,8 @@ struct Kernel {
     last_tsc: u64,
     /// Sub-microsecond leftover of charged time, in TSC cycles.
     carry: u64,
+    /// The PD that printed last (to end its line if another one prints).
+    last_printer: Option<usize>,
 }
 
 static KERNEL: Global<Kernel> = Global::new();
@@ -239,6 +241,7 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
         tsc_khz,
         last_tsc: 0,
         carry: 0,
+        last_printer: None,
     });
     if let Err(e) = k.create_objects(&mut frames) {
         fatal(format_args!("{e}"));
@@ -412,7 +415,11 @@ impl Kernel {
         s.state = State::Ready;
         s.pending_notify = 0;
         s.serving = None;
-        s.line_start = true;
+        if !s.line_start {
+            // The old instance left a line unfinished: end it.
+            kprint!("\n");
+            s.line_start = true;
+        }
         self.sched.set_donor(i, None);
         self.sched.set_runnable(i, true);
     }
@@ -674,16 +681,27 @@ impl Kernel {
                     {
                         return self.fault(i, FaultKind::BadUserPointer, bad);
                     }
+                    // Another PD's unfinished line ends here, so every line
+                    // carries exactly one PD's name.
+                    if let Some(last) = self.last_printer.filter(|&l| l != i) {
+                        if !self.pds[last].line_start {
+                            kprint!("\n");
+                            self.pds[last].line_start = true;
+                        }
+                    }
+                    self.last_printer = Some(i);
                     for &b in &buf[..n] {
                         if self.pds[i].line_start {
                             kprint!("{}| ", self.plan.pds[i].name.as_str());
                             self.pds[i].line_start = false;
                         }
-                        let _ = crate::arch::serial::Console.write_char(if b.is_ascii() {
-                            b as char
-                        } else {
-                            '?'
-                        });
+                        // Printable ASCII, newline and tab only: a PD must not
+                        // drive the terminal (escape sequences) or the log.
+                        let c = match b {
+                            b'\n' | b'\t' | 0x20..=0x7e => b as char,
+                            _ => '?',
+                        };
+                        let _ = crate::arch::serial::Console.write_char(c);
                         if b == b'\n' {
                             self.pds[i].line_start = true;
                         }

@@ -39,6 +39,7 @@ const SCENARIOS: &[(&str, u64, &[&str])] = &[
     ("restart", 60, &[]),
     ("scheduling", 90, &[]),
     ("irq", 60, &[]),
+    ("syscall-fuzz", 120, &[]),
 ];
 
 /// QEMU exit status when the kernel refuses to boot (it writes 0x7e).
