@@ -22,7 +22,7 @@ use kernel_core::sched::Scheduler;
 
 use crate::arch::paging::{self, AddressSpace, FrameSource, Perms};
 use crate::arch::trap::TrapFrame;
-use crate::arch::{apic, cpu, gdt, Global};
+use crate::arch::{apic, cpu, gdt, pci, Global};
 use crate::{kprint, kprintln};
 
 /// Timer tick: 1 ms.
@@ -105,6 +105,8 @@ struct Kernel {
     carry: u64,
     /// The PD that printed last (to end its line if another one prints).
     last_printer: Option<usize>,
+    /// Programmed MSI capabilities, by vector.
+    msi: [Option<pci::Msi>; 256],
 }
 
 static KERNEL: Global<Kernel> = Global::new();
@@ -242,6 +244,7 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
         last_tsc: 0,
         carry: 0,
         last_printer: None,
+        msi: [None; 256],
     });
     if let Err(e) = k.create_objects(&mut frames) {
         fatal(format_args!("{e}"));
@@ -354,7 +357,20 @@ impl Kernel {
             }
             for (n, irq) in pd.irqs.iter().enumerate() {
                 self.irq_owner[irq.vector as usize] = ((i << 8) | n) as u16 + 1;
-                apic::route(irq.pin, irq.vector, irq.level, irq.active_low, false);
+                match irq.msi {
+                    Some(bdf) => match pci::enable_msi(bdf, irq.vector) {
+                        Ok(msi) => self.msi[irq.vector as usize] = Some(msi),
+                        Err(e) => kprintln!(
+                            "bulkhead: PD '{}': MSI of PCI {:02x}:{:02x}.{} not enabled: {}",
+                            pd.name.as_str(),
+                            bdf.0,
+                            bdf.1,
+                            bdf.2,
+                            e
+                        ),
+                    },
+                    None => apic::route(irq.pin, irq.vector, irq.level, irq.active_low, false),
+                }
             }
             let s = &mut self.pds[i];
             s.space = space;
@@ -406,8 +422,9 @@ impl Kernel {
         paging::zero_frame(self.pds[i].ipc_frame);
         // A fresh instance gets its IRQs enabled again (an IRQ masked while
         // the old instance had not acknowledged it would stay off forever).
-        for irq in &pd.irqs {
-            apic::route(irq.pin, irq.vector, irq.level, irq.active_low, false);
+        for n in 0..pd.irqs.len() {
+            let irq = self.plan.pds[i].irqs[n];
+            self.set_irq_masked(&irq, false);
         }
         let entry = pd.entry;
         let s = &mut self.pds[i];
@@ -562,6 +579,15 @@ impl Kernel {
         let mut buf = [0u8; bulkhead_abi::MAX_MESSAGE_REGISTERS * 8];
         crate::arch::read_phys(self.pds[from].ipc_frame, &mut buf[..n]);
         paging::copy_to_phys(self.pds[to].ipc_frame, &buf[..n]);
+    }
+
+    /// Masks or unmasks one IRQ (an IOAPIC pin, or an MSI that supports it).
+    fn set_irq_masked(&self, irq: &plan::Irq, masked: bool) {
+        match (irq.msi, self.msi[irq.vector as usize]) {
+            (Some(bdf), Some(msi)) => pci::set_masked(bdf, msi, masked),
+            (Some(_), None) => {}
+            (None, _) => apic::route(irq.pin, irq.vector, irq.level, irq.active_low, masked),
+        }
     }
 
     /// PD `i` is stopped for good: every PD still waiting to call it gets
@@ -769,7 +795,7 @@ impl Kernel {
             Syscall::IrqAck => match caps::irq_index(&self.plan, i, ctx.rdi) {
                 Ok(n) => {
                     let irq = self.plan.pds[i].irqs[n];
-                    apic::route(irq.pin, irq.vector, irq.level, irq.active_low, false);
+                    self.set_irq_masked(&irq, false);
                     ret(self, Error::Ok);
                 }
                 Err(_) => self.fault(i, FaultKind::Capability, ctx.rdi),
@@ -807,7 +833,7 @@ impl Kernel {
         let (pd, n) = (((owner - 1) >> 8) as usize, ((owner - 1) & 0xff) as usize);
         let irq = self.plan.pds[pd].irqs[n];
         // Masked until the PD acknowledges it.
-        apic::route(irq.pin, irq.vector, irq.level, irq.active_low, true);
+        self.set_irq_masked(&irq, true);
         self.signal(pd, irq.id);
     }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 /// Magic at the start of every boot module.
 pub const MAGIC: [u8; 8] = *b"BHDPLAN\0";
 /// Format version this kernel reads. Bump on any change to the types below.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 32;
 
@@ -157,6 +157,9 @@ pub struct Irq {
     pub level: bool,
     /// Active low (else high).
     pub active_low: bool,
+    /// A message-signalled IRQ of this PCI function (bus, device, function)
+    /// instead of an IOAPIC pin (`pin`, `level`, `active_low` then unused).
+    pub msi: Option<(u8, u8, u8)>,
 }
 
 /// A range of I/O ports a PD may use directly.
@@ -659,6 +662,16 @@ impl BootPlan {
             }
         }
         for irq in &pd.irqs {
+            if let Some((_, dev, func)) = irq.msi {
+                if dev > 31
+                    || func > 7
+                    || irq.vector < MIN_IRQ_VECTOR
+                    || irq.vector > MAX_IRQ_VECTOR
+                {
+                    return Err(Rule::IrqBounds);
+                }
+                continue;
+            }
             if irq.pin >= IOAPIC_PINS || irq.vector < MIN_IRQ_VECTOR || irq.vector > MAX_IRQ_VECTOR
             {
                 return Err(Rule::IrqBounds);
@@ -883,6 +896,7 @@ pub(crate) mod tests {
                 vector: 0x90,
                 level: false,
                 active_low: false,
+                msi: None,
             })
             .unwrap();
         assert_eq!(
@@ -902,6 +916,7 @@ pub(crate) mod tests {
                 vector: 0x90,
                 level: false,
                 active_low: false,
+                msi: None,
             })
             .unwrap();
         assert_eq!(
@@ -936,6 +951,37 @@ pub(crate) mod tests {
             Err(PlanError::Pd {
                 pd: 0,
                 rule: Rule::Overlap
+            })
+        );
+    }
+
+    #[test]
+    fn msi_irqs_are_checked() {
+        let mut p = two_pd_plan();
+        let msi = Irq {
+            id: 5,
+            pin: 0,
+            vector: 0x95,
+            level: false,
+            active_low: false,
+            msi: Some((0, 16, 0)),
+        };
+        p.pds[0].irqs.push(msi).unwrap();
+        assert_eq!(rule_of(&p), Ok(()));
+        p.pds[0].irqs[0].msi = Some((0, 32, 0));
+        assert_eq!(
+            rule_of(&p),
+            Err(PlanError::Pd {
+                pd: 0,
+                rule: Rule::IrqBounds
+            })
+        );
+        p.pds[0].irqs[0].msi = Some((0, 1, 8));
+        assert_eq!(
+            rule_of(&p),
+            Err(PlanError::Pd {
+                pd: 0,
+                rule: Rule::IrqBounds
             })
         );
     }

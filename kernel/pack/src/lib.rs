@@ -402,14 +402,31 @@ pub fn pack(system: &System, search_path: &[PathBuf]) -> Result<Packed, PackErro
                             vector: plan::MIN_IRQ_VECTOR + vector,
                             level: trigger == Trigger::Level,
                             active_low: polarity == Polarity::Low,
+                            msi: None,
                         })
                         .map_err(|_| full(&iloc, "IRQs in one PD", plan::MAX_IRQS))?;
                 }
-                IrqKind::Msi { .. } => {
-                    warnings.push(format!(
-                        "{iloc}: PD '{}': MSI IRQ id {} is not delivered: the kernel supports IOAPIC pins only so far",
-                        pd.name, irq.id
-                    ));
+                IrqKind::Msi {
+                    pci,
+                    handle,
+                    vector,
+                } => {
+                    if handle != 0 {
+                        return Err(PackError {
+                            at: iloc,
+                            message: format!("MSI handle {handle}: the kernel programs single-message MSI only (handle 0)"),
+                        });
+                    }
+                    p.irqs
+                        .push(plan::Irq {
+                            id: irq.id,
+                            pin: 0,
+                            vector: plan::MIN_IRQ_VECTOR + vector,
+                            level: false,
+                            active_low: false,
+                            msi: Some((pci.bus, pci.device, pci.function)),
+                        })
+                        .map_err(|_| full(&iloc, "IRQs in one PD", plan::MAX_IRQS))?;
                 }
             }
         }

@@ -7,6 +7,7 @@ pub mod boot;
 pub mod cpu;
 pub mod gdt;
 pub mod paging;
+pub mod pci;
 pub mod serial;
 pub mod trap;
 

@@ -257,6 +257,14 @@ pub mod host {
         fn inb(&mut self, port: u16) -> u8 {
             panic!("unexpected inb({port:#x})")
         }
+        /// `io::outl`.
+        fn outl(&mut self, port: u16, value: u32) {
+            panic!("unexpected outl({port:#x}, {value:#x})")
+        }
+        /// `io::inl`.
+        fn inl(&mut self, port: u16) -> u32 {
+            panic!("unexpected inl({port:#x})")
+        }
     }
 
     /// The default host kernel: console output only.
@@ -306,6 +314,14 @@ pub mod io {
     /// Reads a byte from `port`.
     pub fn inb(port: u16) -> u8 {
         super::sys::inb(port)
+    }
+    /// Writes a 32-bit word to `port` (and the three ports after it).
+    pub fn outl(port: u16, value: u32) {
+        super::sys::outl(port, value)
+    }
+    /// Reads a 32-bit word from `port` (and the three ports after it).
+    pub fn inl(port: u16) -> u32 {
+        super::sys::inl(port)
     }
 }
 

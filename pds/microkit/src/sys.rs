@@ -127,6 +127,20 @@ mod imp {
         }
         v
     }
+    pub fn outl(port: u16, v: u32) {
+        // SAFETY: as in `outb`.
+        unsafe {
+            asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
+        }
+    }
+    pub fn inl(port: u16) -> u32 {
+        let v: u32;
+        // SAFETY: as in `outb`.
+        unsafe {
+            asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags))
+        }
+        v
+    }
 
     fn mrs() -> *mut u64 {
         bulkhead_abi::IPC_BUFFER_VADDR as *mut u64
@@ -199,6 +213,12 @@ mod imp {
     }
     pub fn inb(port: u16) -> u8 {
         with_kernel("inb", |k| k.inb(port))
+    }
+    pub fn outl(port: u16, v: u32) {
+        with_kernel("outl", |k| k.outl(port, v))
+    }
+    pub fn inl(port: u16) -> u32 {
+        with_kernel("inl", |k| k.inl(port))
     }
     pub fn get_mr(i: usize) -> u64 {
         MRS.with(|m| m.borrow()[i])

@@ -60,6 +60,25 @@ impl Shared {
             core::ptr::read_volatile((self.base as *const u64).add(i))
         }
     }
+    /// Reads the 32-bit register at byte offset `off` (< 4096, aligned):
+    /// devices such as QEMU's `edu` answer only 32-bit accesses there.
+    pub fn read_u32(self, off: usize) -> u32 {
+        assert!(off < 4096 && off.is_multiple_of(4));
+        // SAFETY: as in `read`, for a 4-byte aligned offset in the page.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::ptr::read_volatile((self.base as usize + off) as *const u32)
+        }
+    }
+    /// Writes the 32-bit register at byte offset `off`.
+    pub fn write_u32(self, off: usize, v: u32) {
+        assert!(off < 4096 && off.is_multiple_of(4));
+        // SAFETY: as in `write`, for a 4-byte aligned offset in the page.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::ptr::write_volatile((self.base as usize + off) as *mut u32, v)
+        }
+    }
     /// Writes word `i` (< 512); the map must be writable (else this PD faults).
     pub fn write(self, i: usize, v: u64) {
         assert!(i < 512);

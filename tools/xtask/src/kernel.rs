@@ -21,25 +21,29 @@ const TARGET_PACKAGES: &[&str] = &[
     "bulkhead-kernel",
     "bulkhead-test-pds",
     "bulkhead-placeholder-pds",
+    "bulkhead-linux-pingpong",
 ];
 /// QEMU exit status when the judging PD wrote the pass value.
 pub const QEMU_PASS: i32 = 33;
 /// The marker the reference system's supervisor prints once every PD is up.
 pub const REFERENCE_MARKER: &str = "REFERENCE_SYSTEM_UP";
 
-/// The system tests: scenario directory under `tests/`, its time limit, and
-/// console lines the kernel itself must print (beside the PDs' TEST_PASS).
-const SCENARIOS: &[(&str, u64, &[&str])] = &[
-    ("hello", 60, &[]),
+/// The system tests: scenario directory under `tests/`, its time limit,
+/// console lines the kernel itself must print (beside the PDs' TEST_PASS),
+/// and extra QEMU arguments (devices the scenario drives).
+const SCENARIOS: &[(&str, u64, &[&str], &[&str])] = &[
+    ("hello", 60, &[], &[]),
     (
         "isolation",
         60,
         &["bulkhead: PD 'loner' stopped: write fault at address 0x8, RIP 0x"],
+        &[],
     ),
-    ("restart", 60, &[]),
-    ("scheduling", 90, &[]),
-    ("irq", 60, &[]),
-    ("syscall-fuzz", 120, &[]),
+    ("restart", 60, &[], &[]),
+    ("scheduling", 90, &[], &[]),
+    ("irq", 60, &[], &[]),
+    ("msi", 60, &[], &["-device", "edu,addr=0x10"]),
+    ("syscall-fuzz", 120, &[], &[]),
 ];
 
 /// QEMU exit status when the kernel refuses to boot (it writes 0x7e).
@@ -73,8 +77,8 @@ pub fn extra() -> Result<()> {
     }
     build()?;
     let mut failed = Vec::new();
-    for (scenario, secs, expect) in SCENARIOS {
-        if let Err(e) = system_test(scenario, *secs, expect) {
+    for (scenario, secs, expect, qemu_args) in SCENARIOS {
+        if let Err(e) = system_test(scenario, *secs, expect, qemu_args) {
             eprintln!("xtask: kernel test {scenario}: FAILED: {e}");
             failed.push(*scenario);
         }
@@ -310,16 +314,13 @@ pub fn qemu_command(iso: &Path, uefi: bool) -> Result<Command> {
 
 /// Boots one scenario; passes on exit status 33 with a TEST_PASS marker and
 /// every line of `expect` in the console output.
-pub fn system_test(scenario: &str, secs: u64, expect: &[&str]) -> Result<()> {
+pub fn system_test(scenario: &str, secs: u64, expect: &[&str], qemu_args: &[&str]) -> Result<()> {
     let system = host::root().join("tests").join(scenario).join("system.xml");
     let iso = image(&system, scenario)?;
     eprintln!("xtask: kernel test {scenario}: booting {}", iso.display());
-    let r = run_collect(
-        &mut qemu_command(&iso, false)?,
-        Duration::from_secs(secs),
-        None,
-        false,
-    )?;
+    let mut qemu = qemu_command(&iso, false)?;
+    qemu.args(qemu_args);
+    let r = run_collect(&mut qemu, Duration::from_secs(secs), None, false)?;
     let log = host::root().join("build").join(scenario).join("serial.log");
     let _ = std::fs::write(&log, &r.output);
     let missing: Vec<&&str> = expect.iter().filter(|m| !r.output.contains(**m)).collect();
