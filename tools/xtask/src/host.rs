@@ -152,13 +152,34 @@ fn pip_has(python: &Path, spec: &str) -> bool {
 pub fn fuzz_smoke(fuzz_dir: &Path, target: &str, seconds: u32) -> Result<()> {
     rustup_component(Some("nightly"), "rust-src")?;
     cargo_install("cargo-fuzz", "0.12.0", &["fuzz", "--version"])?;
-    eprintln!("xtask: fuzzing {target} for {seconds}s");
-    run(Command::new("cargo")
+    // libFuzzer reports every new input; keep that in a log and show its
+    // tail only when the run fails, so CI output stays readable.
+    let logs = root().join("target").join("fuzz-logs");
+    std::fs::create_dir_all(&logs).map_err(|e| format!("create {}: {e}", logs.display()))?;
+    let log_path = logs.join(format!("{target}.log"));
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| format!("create {}: {e}", log_path.display()))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    eprintln!("xtask: fuzzing {target} for {seconds}s (log: {})", log_path.display());
+    let result = run(Command::new("cargo")
         .current_dir(fuzz_dir.parent().unwrap_or(fuzz_dir))
         .args(["+nightly", "fuzz", "run", "--fuzz-dir"])
         .arg(fuzz_dir)
         .arg(target)
         .arg("--")
         .arg(format!("-max_total_time={seconds}"))
-        .arg("-rss_limit_mb=2048"))
+        .arg("-rss_limit_mb=2048")
+        .stdout(log)
+        .stderr(log_err));
+    if result.is_err() {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        eprintln!("--- last lines of {} ---", log_path.display());
+        for line in &lines[lines.len().saturating_sub(60)..] {
+            eprintln!("{line}");
+        }
+    }
+    result
 }

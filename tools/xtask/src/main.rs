@@ -20,6 +20,7 @@ mod pt;
 mod kernel;
 
 use std::process::{Command, ExitCode};
+use std::time::Instant;
 
 /// Errors are plain text: xtask reports what failed and stops.
 pub type Result<T> = std::result::Result<T, String>;
@@ -68,14 +69,64 @@ fn test() -> Result<()> {
         eprintln!("xtask: test setup: {area}");
         setup(&mut env)?;
     }
-    run(cargo()
-        .args(["test", "--workspace", "--", "--include-ignored"])
-        .envs(env.iter().map(|(k, v)| (k, v))))?;
+    let started = Instant::now();
+    let (passed, failed) = run_counting(
+        cargo()
+            .args(["test", "--workspace", "--", "--include-ignored"])
+            .envs(env.iter().map(|(k, v)| (k, v))),
+    )?;
+    eprintln!(
+        "xtask: workspace tests: {passed} passed in {}s",
+        started.elapsed().as_secs()
+    );
+    if failed > 0 {
+        return Err(format!("{failed} workspace tests failed"));
+    }
+    let mut steps = 0;
     for (area, extra) in AREAS.iter().map(|a| (a.0, a.2)) {
         eprintln!("xtask: extra tests: {area}");
+        let started = Instant::now();
         extra()?;
+        steps += 1;
+        eprintln!("xtask: extra tests: {area} passed in {}s", started.elapsed().as_secs());
     }
+    println!("xtask: {steps} extra test areas passed after the workspace tests");
+    println!("tests: {passed} passed, 0 failed");
     Ok(())
+}
+
+/// Runs a `cargo test` command, echoing its output, and adds up the
+/// `test result:` lines of every test binary: (passed, failed).
+fn run_counting(cmd: &mut Command) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    let (mut passed, mut failed) = (0, 0);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line.map_err(|e| format!("reading test output: {e}"))?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                passed += count_before(rest, " passed");
+                failed += count_before(rest, " failed");
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("waiting for cargo test: {e}"))?;
+    if !status.success() && failed == 0 {
+        return Err(format!("{cmd:?} failed with {status}"));
+    }
+    Ok((passed, failed))
+}
+
+/// The number just before `word` in a `test result:` line.
+fn count_before(line: &str, word: &str) -> u64 {
+    line.find(word)
+        .and_then(|end| line[..end].rsplit(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Test setup for one area: installs and prepares, pushes env vars for its tests.
@@ -121,5 +172,18 @@ fn main() -> ExitCode {
             eprintln!("xtask: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_before;
+
+    #[test]
+    fn counts_come_from_cargo_test_result_lines() {
+        let line = "FAILED. 12 passed; 3 failed; 1 ignored; 0 measured; 0 filtered out";
+        assert_eq!(count_before(line, " passed"), 12);
+        assert_eq!(count_before(line, " failed"), 3);
+        assert_eq!(count_before("ok. nothing here", " passed"), 0);
     }
 }
