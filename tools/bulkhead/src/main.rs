@@ -6,6 +6,9 @@
 
 #![forbid(unsafe_code)]
 
+mod profile;
+mod vmi;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -19,11 +22,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build a VMI profile from a Debian kernel package or bzImage.
+    Profile(profile::Args),
+    /// Introspect a guest memory image with a VMI profile.
+    Vmi(vmi::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Profile(a) => profile::run(a),
+        Command::Vmi(a) => vmi::run(a),
     };
     match result {
         Ok(code) => code,
