@@ -15,3 +15,7 @@ extern crate alloc;
 
 pub mod profile;
 pub mod text;
+pub mod mem;
+pub mod paging;
+pub mod linux;
+pub mod checks;

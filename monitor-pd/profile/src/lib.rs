@@ -161,7 +161,30 @@ impl Kernel {
         put(&rinv, 4, &mut t.relocs32_inv, &mut masks);
         put(&r64, 8, &mut t.relocs64, &mut masks);
 
-        let sec = |n: &str| elf.section(n).filter(|s| !s.nobits).map(|s| (s.addr, elf.bytes(n).unwrap_or(&[])));
+        // Patch-site tables: their own output section when the linker
+        // kept one, else the `__start_*`/`__stop_*` range inside .init.data.
+        let bounds: &[(&str, &str, &str)] = &[
+            ("__mcount_loc", "__start_mcount_loc", "__stop_mcount_loc"),
+            ("__jump_table", "__start___jump_table", "__stop___jump_table"),
+            (".static_call_sites", "__start_static_call_sites", "__stop_static_call_sites"),
+            (".altinstructions", "__alt_instructions", "__alt_instructions_end"),
+            (".parainstructions", "__parainstructions", "__parainstructions_end"),
+            (".retpoline_sites", "__retpoline_sites", "__retpoline_sites_end"),
+            (".return_sites", "__return_sites", "__return_sites_end"),
+            (".smp_locks", "__smp_locks", "__smp_locks_end"),
+            (".call_sites", "__call_sites", "__call_sites_end"),
+            (".ibt_endbr_seal", "__ibt_endbr_seal", "__ibt_endbr_seal_end"),
+        ];
+        let sec = |n: &str| -> Option<(u64, &[u8])> {
+            if let Some((_, a, b)) = bounds.iter().find(|(s, _, _)| *s == n) {
+                if let (Some(a), Some(b)) = (self.sym(a), self.sym(b)) {
+                    if b > a {
+                        return elf.at_va(a, (b - a) as usize).map(|d| (a, d));
+                    }
+                }
+            }
+            elf.section(n).filter(|s| !s.nobits).map(|s| (s.addr, elf.bytes(n).unwrap_or(&[])))
+        };
         let rel32 = |base: u64, d: &[u8], i: usize| -> Option<u64> {
             let v = i32::from_le_bytes(d.get(i..i + 4)?.try_into().ok()?);
             Some(base.wrapping_add(i as u64).wrapping_add(v as i64 as u64))

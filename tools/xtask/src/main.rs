@@ -8,7 +8,9 @@
 //! - `run`   — builds everything and runs the reference system.
 //! - `check` — `bulkhead check` on the reference `system.xml`.
 
+mod debian;
 mod host;
+mod vmi;
 
 use std::process::{Command, ExitCode};
 
@@ -76,6 +78,7 @@ type Extra = fn() -> Result<()>;
 
 /// Every area's test hooks, in the order they run.
 const AREAS: &[(&str, Setup, Extra)] = &[
+    ("vmi", vmi::setup, vmi::extra),
 ];
 
 fn run_system(args: &[String]) -> Result<()> {
