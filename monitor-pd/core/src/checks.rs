@@ -89,7 +89,7 @@ impl<'a> Classifier<'a> {
             }
         }
         for m in &self.modules {
-            if addr >= m.base && addr < m.base.saturating_add(m.size) {
+            if addr >= m.base && addr - m.base < m.size {
                 return Target::Module(m.name.clone());
             }
         }
@@ -115,13 +115,13 @@ pub fn check_syscalls(linux: &Linux) -> Result<Vec<Entry>, VmiError> {
         .unwrap_or(link + 8 * 512);
     let mut n = ((next - link) / 8).clamp(1, 1024) as u32;
     // Alignment padding after the table reads as zero entries.
-    while n > 1 && linux.u64(table + 8 * (n as u64 - 1))? == 0 {
+    while n > 1 && linux.u64(table.wrapping_add(8 * (n as u64 - 1)))? == 0 {
         n -= 1;
     }
     let mut out = Vec::new();
     // What most entries hold: `__x64_sys_ni_syscall` fills the gaps.
     for i in 0..n {
-        let addr = linux.u64(table + 8 * i as u64)?;
+        let addr = linux.u64(table.wrapping_add(8 * i as u64))?;
         let target = c.classify(addr);
         let ok = matches!(target, Target::Kernel(ref s, 0) if s.starts_with("__x64_sys_") || s.starts_with("__pfx___x64_sys_"));
         out.push(Entry { index: i, addr, target, expected: None, ok });
@@ -139,7 +139,7 @@ pub fn check_idt(linux: &Linux, idt_base: Option<u64>) -> Result<Vec<Entry>, Vmi
     let mut out = Vec::new();
     for i in 0..256u32 {
         let mut g = [0u8; 16];
-        linux.read(base + 16 * i as u64, &mut g)?;
+        linux.read(base.wrapping_add(16 * i as u64), &mut g)?;
         if g[5] & 0x80 == 0 {
             continue;
         }

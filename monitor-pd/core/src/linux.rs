@@ -281,9 +281,9 @@ impl<'m> Linux<'m> {
         let mut phys = 0u64;
         while phys < end {
             for levels in [4u8, 5] {
-                let space = AddressSpace { root: phys + pgd_off, levels };
+                let space = AddressSpace { root: phys.wrapping_add(pgd_off), levels };
                 let mut e = [0u8; 8];
-                if mem.read_phys(space.root + 511 * 8, &mut e).is_err() || u64::from_le_bytes(e) & 1 == 0 {
+                if mem.read_phys(space.root.wrapping_add(511 * 8), &mut e).is_err() || u64::from_le_bytes(e) & 1 == 0 {
                     continue;
                 }
                 if let Some(va) = first_kernel_mapping(mem, &space) {
@@ -355,13 +355,13 @@ impl<'m> Linux<'m> {
     /// Reads one task.
     pub fn task(&self, addr: u64) -> Result<Task, VmiError> {
         let o = &self.off;
-        let pid = self.u32(addr + o.pid)? as i32;
-        let tgid = self.u32(addr + o.tgid)? as i32;
-        let parent = self.u64(addr + o.real_parent)?;
-        let ppid = if parent == 0 || parent == addr { 0 } else { self.u32(parent + o.tgid).unwrap_or(0) as i32 };
-        let cred = self.u64(addr + o.real_cred)?;
-        let uid = if cred == 0 { 0 } else { self.u32(cred + o.cred_uid).unwrap_or(u32::MAX) };
-        let flags = self.u32(addr + o.flags)?;
+        let pid = self.u32(addr.wrapping_add(o.pid))? as i32;
+        let tgid = self.u32(addr.wrapping_add(o.tgid))? as i32;
+        let parent = self.u64(addr.wrapping_add(o.real_parent))?;
+        let ppid = if parent == 0 || parent == addr { 0 } else { self.u32(parent.wrapping_add(o.tgid)).unwrap_or(0) as i32 };
+        let cred = self.u64(addr.wrapping_add(o.real_cred))?;
+        let uid = if cred == 0 { 0 } else { self.u32(cred.wrapping_add(o.cred_uid)).unwrap_or(u32::MAX) };
+        let flags = self.u32(addr.wrapping_add(o.flags))?;
         Ok(Task {
             addr,
             pid,
@@ -369,10 +369,10 @@ impl<'m> Linux<'m> {
             // init_task is its own parent; the swapper shows ppid 0.
             ppid: if pid == 0 { 0 } else { ppid },
             uid,
-            comm: self.cstr(addr + o.comm, 16)?,
-            state: self.u32(addr + o.state)?,
+            comm: self.cstr(addr.wrapping_add(o.comm), 16)?,
+            state: self.u32(addr.wrapping_add(o.state))?,
             kthread: flags & PF_KTHREAD != 0,
-            mm: self.u64(addr + o.mm)?,
+            mm: self.u64(addr.wrapping_add(o.mm))?,
         })
     }
 
@@ -381,8 +381,8 @@ impl<'m> Linux<'m> {
     pub fn tasks(&self) -> Result<Vec<Task>, VmiError> {
         let init = self.symbol("init_task")?;
         let mut out = alloc::vec![self.task(init)?];
-        for node in self.list(init + self.off.tasks)? {
-            out.push(self.task(node - self.off.tasks)?);
+        for node in self.list(init.wrapping_add(self.off.tasks))? {
+            out.push(self.task(node.wrapping_sub(self.off.tasks))?);
         }
         Ok(out)
     }
@@ -395,7 +395,7 @@ impl<'m> Linux<'m> {
         let xa_head = off(self.profile, "xarray", "xa_head")?;
         let slots = off(self.profile, "xa_node", "slots")?;
         let shift = off(self.profile, "xa_node", "shift")?;
-        let head = self.u64(ns + idr + xa_head)?;
+        let head = self.u64(ns.wrapping_add(idr).wrapping_add(xa_head))?;
         let mut pids = Vec::new();
         let mut stack = alloc::vec![(head, 0u32)];
         let mut visited = BTreeSet::new();
@@ -409,9 +409,9 @@ impl<'m> Linux<'m> {
                 if !visited.insert(node) {
                     continue;
                 }
-                let _ = self.u32(node + shift)?;
+                let _ = self.u32(node.wrapping_add(shift))?;
                 for i in 0..64u64 {
-                    let e = self.u64(node + slots + 8 * i)?;
+                    let e = self.u64(node.wrapping_add(slots + 8 * i))?;
                     if e != 0 {
                         stack.push((e, depth + 1));
                     }
@@ -422,11 +422,11 @@ impl<'m> Linux<'m> {
         }
         let mut out = Vec::new();
         for pid in pids {
-            let first = self.u64(pid + self.off.pid_tasks)?;
+            let first = self.u64(pid.wrapping_add(self.off.pid_tasks))?;
             if first == 0 {
                 continue;
             }
-            let task = first - self.off.pid_links;
+            let task = first.wrapping_sub(self.off.pid_links);
             if let Ok(t) = self.task(task) {
                 // Only thread-group leaders, as in the task list.
                 if t.pid == t.tgid {
@@ -467,7 +467,7 @@ impl<'m> Linux<'m> {
                     let tp = rd(&page, o.thread_pid as usize + i);
                     if let Some(tp) = tp.filter(|&p| p >> 47 == 0x1ffff) {
                         // The task's struct pid must list this task first.
-                        if self.u64(tp + o.pid_tasks).ok() == Some(va + o.pid_links) {
+                        if self.u64(tp.wrapping_add(o.pid_tasks)).ok() == Some(va.wrapping_add(o.pid_links)) {
                             if let Ok(t) = self.task(va) {
                                 if t.pid > 0 && t.pid == t.tgid {
                                     out.push(t);
@@ -493,18 +493,18 @@ impl<'m> Linux<'m> {
         let o = &self.off;
         let mut out = Vec::new();
         for node in self.list(head)? {
-            let m = node - o.mod_list;
-            let core = self.u32(m + o.mod_core_size)? as u64;
+            let m = node.wrapping_sub(o.mod_list);
+            let core = self.u32(m.wrapping_add(o.mod_core_size))? as u64;
             let init = match o.mod_init_size {
-                Some(i) => self.u32(m + i)? as u64,
+                Some(i) => self.u32(m.wrapping_add(i))? as u64,
                 None => 0,
             };
             out.push(Module {
                 addr: m,
-                name: self.cstr(m + o.mod_name, 56)?,
-                base: self.u64(m + o.mod_core_base)?,
-                size: core + init,
-                state: self.u32(m + o.mod_state)?,
+                name: self.cstr(m.wrapping_add(o.mod_name), 56)?,
+                base: self.u64(m.wrapping_add(o.mod_core_base))?,
+                size: core.saturating_add(init),
+                state: self.u32(m.wrapping_add(o.mod_state))?,
             });
         }
         Ok(out)
