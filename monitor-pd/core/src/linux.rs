@@ -95,7 +95,6 @@ pub struct Offsets {
     cred_uid: u64,
     thread_pid: u64,
     pid_links: u64,
-    group_leader: u64,
     upid_nr: u64,
     pid_numbers: u64,
     pid_tasks: u64,
@@ -105,7 +104,6 @@ pub struct Offsets {
     mod_core_size: u64,
     mod_init_size: Option<u64>,
     mod_state: u64,
-    task_size: u64,
 }
 
 fn off(p: &Profile, s: &'static str, m: &'static str) -> Result<u64, VmiError> {
@@ -143,7 +141,6 @@ impl Offsets {
             cred_uid: off(p, "cred", "uid")?,
             thread_pid: off(p, t, "thread_pid")?,
             pid_links: off(p, t, "pid_links")?,
-            group_leader: off(p, t, "group_leader")?,
             upid_nr: off(p, "upid", "nr")?,
             pid_numbers: off(p, "pid", "numbers")?,
             pid_tasks: off(p, "pid", "tasks")?,
@@ -153,7 +150,6 @@ impl Offsets {
             mod_core_size: core_size,
             mod_init_size: init_size,
             mod_state: off(p, "module", "state")?,
-            task_size: p.layout(t).map(|l| l.size as u64).unwrap_or(0),
         })
     }
 }
@@ -427,9 +423,11 @@ impl<'m> Linux<'m> {
                 continue;
             }
             let task = first.wrapping_sub(self.off.pid_links);
+            let nr = self.u32(pid.wrapping_add(self.off.pid_numbers).wrapping_add(self.off.upid_nr))? as i32;
             if let Ok(t) = self.task(task) {
-                // Only thread-group leaders, as in the task list.
-                if t.pid == t.tgid {
+                // Only thread-group leaders, as in the task list, and only
+                // when the pid's own number agrees with the task.
+                if t.pid == t.tgid && t.pid == nr {
                     out.push(t);
                 }
             }
@@ -468,8 +466,9 @@ impl<'m> Linux<'m> {
                     if let Some(tp) = tp.filter(|&p| p >> 47 == 0x1ffff) {
                         // The task's struct pid must list this task first.
                         if self.u64(tp.wrapping_add(o.pid_tasks)).ok() == Some(va.wrapping_add(o.pid_links)) {
+                            let nr = self.u32(tp.wrapping_add(o.pid_numbers).wrapping_add(o.upid_nr)).ok().map(|n| n as i32);
                             if let Ok(t) = self.task(va) {
-                                if t.pid > 0 && t.pid == t.tgid {
+                                if t.pid > 0 && t.pid == t.tgid && Some(t.pid) == nr {
                                     out.push(t);
                                 }
                             }
@@ -480,8 +479,6 @@ impl<'m> Linux<'m> {
             }
             pa += page.len() as u64;
         }
-        let _ = o.task_size;
-        let _ = o.group_leader;
         out.sort_by_key(|t| t.pid);
         out.dedup_by_key(|t| t.addr);
         Ok(out)

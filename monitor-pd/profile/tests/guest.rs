@@ -300,3 +300,54 @@ fn truncated_and_garbage_images_give_errors() {
     let l = Linux::attach(&img, &f.profile, Some(regs), None).expect("fallback search");
     assert!(l.tasks().unwrap().len() > 20);
 }
+
+/// Runs Volatility 3 with the ISF we write; returns its JSON rows.
+fn volatility(plugin: &str, isf_dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let vol = env("BULKHEAD_VMI_VOL");
+    let out = std::process::Command::new(&vol)
+        .args(["-q", "-r", "json", "-s"])
+        .arg(isf_dir)
+        .arg("-f")
+        .arg(env("BULKHEAD_VMI_ELF"))
+        .arg(plugin)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e} ({HOW})", vol.display()));
+    assert!(out.status.success(), "vol {plugin} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("vol {plugin} output is not JSON: {e}"))
+}
+
+#[test]
+#[ignore = "needs the QEMU guest fixtures and Volatility 3: run via cargo xtask test"]
+fn volatility3_with_our_isf_agrees_on_pslist_and_lsmod() {
+    let f = fixture();
+    let dir = std::env::temp_dir().join(format!("bulkhead-isf-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("linux")).unwrap();
+    std::fs::write(dir.join("linux/bulkhead.json"), monitor_profile::isf::to_isf(&f.kernel)).unwrap();
+    let img = Image::parse(&f.elf).unwrap();
+    let linux = attach(&img, &f.profile);
+    // Volatility prints virtual offsets without the sign-extended top bits.
+    let low = |a: u64| a & 0xffff_ffff_ffff;
+
+    let ours: BTreeSet<(i64, i64, String, u64)> = linux
+        .tasks()
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.pid != 0) // Volatility starts after init_task.
+        .map(|t| (t.pid as i64, t.ppid as i64, t.comm, low(t.addr)))
+        .collect();
+    let theirs: BTreeSet<(i64, i64, String, u64)> = volatility("linux.pslist", &dir)
+        .iter()
+        .map(|r| (r["PID"].as_i64().unwrap(), r["PPID"].as_i64().unwrap(), r["COMM"].as_str().unwrap().to_string(), low(r["OFFSET (V)"].as_u64().unwrap())))
+        .collect();
+    assert!(theirs.len() > 20);
+    assert_eq!(ours, theirs, "linux.pslist rows");
+
+    let ours: BTreeSet<(String, u64, u64)> =
+        linux.modules().unwrap().into_iter().map(|m| (m.name, m.size, low(m.addr))).collect();
+    let theirs: BTreeSet<(String, u64, u64)> = volatility("linux.lsmod", &dir)
+        .iter()
+        .map(|r| (r["Module Name"].as_str().unwrap().to_string(), r["Code Size"].as_u64().unwrap(), low(r["Offset"].as_u64().unwrap())))
+        .collect();
+    assert_eq!(ours, theirs, "linux.lsmod entries");
+    let _ = std::fs::remove_dir_all(&dir);
+}
