@@ -37,10 +37,10 @@ pub fn ar_members(d: &[u8]) -> Result<Vec<(String, &[u8])>, Error> {
             .parse()
             .map_err(|_| format!("ar member header at byte {p} has a bad size field"))?;
         let data = d
-            .get(p + 60..p + 60 + size)
+            .get(p + 60..(p + 60).saturating_add(size))
             .ok_or_else(|| format!("ar member `{name}` is truncated (needs {size} bytes)"))?;
         out.push((name, data));
-        p += 60 + size + (size & 1);
+        p = p.saturating_add(60 + size + (size & 1));
     }
     Ok(out)
 }
@@ -247,9 +247,12 @@ impl<'a> Elf<'a> {
             return Err("kernel ELF has no section headers".into());
         }
         let mut raw = Vec::new();
-        let mut end = shoff + shnum * shentsize;
+        let mut end = shoff.saturating_add(shnum * shentsize);
         for i in 0..shnum {
-            let h = shoff + i * shentsize;
+            let h = shoff.saturating_add(i * shentsize);
+            if h.saturating_add(shentsize) > d.len() {
+                return Err("kernel ELF section headers are truncated".into());
+            }
             let name = le32(d, h).ok_or("kernel ELF section headers are truncated")?;
             let ty = le32(d, h + 4).ok_or("kernel ELF section headers are truncated")?;
             let addr = le64(d, h + 0x10).ok_or("kernel ELF section headers are truncated")?;
@@ -261,7 +264,7 @@ impl<'a> Elf<'a> {
             raw.push((name, ty, addr, off, size));
         }
         let strtab = raw.get(shstrndx).ok_or("kernel ELF has no section name table")?;
-        let strs = d.get(strtab.3..strtab.3 + strtab.4).ok_or("kernel ELF section name table is truncated")?;
+        let strs = d.get(strtab.3..strtab.3.saturating_add(strtab.4)).ok_or("kernel ELF section name table is truncated")?;
         let sections = raw
             .iter()
             .map(|&(n, ty, addr, offset, size)| {
@@ -284,7 +287,7 @@ impl<'a> Elf<'a> {
         if s.nobits {
             return None;
         }
-        self.data.get(s.offset..s.offset + s.size)
+        self.data.get(s.offset..s.offset.saturating_add(s.size))
     }
 
     /// Bytes at link-time virtual address `va`, from whichever section holds it.
@@ -292,9 +295,14 @@ impl<'a> Elf<'a> {
         let s = self
             .sections
             .iter()
-            .find(|s| !s.nobits && s.addr != 0 && va >= s.addr && va + len as u64 <= s.addr + s.size as u64)?;
-        let o = s.offset + (va - s.addr) as usize;
-        self.data.get(o..o + len)
+            .find(|s| {
+                !s.nobits
+                    && s.addr != 0
+                    && va >= s.addr
+                    && va.checked_add(len as u64).is_some_and(|e| e <= s.addr.saturating_add(s.size as u64))
+            })?;
+        let o = s.offset.checked_add((va - s.addr) as usize)?;
+        self.data.get(o..o.checked_add(len)?)
     }
 }
 

@@ -39,7 +39,7 @@ pub fn decompress(d: &[u8]) -> Result<Vec<u8>, String> {
     for _ in 0..nfilters {
         let id = varint(h, &mut p).ok_or("xz: bad filter flags")?;
         let psize = varint(h, &mut p).ok_or("xz: bad filter flags")? as usize;
-        let props = h.get(p..p + psize).ok_or("xz: bad filter flags")?.to_vec();
+        let props = h.get(p..p.saturating_add(psize)).ok_or("xz: bad filter flags")?.to_vec();
         p += psize;
         filters.push((id, props));
     }

@@ -235,9 +235,10 @@ pub fn setup(env: &mut Vec<(String, String)>) -> Result<()> {
     Ok(())
 }
 
-/// Fuzz smoke run of the image/profile parsers.
+/// Fuzz smoke runs: memory images + walkers, and the kernel-image parsers.
 pub fn extra() -> Result<()> {
     let fuzz = host::root().join("monitor-pd/core/fuzz");
-    host::fuzz_smoke(&fuzz, "parse_image", 20)
+    host::fuzz_smoke(&fuzz, "parse_image", 20)?;
+    host::fuzz_smoke(&fuzz, "parse_kernel", 20)
 }
 
