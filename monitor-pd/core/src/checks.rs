@@ -69,8 +69,17 @@ impl<'a> Classifier<'a> {
     /// Builds the classifier (reads the module list once).
     pub fn new(linux: &'a Linux<'a>) -> Result<Classifier<'a>, VmiError> {
         let text = (linux.symbol("_stext")?, linux.symbol("_etext")?);
-        let init_text = (linux.symbol("_sinittext").unwrap_or(0), linux.symbol("_einittext").unwrap_or(0));
-        Ok(Classifier { linux, index: linux.profile.address_index(), text, init_text, modules: linux.modules().unwrap_or_default() })
+        let init_text = (
+            linux.symbol("_sinittext").unwrap_or(0),
+            linux.symbol("_einittext").unwrap_or(0),
+        );
+        Ok(Classifier {
+            linux,
+            index: linux.profile.address_index(),
+            text,
+            init_text,
+            modules: linux.modules().unwrap_or_default(),
+        })
     }
 
     /// Where `addr` (runtime) points.
@@ -124,7 +133,13 @@ pub fn check_syscalls(linux: &Linux) -> Result<Vec<Entry>, VmiError> {
         let addr = linux.u64(table.wrapping_add(8 * i as u64))?;
         let target = c.classify(addr);
         let ok = matches!(target, Target::Kernel(ref s, 0) if s.starts_with("__x64_sys_") || s.starts_with("__pfx___x64_sys_"));
-        out.push(Entry { index: i, addr, target, expected: None, ok });
+        out.push(Entry {
+            index: i,
+            addr,
+            target,
+            expected: None,
+            ok,
+        });
     }
     Ok(out)
 }
@@ -151,7 +166,13 @@ pub fn check_idt(linux: &Linux, idt_base: Option<u64>) -> Result<Vec<Entry>, Vmi
             Target::InitText(s, _) => i < 32 && s == "early_idt_handler_array",
             _ => false,
         };
-        out.push(Entry { index: i, addr, target, expected: None, ok });
+        out.push(Entry {
+            index: i,
+            addr,
+            target,
+            expected: None,
+            ok,
+        });
     }
     Ok(out)
 }
@@ -162,8 +183,17 @@ pub fn check_msr(linux: &Linux, lstar: u64) -> Result<Vec<Entry>, VmiError> {
     let c = Classifier::new(linux)?;
     let target = c.classify(lstar);
     let ok = lstar == linux.symbol("entry_SYSCALL_64")?
-        || linux.profile.symbol("entry_SYSCALL_64_trampoline").is_some_and(|t| lstar == t.wrapping_add(linux.slide));
-    Ok(alloc::vec![Entry { index: 0xc000_0082, addr: lstar, target, expected: Some("entry_SYSCALL_64".into()), ok }])
+        || linux
+            .profile
+            .symbol("entry_SYSCALL_64_trampoline")
+            .is_some_and(|t| lstar == t.wrapping_add(linux.slide));
+    Ok(alloc::vec![Entry {
+        index: 0xc000_0082,
+        addr: lstar,
+        target,
+        expected: Some("entry_SYSCALL_64".into()),
+        ok
+    }])
 }
 
 /// One kernel text page whose contents differ from the image.
@@ -191,7 +221,12 @@ pub fn check_text(linux: &Linux) -> Result<(u32, Vec<TextDiff>), VmiError> {
         let link = t.start + p as u64 * PAGE as u64;
         let va = link.wrapping_add(linux.slide);
         if linux.read(va, &mut buf).is_err() {
-            out.push(TextDiff { page: p, addr: va, first: None, readable: false });
+            out.push(TextDiff {
+                page: p,
+                addr: va,
+                first: None,
+                readable: false,
+            });
             continue;
         }
         let h = page_hash(t, p, &buf, linux.slide);
@@ -200,7 +235,12 @@ pub fn check_text(linux: &Linux) -> Result<(u32, Vec<TextDiff>), VmiError> {
                 .lookup(linux.profile, link)
                 .map(|(s, o)| alloc::format!("{s}+{o:#x}"))
                 .unwrap_or_default();
-            out.push(TextDiff { page: p, addr: va, first: Some((va, name)), readable: true });
+            out.push(TextDiff {
+                page: p,
+                addr: va,
+                first: Some((va, name)),
+                readable: true,
+            });
         }
     }
     Ok((t.pages, out))
@@ -208,7 +248,11 @@ pub fn check_text(linux: &Linux) -> Result<(u32, Vec<TextDiff>), VmiError> {
 
 /// Narrows a differing page to the changed bytes against the image's own
 /// canonical page (`image_page`, link-time bytes), naming the symbol.
-pub fn diff_page(linux: &Linux, page: u32, image_page: &[u8]) -> Result<Vec<(u64, String)>, VmiError> {
+pub fn diff_page(
+    linux: &Linux,
+    page: u32,
+    image_page: &[u8],
+) -> Result<Vec<(u64, String)>, VmiError> {
     let t = &linux.profile.text;
     let idx = linux.profile.address_index();
     let link = t.start + page as u64 * PAGE as u64;
@@ -222,7 +266,10 @@ pub fn diff_page(linux: &Linux, page: u32, image_page: &[u8]) -> Result<Vec<(u64
     for (i, (a, b)) in live.iter().zip(&img).enumerate() {
         if a != b {
             let l = link + i as u64;
-            let name = idx.lookup(linux.profile, l).map(|(s, o)| alloc::format!("{s}+{o:#x}")).unwrap_or_default();
+            let name = idx
+                .lookup(linux.profile, l)
+                .map(|(s, o)| alloc::format!("{s}+{o:#x}"))
+                .unwrap_or_default();
             out.push((l.wrapping_add(linux.slide), name));
         }
     }
@@ -254,13 +301,37 @@ impl XView {
 pub fn psxview(linux: &Linux) -> Result<Vec<XView>, VmiError> {
     let mut by_addr: BTreeMap<u64, XView> = BTreeMap::new();
     for t in linux.tasks()? {
-        by_addr.entry(t.addr).or_insert(XView { task: t, in_list: false, in_idr: false, in_scan: false }).in_list = true;
+        by_addr
+            .entry(t.addr)
+            .or_insert(XView {
+                task: t,
+                in_list: false,
+                in_idr: false,
+                in_scan: false,
+            })
+            .in_list = true;
     }
     for t in linux.idr_tasks()? {
-        by_addr.entry(t.addr).or_insert(XView { task: t, in_list: false, in_idr: false, in_scan: false }).in_idr = true;
+        by_addr
+            .entry(t.addr)
+            .or_insert(XView {
+                task: t,
+                in_list: false,
+                in_idr: false,
+                in_scan: false,
+            })
+            .in_idr = true;
     }
     for t in linux.scan_tasks()? {
-        by_addr.entry(t.addr).or_insert(XView { task: t, in_list: false, in_idr: false, in_scan: false }).in_scan = true;
+        by_addr
+            .entry(t.addr)
+            .or_insert(XView {
+                task: t,
+                in_list: false,
+                in_idr: false,
+                in_scan: false,
+            })
+            .in_scan = true;
     }
     let mut v: Vec<XView> = by_addr.into_values().collect();
     v.sort_by_key(|x| (x.task.pid, x.task.addr));

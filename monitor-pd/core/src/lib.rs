@@ -13,9 +13,9 @@
 
 extern crate alloc;
 
-pub mod profile;
-pub mod text;
+pub mod checks;
+pub mod linux;
 pub mod mem;
 pub mod paging;
-pub mod linux;
-pub mod checks;
+pub mod profile;
+pub mod text;

@@ -107,7 +107,9 @@ pub struct Offsets {
 }
 
 fn off(p: &Profile, s: &'static str, m: &'static str) -> Result<u64, VmiError> {
-    p.offset(s, m).map(u64::from).ok_or(VmiError::MissingLayout(s, m))
+    p.offset(s, m)
+        .map(u64::from)
+        .ok_or(VmiError::MissingLayout(s, m))
 }
 
 impl Offsets {
@@ -125,7 +127,11 @@ impl Offsets {
             }
             Err(_) => {
                 let m = off(p, "module", "mem")?;
-                (m + off(p, "module_memory", "base")?, m + off(p, "module_memory", "size")?, None)
+                (
+                    m + off(p, "module_memory", "base")?,
+                    m + off(p, "module_memory", "size")?,
+                    None,
+                )
             }
         };
         Ok(Offsets {
@@ -242,12 +248,19 @@ impl<'m> Linux<'m> {
     /// Finds the kernel: page-table root (from the CPU state when known,
     /// otherwise by trying each 2 MiB-aligned physical load address for
     /// `init_top_pgt`), paging mode and slide; checks the banner.
-    pub fn attach(mem: &'m dyn PhysMem, profile: &'m Profile, regs: Option<CpuRegs>, vmcoreinfo: Option<&str>) -> Result<Linux<'m>, VmiError> {
+    pub fn attach(
+        mem: &'m dyn PhysMem,
+        profile: &'m Profile,
+        regs: Option<CpuRegs>,
+        vmcoreinfo: Option<&str>,
+    ) -> Result<Linux<'m>, VmiError> {
         let off = Offsets::new(profile)?;
         let text = sym(profile, "_text")?;
         let banner = sym(profile, "linux_banner")?;
         let vmci_slide = vmcoreinfo.and_then(|v| {
-            v.lines().find_map(|l| l.strip_prefix("KERNELOFFSET=")).and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+            v.lines()
+                .find_map(|l| l.strip_prefix("KERNELOFFSET="))
+                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
         });
         let mut candidates: Vec<(AddressSpace, u64, SlideSource)> = Vec::new();
         if let Some(r) = regs.filter(|r| r.cr3 != 0) {
@@ -265,28 +278,54 @@ impl<'m> Linux<'m> {
         let mut last_err = VmiError::KernelNotFound;
         for (space, slide, src) in candidates {
             match Self::verify(mem, profile, space, slide, banner) {
-                Ok(()) => return Ok(Linux { mem, profile, space, slide, slide_source: src, off }),
+                Ok(()) => {
+                    return Ok(Linux {
+                        mem,
+                        profile,
+                        space,
+                        slide,
+                        slide_source: src,
+                        off,
+                    })
+                }
                 Err(e) => last_err = e,
             }
         }
         // No usable registers: find init_top_pgt by trying each physical
         // load address of the image.
-        let pgd = profile.symbol("init_top_pgt").or_else(|| profile.symbol("swapper_pg_dir")).ok_or(VmiError::MissingSymbol("init_top_pgt"))?;
+        let pgd = profile
+            .symbol("init_top_pgt")
+            .or_else(|| profile.symbol("swapper_pg_dir"))
+            .ok_or(VmiError::MissingSymbol("init_top_pgt"))?;
         let pgd_off = pgd.wrapping_sub(text);
         let end = mem.phys_end();
         let mut phys = 0u64;
         while phys < end {
             for levels in [4u8, 5] {
-                let space = AddressSpace { root: phys.wrapping_add(pgd_off), levels };
+                let space = AddressSpace {
+                    root: phys.wrapping_add(pgd_off),
+                    levels,
+                };
                 let mut e = [0u8; 8];
-                if mem.read_phys(space.root.wrapping_add(511 * 8), &mut e).is_err() || u64::from_le_bytes(e) & 1 == 0 {
+                if mem
+                    .read_phys(space.root.wrapping_add(511 * 8), &mut e)
+                    .is_err()
+                    || u64::from_le_bytes(e) & 1 == 0
+                {
                     continue;
                 }
                 if let Some(va) = first_kernel_mapping(mem, &space) {
                     if space.translate(mem, va) == Ok(phys) {
                         let slide = va.wrapping_sub(text);
                         if Self::verify(mem, profile, space, slide, banner).is_ok() {
-                            return Ok(Linux { mem, profile, space, slide, slide_source: SlideSource::PageTables, off });
+                            return Ok(Linux {
+                                mem,
+                                profile,
+                                space,
+                                slide,
+                                slide_source: SlideSource::PageTables,
+                                off,
+                            });
                         }
                     }
                 }
@@ -296,13 +335,26 @@ impl<'m> Linux<'m> {
         Err(last_err)
     }
 
-    fn verify(mem: &dyn PhysMem, profile: &Profile, space: AddressSpace, slide: u64, banner: u64) -> Result<(), VmiError> {
+    fn verify(
+        mem: &dyn PhysMem,
+        profile: &Profile,
+        space: AddressSpace,
+        slide: u64,
+        banner: u64,
+    ) -> Result<(), VmiError> {
         let want = profile.banner.as_bytes();
         let mut got = alloc::vec![0u8; want.len().min(256)];
-        space.read(mem, banner.wrapping_add(slide), &mut got).map_err(|_| VmiError::KernelNotFound)?;
+        space
+            .read(mem, banner.wrapping_add(slide), &mut got)
+            .map_err(|_| VmiError::KernelNotFound)?;
         if got != want[..got.len()] {
-            let e = got.iter().position(|&b| b == 0 || b == b'\n').unwrap_or(got.len());
-            return Err(VmiError::BannerMismatch(String::from_utf8_lossy(&got[..e]).into_owned()));
+            let e = got
+                .iter()
+                .position(|&b| b == 0 || b == b'\n')
+                .unwrap_or(got.len());
+            return Err(VmiError::BannerMismatch(
+                String::from_utf8_lossy(&got[..e]).into_owned(),
+            ));
         }
         Ok(())
     }
@@ -354,9 +406,17 @@ impl<'m> Linux<'m> {
         let pid = self.u32(addr.wrapping_add(o.pid))? as i32;
         let tgid = self.u32(addr.wrapping_add(o.tgid))? as i32;
         let parent = self.u64(addr.wrapping_add(o.real_parent))?;
-        let ppid = if parent == 0 || parent == addr { 0 } else { self.u32(parent.wrapping_add(o.tgid)).unwrap_or(0) as i32 };
+        let ppid = if parent == 0 || parent == addr {
+            0
+        } else {
+            self.u32(parent.wrapping_add(o.tgid)).unwrap_or(0) as i32
+        };
         let cred = self.u64(addr.wrapping_add(o.real_cred))?;
-        let uid = if cred == 0 { 0 } else { self.u32(cred.wrapping_add(o.cred_uid)).unwrap_or(u32::MAX) };
+        let uid = if cred == 0 {
+            0
+        } else {
+            self.u32(cred.wrapping_add(o.cred_uid)).unwrap_or(u32::MAX)
+        };
         let flags = self.u32(addr.wrapping_add(o.flags))?;
         Ok(Task {
             addr,
@@ -423,7 +483,10 @@ impl<'m> Linux<'m> {
                 continue;
             }
             let task = first.wrapping_sub(self.off.pid_links);
-            let nr = self.u32(pid.wrapping_add(self.off.pid_numbers).wrapping_add(self.off.upid_nr))? as i32;
+            let nr = self.u32(
+                pid.wrapping_add(self.off.pid_numbers)
+                    .wrapping_add(self.off.upid_nr),
+            )? as i32;
             if let Ok(t) = self.task(task) {
                 // Only thread-group leaders, as in the task list, and only
                 // when the pid's own number agrees with the task.
@@ -446,7 +509,13 @@ impl<'m> Linux<'m> {
         let mut out = Vec::new();
         let mut page = alloc::vec![0u8; 0x10000];
         let mut pa = 0u64;
-        let rd = |b: &[u8], i: usize| -> Option<u64> { b.get(i..i + 8).map(|s| { let mut a = [0u8; 8]; a.copy_from_slice(s); u64::from_le_bytes(a) }) };
+        let rd = |b: &[u8], i: usize| -> Option<u64> {
+            b.get(i..i + 8).map(|s| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(s);
+                u64::from_le_bytes(a)
+            })
+        };
         while pa < end {
             if self.mem.read_phys(pa, &mut page).is_err() {
                 pa += 0x10000;
@@ -465,8 +534,13 @@ impl<'m> Linux<'m> {
                     let tp = rd(&page, o.thread_pid as usize + i);
                     if let Some(tp) = tp.filter(|&p| p >> 47 == 0x1ffff) {
                         // The task's struct pid must list this task first.
-                        if self.u64(tp.wrapping_add(o.pid_tasks)).ok() == Some(va.wrapping_add(o.pid_links)) {
-                            let nr = self.u32(tp.wrapping_add(o.pid_numbers).wrapping_add(o.upid_nr)).ok().map(|n| n as i32);
+                        if self.u64(tp.wrapping_add(o.pid_tasks)).ok()
+                            == Some(va.wrapping_add(o.pid_links))
+                        {
+                            let nr = self
+                                .u32(tp.wrapping_add(o.pid_numbers).wrapping_add(o.upid_nr))
+                                .ok()
+                                .map(|n| n as i32);
                             if let Ok(t) = self.task(va) {
                                 if t.pid > 0 && t.pid == t.tgid && Some(t.pid) == nr {
                                     out.push(t);

@@ -94,10 +94,12 @@ pub struct Image<'a> {
 }
 
 fn u16le(d: &[u8], o: usize) -> Option<u16> {
-    d.get(o..o.checked_add(2)?).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    d.get(o..o.checked_add(2)?)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
 }
 fn u32le(d: &[u8], o: usize) -> Option<u32> {
-    d.get(o..o.checked_add(4)?).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    d.get(o..o.checked_add(4)?)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 fn u64le(d: &[u8], o: usize) -> Option<u64> {
     let b = d.get(o..o.checked_add(8)?)?;
@@ -115,12 +117,16 @@ impl<'a> Image<'a> {
         if data.len() < 1 << 20 {
             return Err(ImageError::TooSmall);
         }
-        if data.len() % 4096 != 0 {
+        if !data.len().is_multiple_of(4096) {
             return Err(ImageError::RawNotPageMultiple);
         }
         Ok(Image {
             data,
-            ranges: alloc::vec![Range { pa: 0, len: data.len() as u64, off: 0 }],
+            ranges: alloc::vec![Range {
+                pa: 0,
+                len: data.len() as u64,
+                off: 0
+            }],
             regs: None,
             vmcoreinfo: None,
             is_elf: false,
@@ -128,7 +134,12 @@ impl<'a> Image<'a> {
     }
 
     fn parse_elf(d: &'a [u8]) -> Result<Image<'a>, ImageError> {
-        if d.len() < 64 || d[4] != 2 || d[5] != 1 || u16le(d, 16) != Some(4) || u16le(d, 18) != Some(62) {
+        if d.len() < 64
+            || d[4] != 2
+            || d[5] != 1
+            || u16le(d, 16) != Some(4)
+            || u16le(d, 18) != Some(62)
+        {
             return Err(ImageError::NotACore);
         }
         let phoff = u64le(d, 32).ok_or(ImageError::Truncated)? as usize;
@@ -141,17 +152,25 @@ impl<'a> Image<'a> {
         let mut regs = None;
         let mut vmcoreinfo = None;
         for i in 0..phnum {
-            let h = phoff.checked_add(i * phentsize).ok_or(ImageError::Truncated)?;
+            let h = phoff
+                .checked_add(i * phentsize)
+                .ok_or(ImageError::Truncated)?;
             let ty = u32le(d, h).ok_or(ImageError::Truncated)?;
             let off = u64le(d, h + 8).ok_or(ImageError::Truncated)? as usize;
             let paddr = u64le(d, h + 24).ok_or(ImageError::Truncated)?;
             let filesz = u64le(d, h + 32).ok_or(ImageError::Truncated)?;
-            let end = off.checked_add(filesz as usize).ok_or(ImageError::Truncated)?;
+            let end = off
+                .checked_add(filesz as usize)
+                .ok_or(ImageError::Truncated)?;
             if end > d.len() {
                 return Err(ImageError::Truncated);
             }
             match ty {
-                1 if filesz > 0 => ranges.push(Range { pa: paddr, len: filesz, off }),
+                1 if filesz > 0 => ranges.push(Range {
+                    pa: paddr,
+                    len: filesz,
+                    off,
+                }),
                 4 => {
                     let notes = &d[off..end];
                     let (r, v) = parse_notes(notes);
@@ -169,7 +188,13 @@ impl<'a> Image<'a> {
             return Err(ImageError::NoMemory);
         }
         ranges.sort_by_key(|r| r.pa);
-        Ok(Image { data: d, ranges, regs, vmcoreinfo, is_elf: true })
+        Ok(Image {
+            data: d,
+            ranges,
+            regs,
+            vmcoreinfo,
+            is_elf: true,
+        })
     }
 
     /// The captured physical ranges (start, length).
@@ -193,11 +218,22 @@ fn parse_notes(n: &[u8]) -> (Option<CpuRegs>, Option<String>) {
     let mut vmci = None;
     let align4 = |x: usize| x.checked_add(3).map(|v| v & !3);
     while p + 12 <= n.len() {
-        let (Some(namesz), Some(descsz), Some(ty)) = (u32le(n, p), u32le(n, p + 4), u32le(n, p + 8)) else { break };
+        let (Some(namesz), Some(descsz), Some(ty)) =
+            (u32le(n, p), u32le(n, p + 4), u32le(n, p + 8))
+        else {
+            break;
+        };
         let name_start = p + 12;
-        let Some(desc_start) = align4(name_start.saturating_add(namesz as usize)) else { break };
-        let Some(next) = align4(desc_start.saturating_add(descsz as usize)) else { break };
-        let (Some(name), Some(desc)) = (n.get(name_start..name_start + namesz as usize), n.get(desc_start..desc_start + descsz as usize)) else {
+        let Some(desc_start) = align4(name_start.saturating_add(namesz as usize)) else {
+            break;
+        };
+        let Some(next) = align4(desc_start.saturating_add(descsz as usize)) else {
+            break;
+        };
+        let (Some(name), Some(desc)) = (
+            n.get(name_start..name_start + namesz as usize),
+            n.get(desc_start..desc_start + descsz as usize),
+        ) else {
             break;
         };
         let name = name.split(|&b| b == 0).next().unwrap_or(&[]);
@@ -226,9 +262,14 @@ impl PhysMem for Image<'_> {
     fn read_phys(&self, pa: u64, buf: &mut [u8]) -> Result<(), MemError> {
         let mut done = 0usize;
         while done < buf.len() {
-            let a = pa.checked_add(done as u64).ok_or(MemError::NotPresent(pa))?;
+            let a = pa
+                .checked_add(done as u64)
+                .ok_or(MemError::NotPresent(pa))?;
             let i = self.ranges.partition_point(|r| r.pa <= a);
-            let r = i.checked_sub(1).and_then(|i| self.ranges.get(i)).ok_or(MemError::NotPresent(a))?;
+            let r = i
+                .checked_sub(1)
+                .and_then(|i| self.ranges.get(i))
+                .ok_or(MemError::NotPresent(a))?;
             let into = a - r.pa;
             if into >= r.len {
                 return Err(MemError::NotPresent(a));
@@ -302,7 +343,10 @@ mod tests {
         img.read_phys(0x1ffe, &mut b[..2]).unwrap();
         assert_eq!(b[..2], [0xaa, 0xaa]);
         // A read crossing into a hole fails.
-        assert_eq!(img.read_phys(0x1ffe, &mut b), Err(MemError::NotPresent(0x2000)));
+        assert_eq!(
+            img.read_phys(0x1ffe, &mut b),
+            Err(MemError::NotPresent(0x2000))
+        );
         img.read_phys(0x10_0000, &mut b).unwrap();
         assert_eq!(b, [0xbb; 4]);
         assert_eq!(img.read_phys(0, &mut b), Err(MemError::NotPresent(0)));
@@ -314,8 +358,14 @@ mod tests {
         for cut in [10, 63, 100, 300, d.len() - 1] {
             assert!(Image::parse(&d[..cut]).is_err(), "cut at {cut}");
         }
-        assert_eq!(Image::parse(&[0x55; 1000]).err(), Some(ImageError::TooSmall));
-        assert_eq!(Image::parse(&vec![0x55; (1 << 20) + 1]).err(), Some(ImageError::RawNotPageMultiple));
+        assert_eq!(
+            Image::parse(&[0x55; 1000]).err(),
+            Some(ImageError::TooSmall)
+        );
+        assert_eq!(
+            Image::parse(&vec![0x55; (1 << 20) + 1]).err(),
+            Some(ImageError::RawNotPageMultiple)
+        );
         let raw = vec![0u8; 1 << 20];
         let img = Image::parse(&raw).unwrap();
         assert_eq!(img.phys_end(), 1 << 20);

@@ -133,7 +133,8 @@ impl Profile {
         if v != PROFILE_VERSION {
             return Err(ProfileError::Version(v));
         }
-        let mut p: Profile = postcard::from_bytes(&data[12..]).map_err(|_| ProfileError::Corrupt)?;
+        let mut p: Profile =
+            postcard::from_bytes(&data[12..]).map_err(|_| ProfileError::Corrupt)?;
         p.normalise();
         Ok(p)
     }
@@ -147,9 +148,7 @@ impl Profile {
 
     /// Link-time address of a symbol.
     pub fn symbol(&self, name: &str) -> Option<u64> {
-        let i = self
-            .symbols
-            .partition_point(|s| s.name.as_str() < name);
+        let i = self.symbols.partition_point(|s| s.name.as_str() < name);
         self.symbols
             .get(i)
             .filter(|s| s.name == name)
@@ -214,16 +213,38 @@ mod tests {
         let mut p = Profile {
             banner: "Linux version 6.1.0".to_string(),
             symbols: vec![
-                Symbol { name: "init_task".into(), addr: 0xffff_ffff_8200_0000, kind: b'D' },
-                Symbol { name: "_stext".into(), addr: 0xffff_ffff_8100_0000, kind: b'T' },
-                Symbol { name: "do_sys".into(), addr: 0xffff_ffff_8100_1000, kind: b'T' },
+                Symbol {
+                    name: "init_task".into(),
+                    addr: 0xffff_ffff_8200_0000,
+                    kind: b'D',
+                },
+                Symbol {
+                    name: "_stext".into(),
+                    addr: 0xffff_ffff_8100_0000,
+                    kind: b'T',
+                },
+                Symbol {
+                    name: "do_sys".into(),
+                    addr: 0xffff_ffff_8100_1000,
+                    kind: b'T',
+                },
             ],
             structs: vec![StructLayout {
                 name: "list_head".into(),
                 size: 16,
                 fields: vec![
-                    Field { name: "next".into(), offset: 0, size: 8, type_name: "struct list_head *".into() },
-                    Field { name: "prev".into(), offset: 8, size: 8, type_name: "struct list_head *".into() },
+                    Field {
+                        name: "next".into(),
+                        offset: 0,
+                        size: 8,
+                        type_name: "struct list_head *".into(),
+                    },
+                    Field {
+                        name: "prev".into(),
+                        offset: 8,
+                        size: 8,
+                        type_name: "struct list_head *".into(),
+                    },
                 ],
             }],
             text: TextImage::default(),
@@ -241,7 +262,10 @@ mod tests {
         assert_eq!(q.symbol("nope"), None);
         assert_eq!(q.offset("list_head", "prev"), Some(8));
         let idx = q.address_index();
-        assert_eq!(idx.lookup(&q, 0xffff_ffff_8100_1010), Some(("do_sys", 0x10)));
+        assert_eq!(
+            idx.lookup(&q, 0xffff_ffff_8100_1010),
+            Some(("do_sys", 0x10))
+        );
         assert_eq!(idx.lookup(&q, 0x10), None);
     }
 
@@ -249,7 +273,10 @@ mod tests {
     fn rejects_bad_files() {
         let p = sample();
         let mut b = p.to_bytes();
-        assert_eq!(Profile::from_bytes(b"garbage"), Err(ProfileError::NotAProfile));
+        assert_eq!(
+            Profile::from_bytes(b"garbage"),
+            Err(ProfileError::NotAProfile)
+        );
         b[8] = 9;
         assert_eq!(Profile::from_bytes(&b), Err(ProfileError::Version(9)));
         let mut b = p.to_bytes();

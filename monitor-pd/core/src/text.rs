@@ -29,7 +29,11 @@ pub fn canonicalise(text: &TextImage, page: u32, bytes: &mut [u8], slide: u64) {
         let i = (off - lo) as usize;
         if let Some(b) = bytes.get_mut(i..i + 4) {
             let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            let v = if add { v.wrapping_add(slide as u32) } else { v.wrapping_sub(slide as u32) };
+            let v = if add {
+                v.wrapping_add(slide as u32)
+            } else {
+                v.wrapping_sub(slide as u32)
+            };
             b.copy_from_slice(&v.to_le_bytes());
         }
     };
@@ -49,7 +53,9 @@ pub fn canonicalise(text: &TextImage, page: u32, bytes: &mut [u8], slide: u64) {
         }
     }
     // Masks may start before this page and reach into it.
-    let first = text.masks.partition_point(|&(o, _)| o.saturating_add(64) < lo);
+    let first = text
+        .masks
+        .partition_point(|&(o, _)| o.saturating_add(64) < lo);
     for &(o, len) in text.masks.get(first..).unwrap_or(&[]) {
         if o >= hi {
             break;
@@ -82,7 +88,11 @@ mod tests {
 
     #[test]
     fn relocated_page_hashes_like_the_image() {
-        let mut t = TextImage { start: 0xffff_ffff_8100_0000, pages: 1, ..Default::default() };
+        let mut t = TextImage {
+            start: 0xffff_ffff_8100_0000,
+            pages: 1,
+            ..Default::default()
+        };
         t.relocs32 = vec![16];
         t.relocs64 = vec![32];
         t.masks = vec![(100, 5)];

@@ -26,11 +26,23 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn time<T>(n: usize, mut f: impl FnMut() -> T) -> Duration {
-    median((0..n).map(|_| { let t = Instant::now(); std::hint::black_box(f()); t.elapsed() }).collect())
+    median(
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(f());
+                t.elapsed()
+            })
+            .collect(),
+    )
 }
 
 fn main() -> ExitCode {
-    let (Some(deb), Some(elf), Some(vol)) = (env("BULKHEAD_VMI_DEB"), env("BULKHEAD_VMI_ELF"), env("BULKHEAD_VMI_VOL")) else {
+    let (Some(deb), Some(elf), Some(vol)) = (
+        env("BULKHEAD_VMI_DEB"),
+        env("BULKHEAD_VMI_ELF"),
+        env("BULKHEAD_VMI_VOL"),
+    ) else {
         eprintln!("vmi bench: BULKHEAD_VMI_DEB/ELF/VOL are not set; run `cargo xtask test` once, then `cargo bench -p monitor-profile` with the variables it prints");
         return ExitCode::FAILURE;
     };
@@ -62,20 +74,53 @@ fn main() -> ExitCode {
 
     let dir = std::env::temp_dir().join(format!("bulkhead-bench-isf-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("linux")).expect("isf dir");
-    std::fs::write(dir.join("linux/bulkhead.json"), monitor_profile::isf::to_isf(&kernel)).expect("isf");
+    std::fs::write(
+        dir.join("linux/bulkhead.json"),
+        monitor_profile::isf::to_isf(&kernel),
+    )
+    .expect("isf");
     let volt = time(3, || {
-        let out = Command::new(&vol).args(["-q", "-r", "json", "-s"]).arg(&dir).arg("-f").arg(&elf).arg("linux.pslist").output().expect("run vol");
-        assert!(out.status.success(), "vol failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(&vol)
+            .args(["-q", "-r", "json", "-s"])
+            .arg(&dir)
+            .arg("-f")
+            .arg(&elf)
+            .arg("linux.pslist")
+            .output()
+            .expect("run vol");
+        assert!(
+            out.status.success(),
+            "vol failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
     let _ = std::fs::remove_dir_all(&dir);
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!("image: {} ({image_mb} MiB, QEMU ELF core)", elf.display());
-    println!("profile build from .deb          {:>10.1} ms (median of 3)", ms(build));
-    println!("bulkhead pslist (read+open+walk) {:>10.1} ms (median of 10)", ms(pslist));
-    println!("bulkhead pslist (walk only)      {:>10.3} ms (median of 50)", ms(walk_only));
-    println!("bulkhead check-syscalls          {:>10.1} ms (median of 10)", ms(syscalls));
-    println!("volatility3 linux.pslist         {:>10.1} ms (median of 3)", ms(volt));
-    println!("ratio volatility / bulkhead pslist: {:.1}x", volt.as_secs_f64() / pslist.as_secs_f64());
+    println!(
+        "profile build from .deb          {:>10.1} ms (median of 3)",
+        ms(build)
+    );
+    println!(
+        "bulkhead pslist (read+open+walk) {:>10.1} ms (median of 10)",
+        ms(pslist)
+    );
+    println!(
+        "bulkhead pslist (walk only)      {:>10.3} ms (median of 50)",
+        ms(walk_only)
+    );
+    println!(
+        "bulkhead check-syscalls          {:>10.1} ms (median of 10)",
+        ms(syscalls)
+    );
+    println!(
+        "volatility3 linux.pslist         {:>10.1} ms (median of 3)",
+        ms(volt)
+    );
+    println!(
+        "ratio volatility / bulkhead pslist: {:.1}x",
+        volt.as_secs_f64() / pslist.as_secs_f64()
+    );
     ExitCode::SUCCESS
 }

@@ -86,7 +86,10 @@ pub enum BtfError {
 impl std::fmt::Display for BtfError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BtfError::BadMagic => write!(f, ".BTF section has a bad magic (expected 0xeb9f little-endian)"),
+            BtfError::BadMagic => write!(
+                f,
+                ".BTF section has a bad magic (expected 0xeb9f little-endian)"
+            ),
             BtfError::Truncated(what) => write!(f, ".BTF section is truncated in its {what}"),
             BtfError::UnknownKind(k) => write!(f, ".BTF section has unknown type kind {k}"),
         }
@@ -116,7 +119,9 @@ impl Btf {
         let type_len = u32_at(d, 12, "header")? as usize;
         let str_off = u32_at(d, 16, "header")? as usize;
         let str_len = u32_at(d, 20, "header")? as usize;
-        let tstart = hdr_len.checked_add(type_off).ok_or(BtfError::Truncated("header"))?;
+        let tstart = hdr_len
+            .checked_add(type_off)
+            .ok_or(BtfError::Truncated("header"))?;
         let tsec = d
             .get(tstart..tstart.saturating_add(type_len))
             .filter(|s| s.len() == type_len)
@@ -191,7 +196,11 @@ impl Btf {
                         let n = u32_at(tsec, p, "struct members")?;
                         let ty = u32_at(tsec, p + 4, "struct members")?;
                         let off = u32_at(tsec, p + 8, "struct members")?;
-                        let (bits, bitfield) = if kflag { (off & 0xff_ffff, off >> 24) } else { (off, 0) };
+                        let (bits, bitfield) = if kflag {
+                            (off & 0xff_ffff, off >> 24)
+                        } else {
+                            (off, 0)
+                        };
                         t.members.push(Member {
                             name: cstr(strings, n),
                             type_id: ty,
@@ -206,7 +215,12 @@ impl Btf {
                         let n = u32_at(tsec, p, "enum values")?;
                         let v = u32_at(tsec, p + 4, "enum values")?;
                         let val = if kflag { v as i32 as i64 } else { v as i64 };
-                        t.members.push(Member { name: cstr(strings, n), type_id: 0, offset_or_value: val, bitfield: 0 });
+                        t.members.push(Member {
+                            name: cstr(strings, n),
+                            type_id: 0,
+                            offset_or_value: val,
+                            bitfield: 0,
+                        });
                         p += 8;
                     }
                 }
@@ -228,7 +242,12 @@ impl Btf {
                     for _ in 0..vlen {
                         let n = u32_at(tsec, p, "function parameters")?;
                         let ty = u32_at(tsec, p + 4, "function parameters")?;
-                        t.members.push(Member { name: cstr(strings, n), type_id: ty, offset_or_value: 0, bitfield: 0 });
+                        t.members.push(Member {
+                            name: cstr(strings, n),
+                            type_id: ty,
+                            offset_or_value: 0,
+                            bitfield: 0,
+                        });
                         p += 8;
                     }
                 }
@@ -256,7 +275,11 @@ impl Btf {
                 Some(t)
                     if matches!(
                         t.kind,
-                        Kind::Typedef | Kind::Volatile | Kind::Const | Kind::Restrict | Kind::TypeTag
+                        Kind::Typedef
+                            | Kind::Volatile
+                            | Kind::Const
+                            | Kind::Restrict
+                            | Kind::TypeTag
                     ) =>
                 {
                     id = t.size_or_type
@@ -279,9 +302,12 @@ impl Btf {
         let id = self.resolve(id);
         match self.get(id) {
             Some(t) => match t.kind {
-                Kind::Int | Kind::Struct | Kind::Union | Kind::Enum | Kind::Enum64 | Kind::Float => {
-                    t.size_or_type as u64
-                }
+                Kind::Int
+                | Kind::Struct
+                | Kind::Union
+                | Kind::Enum
+                | Kind::Enum64
+                | Kind::Float => t.size_or_type as u64,
                 Kind::Ptr => 8,
                 Kind::Array => t
                     .array
@@ -302,8 +328,16 @@ impl Btf {
         if depth > 32 {
             return "?".into();
         }
-        let Some(t) = self.get(id) else { return "?".into() };
-        let anon = |s: &str| if t.name.is_empty() { format!("{s} <anonymous>") } else { format!("{s} {}", t.name) };
+        let Some(t) = self.get(id) else {
+            return "?".into();
+        };
+        let anon = |s: &str| {
+            if t.name.is_empty() {
+                format!("{s} <anonymous>")
+            } else {
+                format!("{s} {}", t.name)
+            }
+        };
         match t.kind {
             Kind::Void => "void".into(),
             Kind::Int | Kind::Float | Kind::Typedef => t.name.clone(),
@@ -329,7 +363,11 @@ impl Btf {
     pub fn find_struct(&self, name: &str) -> Option<u32> {
         self.types
             .iter()
-            .position(|t| matches!(t.kind, Kind::Struct | Kind::Union) && t.name == name && !t.members.is_empty())
+            .position(|t| {
+                matches!(t.kind, Kind::Struct | Kind::Union)
+                    && t.name == name
+                    && !t.members.is_empty()
+            })
             .map(|i| i as u32)
     }
 
@@ -340,7 +378,11 @@ impl Btf {
         let mut fields = Vec::new();
         self.flatten(id, 0, &mut fields, 0);
         fields.sort_by_key(|f: &Field| f.offset);
-        Some(StructLayout { name: t.name.clone(), size: t.size_or_type, fields })
+        Some(StructLayout {
+            name: t.name.clone(),
+            size: t.size_or_type,
+            fields,
+        })
     }
 
     fn flatten(&self, id: u32, base_bits: u64, out: &mut Vec<Field>, depth: u32) {
@@ -351,15 +393,27 @@ impl Btf {
         for m in &t.members {
             let bits = base_bits + m.offset_or_value as u64;
             let rid = self.resolve(m.type_id);
-            let is_aggr = self.get(rid).map(|t| matches!(t.kind, Kind::Struct | Kind::Union)).unwrap_or(false);
+            let is_aggr = self
+                .get(rid)
+                .map(|t| matches!(t.kind, Kind::Struct | Kind::Union))
+                .unwrap_or(false);
             if m.name.is_empty() {
                 if is_aggr {
                     self.flatten(rid, bits, out, depth + 1);
                 }
                 continue;
             }
-            let size = if m.bitfield != 0 { 0 } else { self.size_of(m.type_id) as u32 };
-            out.push(Field { name: m.name.clone(), offset: (bits / 8) as u32, size, type_name: self.type_name(m.type_id) });
+            let size = if m.bitfield != 0 {
+                0
+            } else {
+                self.size_of(m.type_id) as u32
+            };
+            out.push(Field {
+                name: m.name.clone(),
+                offset: (bits / 8) as u32,
+                size,
+                type_name: self.type_name(m.type_id),
+            });
         }
     }
 }
@@ -374,14 +428,26 @@ pub(crate) mod tests {
         let mut strs = b"\0int\0list_head\0next\0prev\0task\0pid\0tasks\0comm\0char\0".to_vec();
         let off = |s: &str, strs: &[u8]| {
             let needle = [s.as_bytes(), b"\0"].concat();
-            strs.windows(needle.len()).position(|w| w == needle.as_slice()).unwrap() as u32
+            strs.windows(needle.len())
+                .position(|w| w == needle.as_slice())
+                .unwrap() as u32
         };
         let (o_int, o_lh, o_next, o_prev, o_task, o_pid, o_tasks, o_comm, o_char) = (
-            off("int", &strs), off("list_head", &strs), off("next", &strs), off("prev", &strs),
-            off("task", &strs), off("pid", &strs), off("tasks", &strs), off("comm", &strs), off("char", &strs),
+            off("int", &strs),
+            off("list_head", &strs),
+            off("next", &strs),
+            off("prev", &strs),
+            off("task", &strs),
+            off("pid", &strs),
+            off("tasks", &strs),
+            off("comm", &strs),
+            off("char", &strs),
         );
         let mut ty = Vec::new();
-        let mut rec = |v: &[u32]| v.iter().for_each(|x| ty.extend_from_slice(&x.to_le_bytes()));
+        let mut rec = |v: &[u32]| {
+            v.iter()
+                .for_each(|x| ty.extend_from_slice(&x.to_le_bytes()))
+        };
         // 1: int
         rec(&[o_int, 1 << 24, 4, (1 << 24) | 32]);
         // 2: struct list_head * ; 3: struct list_head
@@ -393,7 +459,20 @@ pub(crate) mod tests {
         rec(&[o_char, 1 << 24, 1, (1 << 24) | 8]);
         rec(&[0, 3 << 24, 0, 5, 1, 16]);
         // 7: struct task
-        rec(&[o_task, (4 << 24) | 3, 40, o_pid, 1, 0, 0, 4, 64, o_comm, 6, 192]);
+        rec(&[
+            o_task,
+            (4 << 24) | 3,
+            40,
+            o_pid,
+            1,
+            0,
+            0,
+            4,
+            64,
+            o_comm,
+            6,
+            192,
+        ]);
         strs.push(0);
         let mut d = Vec::new();
         d.extend_from_slice(&[0x9f, 0xeb, 1, 0]);
@@ -413,8 +492,15 @@ pub(crate) mod tests {
         let id = btf.find_struct("task").unwrap();
         let l = btf.layout(id).unwrap();
         assert_eq!(l.size, 40);
-        let names: Vec<_> = l.fields.iter().map(|f| (f.name.as_str(), f.offset, f.size)).collect();
-        assert_eq!(names, vec![("pid", 0, 4), ("tasks", 8, 16), ("comm", 24, 16)]);
+        let names: Vec<_> = l
+            .fields
+            .iter()
+            .map(|f| (f.name.as_str(), f.offset, f.size))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("pid", 0, 4), ("tasks", 8, 16), ("comm", 24, 16)]
+        );
         assert_eq!(l.field("tasks").unwrap().type_name, "struct list_head");
         assert_eq!(l.field("comm").unwrap().type_name, "char[16]");
         let lh = btf.layout(btf.find_struct("list_head").unwrap()).unwrap();
@@ -425,9 +511,12 @@ pub(crate) mod tests {
     fn rejects_malformed() {
         let d = sample_btf();
         assert_eq!(Btf::parse(&d[..10]).unwrap_err(), BtfError::BadMagic);
-        assert!(matches!(Btf::parse(&d[..d.len() - 30]), Err(BtfError::Truncated(_))));
+        assert!(matches!(
+            Btf::parse(&d[..d.len() - 30]),
+            Err(BtfError::Truncated(_))
+        ));
         let mut bad = d.clone();
-        bad[24 + 7] = 31 << 0; // kind byte of the first type record
+        bad[24 + 7] = 31; // kind byte of the first type record
         assert_eq!(Btf::parse(&bad).unwrap_err(), BtfError::UnknownKind(31));
         // Every prefix is an error or a parse, never a panic.
         for n in 0..d.len() {

@@ -16,10 +16,13 @@ fn le16(d: &[u8], o: usize) -> Option<u16> {
     d.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]))
 }
 fn le32(d: &[u8], o: usize) -> Option<u32> {
-    d.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    d.get(o..o + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 fn le64(d: &[u8], o: usize) -> Option<u64> {
-    d.get(o..o + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
+    d.get(o..o + 8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
 }
 
 /// Members of an `ar` archive (a .deb): (name, data).
@@ -31,7 +34,10 @@ pub fn ar_members(d: &[u8]) -> Result<Vec<(String, &[u8])>, Error> {
     let mut p = 8;
     while p + 60 <= d.len() {
         let h = &d[p..p + 60];
-        let name = String::from_utf8_lossy(&h[0..16]).trim().trim_end_matches('/').to_string();
+        let name = String::from_utf8_lossy(&h[0..16])
+            .trim()
+            .trim_end_matches('/')
+            .to_string();
         let size: usize = String::from_utf8_lossy(&h[48..58])
             .trim()
             .parse()
@@ -72,17 +78,17 @@ impl<F: Fn(&str) -> bool> TarPicker<F> {
                 let pe = h[345..500].iter().position(|&b| b == 0).unwrap_or(155);
                 name = format!("{}/{}", String::from_utf8_lossy(&h[345..345 + pe]), name);
             }
-            let size_s = String::from_utf8_lossy(&h[124..136]).trim_matches(|c| c == '\0' || c == ' ').to_string();
+            let size_s = String::from_utf8_lossy(&h[124..136])
+                .trim_matches(|c| c == '\0' || c == ' ')
+                .to_string();
             let size = usize::from_str_radix(&size_s, 8).unwrap_or(0);
             let total = 512 + size.div_ceil(512) * 512;
             if self.buf.len() < total {
                 return;
             }
-            if h[156] == b'0' || h[156] == 0 {
-                if (self.want)(&name) {
-                    self.found = Some((name, self.buf[512..512 + size].to_vec()));
-                    return;
-                }
+            if (h[156] == b'0' || h[156] == 0) && (self.want)(&name) {
+                self.found = Some((name, self.buf[512..512 + size].to_vec()));
+                return;
             }
             self.buf.drain(..total);
         }
@@ -119,14 +125,18 @@ pub fn vmlinuz_from_deb(deb: &[u8]) -> Result<(String, Vec<u8>), Error> {
         lzma_rs::xz_decompress(&mut &data[..], &mut pick).map_err(|e| e.to_string())
     } else if name.ends_with(".zst") {
         let mut dec = ruzstd::StreamingDecoder::new(&data[..]).map_err(|e| e.to_string())?;
-        std::io::copy(&mut dec, &mut pick).map(|_| ()).map_err(|e| e.to_string())
+        std::io::copy(&mut dec, &mut pick)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     } else if name.ends_with(".gz") {
         let raw = gunzip(data)?;
         pick.write_all(&raw).map_err(|e| e.to_string())
     } else if name == "data.tar" {
         pick.write_all(data).map_err(|e| e.to_string())
     } else {
-        return Err(format!("the .deb's `{name}` uses a compression this tool does not read (xz, zst, gz)"));
+        return Err(format!(
+            "the .deb's `{name}` uses a compression this tool does not read (xz, zst, gz)"
+        ));
     };
     if let Some(f) = pick.found {
         return Ok(f);
@@ -160,8 +170,13 @@ fn gunzip(d: &[u8]) -> Result<Vec<u8>, Error> {
     let body = d.get(p..).ok_or("truncated gzip header")?;
     // The payload is followed by other data in a bzImage; inflate stops at
     // the end of the deflate stream.
-    miniz_oxide::inflate::decompress_to_vec_with_limit(body, 1 << 30)
-        .or_else(|e| if e.output.is_empty() { Err(format!("gzip: {:?}", e.status)) } else { Ok(e.output) })
+    miniz_oxide::inflate::decompress_to_vec_with_limit(body, 1 << 30).or_else(|e| {
+        if e.output.is_empty() {
+            Err(format!("gzip: {:?}", e.status))
+        } else {
+            Ok(e.output)
+        }
+    })
 }
 
 /// Decompresses the kernel payload of a bzImage into the `vmlinux` ELF
@@ -184,7 +199,8 @@ pub fn vmlinux_from_bzimage(bz: &[u8]) -> Result<Vec<u8>, Error> {
     if magic.starts_with(b"\xfd7zXZ\0") {
         crate::xz::decompress(payload).map_err(|e| format!("kernel payload: {e}"))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        let mut dec = ruzstd::StreamingDecoder::new(payload).map_err(|e| format!("zstd payload: {e}"))?;
+        let mut dec =
+            ruzstd::StreamingDecoder::new(payload).map_err(|e| format!("zstd payload: {e}"))?;
         let mut out = Vec::new();
         std::io::copy(&mut dec, &mut out).map_err(|e| format!("zstd payload: {e}"))?;
         Ok(out)
@@ -257,23 +273,38 @@ impl<'a> Elf<'a> {
             let ty = le32(d, h + 4).ok_or("kernel ELF section headers are truncated")?;
             let addr = le64(d, h + 0x10).ok_or("kernel ELF section headers are truncated")?;
             let off = le64(d, h + 0x18).ok_or("kernel ELF section headers are truncated")? as usize;
-            let size = le64(d, h + 0x20).ok_or("kernel ELF section headers are truncated")? as usize;
+            let size =
+                le64(d, h + 0x20).ok_or("kernel ELF section headers are truncated")? as usize;
             if ty != 8 {
                 end = end.max(off.saturating_add(size));
             }
             raw.push((name, ty, addr, off, size));
         }
-        let strtab = raw.get(shstrndx).ok_or("kernel ELF has no section name table")?;
-        let strs = d.get(strtab.3..strtab.3.saturating_add(strtab.4)).ok_or("kernel ELF section name table is truncated")?;
+        let strtab = raw
+            .get(shstrndx)
+            .ok_or("kernel ELF has no section name table")?;
+        let strs = d
+            .get(strtab.3..strtab.3.saturating_add(strtab.4))
+            .ok_or("kernel ELF section name table is truncated")?;
         let sections = raw
             .iter()
             .map(|&(n, ty, addr, offset, size)| {
                 let s = strs.get(n as usize..).unwrap_or(&[]);
                 let e = s.iter().position(|&b| b == 0).unwrap_or(0);
-                Section { name: String::from_utf8_lossy(&s[..e]).into_owned(), addr, offset, size, nobits: ty == 8 }
+                Section {
+                    name: String::from_utf8_lossy(&s[..e]).into_owned(),
+                    addr,
+                    offset,
+                    size,
+                    nobits: ty == 8,
+                }
             })
             .collect();
-        Ok(Elf { data: d, sections, end })
+        Ok(Elf {
+            data: d,
+            sections,
+            end,
+        })
     }
 
     /// The section called `name`.
@@ -292,15 +323,14 @@ impl<'a> Elf<'a> {
 
     /// Bytes at link-time virtual address `va`, from whichever section holds it.
     pub fn at_va(&self, va: u64, len: usize) -> Option<&'a [u8]> {
-        let s = self
-            .sections
-            .iter()
-            .find(|s| {
-                !s.nobits
-                    && s.addr != 0
-                    && va >= s.addr
-                    && va.checked_add(len as u64).is_some_and(|e| e <= s.addr.saturating_add(s.size as u64))
-            })?;
+        let s = self.sections.iter().find(|s| {
+            !s.nobits
+                && s.addr != 0
+                && va >= s.addr
+                && va
+                    .checked_add(len as u64)
+                    .is_some_and(|e| e <= s.addr.saturating_add(s.size as u64))
+        })?;
         let o = s.offset.checked_add((va - s.addr) as usize)?;
         self.data.get(o..o.checked_add(len)?)
     }
@@ -334,7 +364,13 @@ mod tests {
     #[test]
     fn ar_and_errors() {
         let mut d = b"!<arch>\n".to_vec();
-        d.extend_from_slice(format!("{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", "debian-binary", 0, 0, 0, 100644, 4).as_bytes());
+        d.extend_from_slice(
+            format!(
+                "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+                "debian-binary", 0, 0, 0, 100644, 4
+            )
+            .as_bytes(),
+        );
         d.extend_from_slice(b"2.0\n");
         let m = ar_members(&d).unwrap();
         assert_eq!(m[0].0, "debian-binary");
@@ -348,7 +384,9 @@ mod tests {
 
     #[test]
     fn bzimage_errors() {
-        assert!(vmlinux_from_bzimage(b"nope").unwrap_err().contains("not a bzImage"));
+        assert!(vmlinux_from_bzimage(b"nope")
+            .unwrap_err()
+            .contains("not a bzImage"));
         let mut bz = vec![0u8; 0x1000];
         bz[0x1f1] = 1;
         bz[0x202..0x206].copy_from_slice(b"HdrS");
@@ -371,7 +409,14 @@ mod tests {
     #[test]
     fn relocs_parse() {
         let mut tail = Vec::new();
-        for v in [0xffff_ffff_8100_0010u64 as u32, 0, 0xffff_ffff_8200_0000u64 as u32, 0, 0x8100_0020, 0x8100_0030] {
+        for v in [
+            0xffff_ffff_8100_0010u64 as u32,
+            0,
+            0xffff_ffff_8200_0000u64 as u32,
+            0,
+            0x8100_0020,
+            0x8100_0030,
+        ] {
             tail.extend_from_slice(&v.to_le_bytes());
         }
         // Read backwards: 0x81000030, 0x81000020 are 32-bit; then the inverse list ...

@@ -39,7 +39,10 @@ struct Conv<'a> {
 
 impl<'a> Conv<'a> {
     fn agg_name(&self, id: u32) -> String {
-        self.names.get(&id).cloned().unwrap_or_else(|| format!("unnamed_{id}"))
+        self.names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("unnamed_{id}"))
     }
 
     fn desc(&self, id: u32, depth: u32) -> Value {
@@ -47,11 +50,15 @@ impl<'a> Conv<'a> {
             return json!({"kind": "base", "name": "void"});
         }
         let id = self.btf.resolve(id);
-        let Some(t) = self.btf.get(id) else { return json!({"kind": "base", "name": "void"}) };
+        let Some(t) = self.btf.get(id) else {
+            return json!({"kind": "base", "name": "void"});
+        };
         match t.kind {
             Kind::Void => json!({"kind": "base", "name": "void"}),
             Kind::Int | Kind::Float => json!({"kind": "base", "name": t.name}),
-            Kind::Ptr => json!({"kind": "pointer", "subtype": self.desc(t.size_or_type, depth + 1)}),
+            Kind::Ptr => {
+                json!({"kind": "pointer", "subtype": self.desc(t.size_or_type, depth + 1)})
+            }
             Kind::Array => {
                 let (e, n) = t.array.unwrap_or((0, 0));
                 json!({"kind": "array", "count": n, "subtype": self.desc(e, depth + 1)})
@@ -85,7 +92,10 @@ pub fn to_isf(k: &Kernel) -> String {
     let mut names = BTreeMap::new();
     let mut taken = std::collections::BTreeSet::new();
     for (i, t) in btf.types.iter().enumerate() {
-        if matches!(t.kind, Kind::Struct | Kind::Union | Kind::Enum | Kind::Enum64) {
+        if matches!(
+            t.kind,
+            Kind::Struct | Kind::Union | Kind::Enum | Kind::Enum64
+        ) {
             let complete = !t.members.is_empty() || t.size_or_type > 0;
             if !t.name.is_empty() && complete && taken.insert(t.name.clone()) {
                 names.insert(i as u32, t.name.clone());
@@ -95,17 +105,27 @@ pub fn to_isf(k: &Kernel) -> String {
     // Duplicate definitions of a name resolve to the first one.
     let by_name: BTreeMap<String, u32> = names.iter().map(|(id, n)| (n.clone(), *id)).collect();
     for (i, t) in btf.types.iter().enumerate() {
-        if matches!(t.kind, Kind::Struct | Kind::Union | Kind::Enum | Kind::Enum64) && !t.name.is_empty() && !names.contains_key(&(i as u32)) {
-            if by_name.contains_key(&t.name) {
-                names.insert(i as u32, t.name.clone());
-            }
+        if matches!(
+            t.kind,
+            Kind::Struct | Kind::Union | Kind::Enum | Kind::Enum64
+        ) && !t.name.is_empty()
+            && !names.contains_key(&(i as u32))
+            && by_name.contains_key(&t.name)
+        {
+            names.insert(i as u32, t.name.clone());
         }
     }
     let conv = Conv { btf, names };
 
     let mut base_types = Map::new();
-    base_types.insert("pointer".into(), json!({"size": 8, "signed": false, "kind": "int", "endian": "little"}));
-    base_types.insert("void".into(), json!({"size": 0, "signed": false, "kind": "void", "endian": "little"}));
+    base_types.insert(
+        "pointer".into(),
+        json!({"size": 8, "signed": false, "kind": "int", "endian": "little"}),
+    );
+    base_types.insert(
+        "void".into(),
+        json!({"size": 0, "signed": false, "kind": "void", "endian": "little"}),
+    );
     let mut user_types = Map::new();
     let mut enums = Map::new();
     for (i, t) in btf.types.iter().enumerate() {
@@ -133,11 +153,14 @@ pub fn to_isf(k: &Kernel) -> String {
                 let mut fields = Map::new();
                 for (mi, m) in t.members.iter().enumerate() {
                     let bits = m.offset_or_value as u64;
-                    let (fname, anon) =
-                        if m.name.is_empty() { (format!("unnamed_field_{mi}"), true) } else { (m.name.clone(), false) };
+                    let (fname, anon) = if m.name.is_empty() {
+                        (format!("unnamed_field_{mi}"), true)
+                    } else {
+                        (m.name.clone(), false)
+                    };
                     let mut f = if m.bitfield != 0 {
                         let under = btf.resolve(m.type_id);
-                        let unit = btf.size_of(under).max(1) as u64;
+                        let unit = btf.size_of(under).max(1);
                         let off = bits / (unit * 8) * unit;
                         let ty = conv.desc(under, 0);
                         json!({"type": {"kind": "bitfield", "bit_position": bits - off * 8, "bit_length": m.bitfield, "type": ty}, "offset": off})
@@ -149,13 +172,24 @@ pub fn to_isf(k: &Kernel) -> String {
                     }
                     fields.insert(fname, f);
                 }
-                let kind = if t.kind == Kind::Union { "union" } else { "struct" };
-                user_types.insert(name, json!({"kind": kind, "size": t.size_or_type, "fields": fields}));
+                let kind = if t.kind == Kind::Union {
+                    "union"
+                } else {
+                    "struct"
+                };
+                user_types.insert(
+                    name,
+                    json!({"kind": kind, "size": t.size_or_type, "fields": fields}),
+                );
             }
             Kind::Enum | Kind::Enum64 => {
                 let name = conv.agg_name(id);
                 let signed = t.members.iter().any(|m| m.offset_or_value < 0);
-                let constants: Map<String, Value> = t.members.iter().map(|m| (m.name.clone(), json!(m.offset_or_value))).collect();
+                let constants: Map<String, Value> = t
+                    .members
+                    .iter()
+                    .map(|m| (m.name.clone(), json!(m.offset_or_value)))
+                    .collect();
                 enums.insert(name, json!({"size": t.size_or_type, "base": base_for_size(t.size_or_type, signed), "constants": constants}));
             }
             _ => {}
@@ -163,29 +197,58 @@ pub fn to_isf(k: &Kernel) -> String {
     }
     // Forward declarations never defined: an empty struct, so references resolve.
     for t in btf.types.iter().filter(|t| t.kind == Kind::Fwd) {
-        user_types.entry(t.name.clone()).or_insert_with(|| json!({"kind": "struct", "size": 0, "fields": {}}));
+        user_types
+            .entry(t.name.clone())
+            .or_insert_with(|| json!({"kind": "struct", "size": 0, "fields": {}}));
     }
-    for (n, s, g) in [("signed char", 1, true), ("unsigned char", 1, false), ("short int", 2, true), ("short unsigned int", 2, false), ("int", 4, true), ("unsigned int", 4, false), ("long int", 8, true), ("long unsigned int", 8, false)] {
-        base_types.entry(n).or_insert_with(|| json!({"size": s, "signed": g, "kind": "int", "endian": "little"}));
+    for (n, s, g) in [
+        ("signed char", 1, true),
+        ("unsigned char", 1, false),
+        ("short int", 2, true),
+        ("short unsigned int", 2, false),
+        ("int", 4, true),
+        ("unsigned int", 4, false),
+        ("long int", 8, true),
+        ("long unsigned int", 8, false),
+    ] {
+        base_types
+            .entry(n)
+            .or_insert_with(|| json!({"size": s, "signed": g, "kind": "int", "endian": "little"}));
     }
 
     let mut symbols = Map::new();
     for s in &k.symbols {
-        symbols.entry(s.name.clone()).or_insert_with(|| json!({"address": s.addr}));
+        symbols
+            .entry(s.name.clone())
+            .or_insert_with(|| json!({"address": s.addr}));
     }
     let mut addrs: Vec<u64> = k.symbols.iter().map(|s| s.addr).collect();
     addrs.sort_unstable();
     for (sym, ty) in SYMBOL_TYPES {
-        let Some(addr) = symbols.get(*sym).and_then(|e| e["address"].as_u64()) else { continue };
-        let span = addrs.iter().find(|&&a| a > addr).map(|&a| a - addr).unwrap_or(0);
-        let count = |n: &str, size: u64| -> u64 {
-            if n == "auto" { span / size.max(1) } else { n.parse().unwrap_or(0) }
+        let Some(addr) = symbols.get(*sym).and_then(|e| e["address"].as_u64()) else {
+            continue;
         };
-        let Some(entry) = symbols.get_mut(*sym) else { continue };
+        let span = addrs
+            .iter()
+            .find(|&&a| a > addr)
+            .map(|&a| a - addr)
+            .unwrap_or(0);
+        let count = |n: &str, size: u64| -> u64 {
+            if n == "auto" {
+                span / size.max(1)
+            } else {
+                n.parse().unwrap_or(0)
+            }
+        };
+        let Some(entry) = symbols.get_mut(*sym) else {
+            continue;
+        };
         let desc = if let Some(rest) = ty.strip_prefix("array:") {
             let mut it = rest.split(':');
             let (e, n) = (it.next().unwrap_or(""), it.next().unwrap_or("0"));
-            let Some(size) = user_types.get(e).and_then(|u| u["size"].as_u64()) else { continue };
+            let Some(size) = user_types.get(e).and_then(|u| u["size"].as_u64()) else {
+                continue;
+            };
             json!({"kind": "array", "count": count(n, size), "subtype": {"kind": "struct", "name": e}})
         } else if let Some(n) = ty.strip_prefix("ptrarray:") {
             json!({"kind": "array", "count": count(n, 8), "subtype": {"kind": "pointer", "subtype": {"kind": "function"}}})
@@ -221,11 +284,21 @@ fn base64(d: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in d.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         out.push(A[(n >> 18) as usize & 63] as char);
         out.push(A[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 { A[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if c.len() > 2 { A[n as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 1 {
+            A[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            A[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }

@@ -31,8 +31,12 @@ impl std::fmt::Display for KallsymsError {
         let what = match self {
             KallsymsError::NoTokenTable => "no kallsyms token table/index found",
             KallsymsError::NoMarkers => "no kallsyms_markers found before the token table",
-            KallsymsError::NoNames => "no kallsyms_num_syms/kallsyms_names consistent with the markers",
-            KallsymsError::NoOffsets => "no kallsyms_offsets/kallsyms_relative_base consistent with the names",
+            KallsymsError::NoNames => {
+                "no kallsyms_num_syms/kallsyms_names consistent with the markers"
+            }
+            KallsymsError::NoOffsets => {
+                "no kallsyms_offsets/kallsyms_relative_base consistent with the names"
+            }
         };
         write!(
             f,
@@ -45,10 +49,12 @@ fn u16_at(d: &[u8], o: usize) -> Option<u16> {
     d.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]))
 }
 fn u32_at(d: &[u8], o: usize) -> Option<u32> {
-    d.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    d.get(o..o + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 fn u64_at(d: &[u8], o: usize) -> Option<u64> {
-    d.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    d.get(o..o + 8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
 }
 
 /// The token table: 256 strings.
@@ -84,28 +90,43 @@ fn try_token_index(d: &[u8], p: usize) -> Option<Tokens> {
     // The table ends right before the index, padded to at most 8 bytes.
     for pad in 0..8usize {
         let end = p.checked_sub(pad)?; // one past the last NUL
-        // The last string ends with the NUL at end-1 and starts after the
-        // NUL before it; string i ends with a NUL right before string i+1.
+                                       // The last string ends with the NUL at end-1 and starts after the
+                                       // NUL before it; string i ends with a NUL right before string i+1.
         if end < 2 || d.get(end - 1) != Some(&0) || d.get(end - 2) == Some(&0) {
             continue;
         }
-        let Some(prev_nul) = d[..end - 1].iter().rposition(|&c| c == 0) else { continue };
-        let Some(s) = (prev_nul + 1).checked_sub(last) else { continue };
+        let Some(prev_nul) = d[..end - 1].iter().rposition(|&c| c == 0) else {
+            continue;
+        };
+        let Some(s) = (prev_nul + 1).checked_sub(last) else {
+            continue;
+        };
         let ok = (1..256).all(|i| d.get(s + idx[i] as usize - 1) == Some(&0))
             && (0..256).all(|i| {
                 let a = s + idx[i] as usize;
-                let b = if i == 255 { end - 1 } else { s + idx[i + 1] as usize - 1 };
+                let b = if i == 255 {
+                    end - 1
+                } else {
+                    s + idx[i + 1] as usize - 1
+                };
                 b > a && d[a..b].iter().all(|&c| (0x20..0x7f).contains(&c))
             });
         if ok {
             let tokens = (0..256)
                 .map(|i| {
                     let a = s + idx[i] as usize;
-                    let b = if i == 255 { end - 1 } else { s + idx[i + 1] as usize - 1 };
+                    let b = if i == 255 {
+                        end - 1
+                    } else {
+                        s + idx[i + 1] as usize - 1
+                    };
                     d[a..b].to_vec()
                 })
                 .collect();
-            return Some(Tokens { table_start: s, tokens });
+            return Some(Tokens {
+                table_start: s,
+                tokens,
+            });
         }
     }
     None
@@ -148,7 +169,13 @@ fn find_markers(d: &[u8], token_start: usize) -> Option<(usize, Vec<u32>)> {
 /// Decodes `n` compressed names starting at `start`; returns the names
 /// (token-expanded, type letter first) and the end offset. Checks every
 /// 256th name begins at its marker.
-fn decode_names(d: &[u8], start: usize, n: usize, markers: &[u32], tokens: &Tokens) -> Option<(Vec<Vec<u8>>, usize)> {
+fn decode_names(
+    d: &[u8],
+    start: usize,
+    n: usize,
+    markers: &[u32],
+    tokens: &Tokens,
+) -> Option<(Vec<Vec<u8>>, usize)> {
     let mut p = start;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
@@ -177,13 +204,16 @@ fn decode_names(d: &[u8], start: usize, n: usize, markers: &[u32], tokens: &Toke
 /// Reads the kallsyms tables out of `rodata` (the bytes of `.rodata`).
 pub fn parse(rodata: &[u8]) -> Result<Vec<Symbol>, KallsymsError> {
     let tokens = find_tokens(rodata).ok_or(KallsymsError::NoTokenTable)?;
-    let (markers_start, markers) = find_markers(rodata, tokens.table_start).ok_or(KallsymsError::NoMarkers)?;
+    let (markers_start, markers) =
+        find_markers(rodata, tokens.table_start).ok_or(KallsymsError::NoMarkers)?;
     let k = markers.len();
     let last_marker = *markers.last().unwrap_or(&0) as usize;
     // names end at markers_start (up to 7 bytes of padding); num_syms is a
     // u32 shortly before the names start.
-    let names_min_start = markers_start.checked_sub(last_marker + 256 * 260).unwrap_or(0);
-    let names_max_start = markers_start.checked_sub(last_marker).ok_or(KallsymsError::NoNames)?;
+    let names_min_start = markers_start.saturating_sub(last_marker + 256 * 260);
+    let names_max_start = markers_start
+        .checked_sub(last_marker)
+        .ok_or(KallsymsError::NoNames)?;
     let mut found = None;
     let mut q = names_max_start.saturating_sub(4) & !3;
     while q >= names_min_start.saturating_sub(8) {
@@ -191,7 +221,9 @@ pub fn parse(rodata: &[u8]) -> Result<Vec<Symbol>, KallsymsError> {
             let n = n as usize;
             if n > 0 && n.div_ceil(256) == k {
                 for names_start in [q + 4, (q + 4 + 7) & !7] {
-                    if let Some((names, end)) = decode_names(rodata, names_start, n, &markers, &tokens) {
+                    if let Some((names, end)) =
+                        decode_names(rodata, names_start, n, &markers, &tokens)
+                    {
                         if end <= markers_start && markers_start - end < 8 {
                             found = Some((q, names));
                             break;
@@ -214,23 +246,41 @@ pub fn parse(rodata: &[u8]) -> Result<Vec<Symbol>, KallsymsError> {
     if relative_base >> 47 != 0x1ffff {
         return Err(KallsymsError::NoOffsets);
     }
-    for off_start in [rb_at.checked_sub(4 * n), rb_at.checked_sub(4 * n + 4)].into_iter().flatten() {
+    for off_start in [rb_at.checked_sub(4 * n), rb_at.checked_sub(4 * n + 4)]
+        .into_iter()
+        .flatten()
+    {
         let mut syms = Vec::with_capacity(n);
         let mut ok = true;
         for (i, name) in names.iter().enumerate() {
-            let Some(o) = u32_at(rodata, off_start + 4 * i) else { ok = false; break };
+            let Some(o) = u32_at(rodata, off_start + 4 * i) else {
+                ok = false;
+                break;
+            };
             let o = o as i32;
             // KALLSYMS_ABSOLUTE_PERCPU: non-negative offsets are absolute
             // (per-CPU symbols), negative ones relative to the base.
-            let addr = if o >= 0 { o as u64 } else { relative_base.wrapping_sub(1).wrapping_sub(o as i64 as u64) };
+            let addr = if o >= 0 {
+                o as u64
+            } else {
+                relative_base.wrapping_sub(1).wrapping_sub(o as i64 as u64)
+            };
             let (kind, rest) = match name.split_first() {
                 Some((k, r)) => (*k, r),
                 None => (b'?', &name[..]),
             };
-            syms.push(Symbol { name: String::from_utf8_lossy(rest).into_owned(), addr, kind });
+            syms.push(Symbol {
+                name: String::from_utf8_lossy(rest).into_owned(),
+                addr,
+                kind,
+            });
         }
         // The base is the lowest text address: `_text`/`startup_64` sit there.
-        if ok && syms.iter().any(|s| (s.name == "_text" || s.name == "startup_64") && s.addr == relative_base) {
+        if ok
+            && syms
+                .iter()
+                .any(|s| (s.name == "_text" || s.name == "startup_64") && s.addr == relative_base)
+        {
             return Ok(syms);
         }
     }
@@ -245,19 +295,23 @@ pub(crate) mod tests {
     /// token table (token i = the single byte i for printable i, else "~i").
     pub fn sample_rodata(syms: &[(&str, u64, u8)], base: u64) -> Vec<u8> {
         let mut d = vec![0xaau8; 64];
-        while d.len() % 8 != 0 {
+        while !d.len().is_multiple_of(8) {
             d.push(0);
         }
         for (_, addr, _) in syms {
-            let off = if *addr >= base { -((addr - base) as i64) - 1 } else { *addr as i64 };
+            let off = if *addr >= base {
+                -((addr - base) as i64) - 1
+            } else {
+                *addr as i64
+            };
             d.extend_from_slice(&(off as i32).to_le_bytes());
         }
-        while d.len() % 8 != 0 {
+        while !d.len().is_multiple_of(8) {
             d.push(0);
         }
         d.extend_from_slice(&base.to_le_bytes());
         d.extend_from_slice(&(syms.len() as u32).to_le_bytes());
-        while d.len() % 8 != 0 {
+        while !d.len().is_multiple_of(8) {
             d.push(0);
         }
         let names_start = d.len();
@@ -271,13 +325,13 @@ pub(crate) mod tests {
             d.push(enc.len() as u8);
             d.extend_from_slice(&enc);
         }
-        while d.len() % 8 != 0 {
+        while !d.len().is_multiple_of(8) {
             d.push(0);
         }
         for m in markers {
             d.extend_from_slice(&m.to_le_bytes());
         }
-        while d.len() % 8 != 0 {
+        while !d.len().is_multiple_of(8) {
             d.push(0);
         }
         let mut idx = Vec::new();
@@ -291,7 +345,7 @@ pub(crate) mod tests {
             }
             d.push(0);
         }
-        while d.len() % 8 != 0 {
+        while !d.len().is_multiple_of(8) {
             d.push(0);
         }
         for v in idx {
@@ -313,7 +367,8 @@ pub(crate) mod tests {
             syms.push((format!("fn_{i}"), base + 0x100 + i * 16, b't'));
         }
         syms.push(("init_task".into(), base + 0x20_0000, b'D'));
-        let refs: Vec<(&str, u64, u8)> = syms.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
+        let refs: Vec<(&str, u64, u8)> =
+            syms.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
         let ro = sample_rodata(&refs, base);
         let got = parse(&ro).unwrap();
         assert_eq!(got.len(), syms.len());
@@ -325,6 +380,9 @@ pub(crate) mod tests {
         let pos = bad.windows(8).position(|w| w == b"\x07tfn_255").unwrap();
         bad[pos] = 0x06;
         assert!(parse(&bad).is_err());
-        assert_eq!(parse(&[0u8; 4096]).unwrap_err(), KallsymsError::NoTokenTable);
+        assert_eq!(
+            parse(&[0u8; 4096]).unwrap_err(),
+            KallsymsError::NoTokenTable
+        );
     }
 }

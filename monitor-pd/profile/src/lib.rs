@@ -20,10 +20,34 @@ use monitor_core::text;
 
 /// Structures the walkers and checks read.
 pub const WANTED_STRUCTS: &[&str] = &[
-    "task_struct", "list_head", "hlist_head", "hlist_node", "mm_struct", "module", "module_layout",
-    "module_memory", "cred", "pid", "upid", "pid_namespace", "idr", "xarray", "xa_node", "signal_struct",
-    "kernel_symbol", "alt_instr", "paravirt_patch_site", "jump_entry", "static_call_site", "callthunk_sites",
-    "qstr", "thread_info", "sched_entity", "rb_node", "kobject", "module_kobject",
+    "task_struct",
+    "list_head",
+    "hlist_head",
+    "hlist_node",
+    "mm_struct",
+    "module",
+    "module_layout",
+    "module_memory",
+    "cred",
+    "pid",
+    "upid",
+    "pid_namespace",
+    "idr",
+    "xarray",
+    "xa_node",
+    "signal_struct",
+    "kernel_symbol",
+    "alt_instr",
+    "paravirt_patch_site",
+    "jump_entry",
+    "static_call_site",
+    "callthunk_sites",
+    "qstr",
+    "thread_info",
+    "sched_entity",
+    "rb_node",
+    "kobject",
+    "module_kobject",
 ];
 
 /// What the builder read, for the report.
@@ -60,11 +84,18 @@ pub fn parse_system_map(text: &str) -> Result<Vec<Symbol>, String> {
             if line.trim().is_empty() {
                 continue;
             }
-            return Err(format!("System.map line {}: expected `address type name`, got {line:?}", n + 1));
+            return Err(format!(
+                "System.map line {}: expected `address type name`, got {line:?}",
+                n + 1
+            ));
         };
         let addr = u64::from_str_radix(a, 16)
             .map_err(|_| format!("System.map line {}: bad hex address {a:?}", n + 1))?;
-        out.push(Symbol { name: name.to_string(), addr, kind: k.bytes().next().unwrap_or(b'?') });
+        out.push(Symbol {
+            name: name.to_string(),
+            addr,
+            kind: k.bytes().next().unwrap_or(b'?'),
+        });
     }
     if out.len() < 1000 || !out.iter().any(|s| s.name == "init_task") {
         return Err(format!(
@@ -83,7 +114,11 @@ pub fn load_kernel(input: &[u8], system_map: Option<&str>) -> Result<Kernel, Str
     } else {
         (input.to_vec(), "bzImage".to_string())
     };
-    let vmlinux = if bz.starts_with(b"\x7fELF") { bz } else { image::vmlinux_from_bzimage(&bz)? };
+    let vmlinux = if bz.starts_with(b"\x7fELF") {
+        bz
+    } else {
+        image::vmlinux_from_bzimage(&bz)?
+    };
     let elf = image::Elf::parse(&vmlinux)?;
     let btf_raw = elf
         .bytes(".BTF")
@@ -92,7 +127,9 @@ pub fn load_kernel(input: &[u8], system_map: Option<&str>) -> Result<Kernel, Str
     let (symbols, source) = match system_map {
         Some(m) => (parse_system_map(m)?, "System.map"),
         None => {
-            let ro = elf.bytes(".rodata").ok_or("the kernel has no .rodata section")?;
+            let ro = elf
+                .bytes(".rodata")
+                .ok_or("the kernel has no .rodata section")?;
             (kallsyms::parse(ro).map_err(|e| e.to_string())?, "kallsyms")
         }
     };
@@ -112,8 +149,18 @@ pub fn load_kernel(input: &[u8], system_map: Option<&str>) -> Result<Kernel, Str
     if !banner.starts_with("Linux version ") {
         return Err(format!("linux_banner does not read `Linux version ...` but {banner:?}: symbols do not match this image"));
     }
-    let info = BuildInfo { symbol_source: source, btf_types: btf.types.len(), input: kind };
-    Ok(Kernel { vmlinux, btf, symbols, banner, info })
+    let info = BuildInfo {
+        symbol_source: source,
+        btf_types: btf.types.len(),
+        input: kind,
+    };
+    Ok(Kernel {
+        vmlinux,
+        btf,
+        symbols,
+        banner,
+        info,
+    })
 }
 
 impl Kernel {
@@ -142,7 +189,11 @@ impl Kernel {
         let in_text = |a: u64| a >= start && a < start + len;
         let off = |a: u64| (a - start) as u32;
         let (r32, rinv, r64) = image::relocs(&self.vmlinux, elf.end);
-        let mut t = TextImage { start, pages, ..Default::default() };
+        let mut t = TextImage {
+            start,
+            pages,
+            ..Default::default()
+        };
         let mut masks: Vec<(u32, u16)> = Vec::new();
         // A relocated field that straddles a page boundary cannot be undone
         // page by page: mask it instead.
@@ -165,15 +216,39 @@ impl Kernel {
         // kept one, else the `__start_*`/`__stop_*` range inside .init.data.
         let bounds: &[(&str, &str, &str)] = &[
             ("__mcount_loc", "__start_mcount_loc", "__stop_mcount_loc"),
-            ("__jump_table", "__start___jump_table", "__stop___jump_table"),
-            (".static_call_sites", "__start_static_call_sites", "__stop_static_call_sites"),
-            (".altinstructions", "__alt_instructions", "__alt_instructions_end"),
-            (".parainstructions", "__parainstructions", "__parainstructions_end"),
-            (".retpoline_sites", "__retpoline_sites", "__retpoline_sites_end"),
+            (
+                "__jump_table",
+                "__start___jump_table",
+                "__stop___jump_table",
+            ),
+            (
+                ".static_call_sites",
+                "__start_static_call_sites",
+                "__stop_static_call_sites",
+            ),
+            (
+                ".altinstructions",
+                "__alt_instructions",
+                "__alt_instructions_end",
+            ),
+            (
+                ".parainstructions",
+                "__parainstructions",
+                "__parainstructions_end",
+            ),
+            (
+                ".retpoline_sites",
+                "__retpoline_sites",
+                "__retpoline_sites_end",
+            ),
             (".return_sites", "__return_sites", "__return_sites_end"),
             (".smp_locks", "__smp_locks", "__smp_locks_end"),
             (".call_sites", "__call_sites", "__call_sites_end"),
-            (".ibt_endbr_seal", "__ibt_endbr_seal", "__ibt_endbr_seal_end"),
+            (
+                ".ibt_endbr_seal",
+                "__ibt_endbr_seal",
+                "__ibt_endbr_seal_end",
+            ),
         ];
         let sec = |n: &str| -> Option<(u64, &[u8])> {
             if let Some((_, a, b)) = bounds.iter().find(|(s, _, _)| *s == n) {
@@ -183,7 +258,9 @@ impl Kernel {
                     }
                 }
             }
-            elf.section(n).filter(|s| !s.nobits).map(|s| (s.addr, elf.bytes(n).unwrap_or(&[])))
+            elf.section(n)
+                .filter(|s| !s.nobits)
+                .map(|s| (s.addr, elf.bytes(n).unwrap_or(&[])))
         };
         let rel32 = |base: u64, d: &[u8], i: usize| -> Option<u64> {
             let v = i32::from_le_bytes(d.get(i..i + 4)?.try_into().ok()?);
@@ -195,11 +272,16 @@ impl Kernel {
             }
         };
         // alternatives: struct alt_instr { s32 instr_offset; ...; u8 instrlen; }
-        if let (Some((base, d)), Some(l)) = (sec(".altinstructions"), self.btf.find_struct("alt_instr").and_then(|i| self.btf.layout(i))) {
+        if let (Some((base, d)), Some(l)) = (
+            sec(".altinstructions"),
+            self.btf
+                .find_struct("alt_instr")
+                .and_then(|i| self.btf.layout(i)),
+        ) {
             let sz = l.size as usize;
             let il = l.field("instrlen").map(|f| f.offset as usize);
-            if sz > 0 {
-                for i in (0..d.len() / sz).map(|k| k * sz) {
+            {
+                for i in (0..d.len().checked_div(sz).unwrap_or(0)).map(|k| k * sz) {
                     let len = il.and_then(|o| d.get(i + o)).copied().unwrap_or(16);
                     if let Some(a) = rel32(base, d, i) {
                         mask_at(a, len.max(1) as u16, &mut masks);
@@ -208,12 +290,20 @@ impl Kernel {
             }
         }
         // paravirt: struct paravirt_patch_site { u8 *instr; u8 type; u8 len; }
-        if let (Some((_, d)), Some(l)) = (sec(".parainstructions"), self.btf.find_struct("paravirt_patch_site").and_then(|i| self.btf.layout(i))) {
+        if let (Some((_, d)), Some(l)) = (
+            sec(".parainstructions"),
+            self.btf
+                .find_struct("paravirt_patch_site")
+                .and_then(|i| self.btf.layout(i)),
+        ) {
             let sz = l.size as usize;
             let lo = l.field("len").map(|f| f.offset as usize).unwrap_or(9);
-            if sz > 0 {
-                for i in (0..d.len() / sz).map(|k| k * sz) {
-                    let a = d.get(i..i + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+            {
+                for i in (0..d.len().checked_div(sz).unwrap_or(0)).map(|k| k * sz) {
+                    let a = d
+                        .get(i..i + 8)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u64::from_le_bytes);
                     if let (Some(a), Some(&len)) = (a, d.get(i + lo)) {
                         mask_at(a, len.max(1) as u16, &mut masks);
                     }
@@ -223,7 +313,11 @@ impl Kernel {
         // ftrace call sites: absolute addresses of 5-byte calls.
         if let Some((_, d)) = sec("__mcount_loc") {
             for c in d.chunks_exact(8) {
-                mask_at(u64::from_le_bytes(c.try_into().unwrap_or([0; 8])), 5, &mut masks);
+                mask_at(
+                    u64::from_le_bytes(c.try_into().unwrap_or([0; 8])),
+                    5,
+                    &mut masks,
+                );
             }
         }
         // jump labels: struct jump_entry { s32 code; s32 target; long key; }
@@ -243,7 +337,13 @@ impl Kernel {
             }
         }
         // Lists of s32 self-relative sites: (section, bytes patched).
-        for (name, len) in [(".retpoline_sites", 6u16), (".return_sites", 5), (".smp_locks", 1), (".call_sites", 5), (".ibt_endbr_seal", 4)] {
+        for (name, len) in [
+            (".retpoline_sites", 6u16),
+            (".return_sites", 5),
+            (".smp_locks", 1),
+            (".call_sites", 5),
+            (".ibt_endbr_seal", 4),
+        ] {
             if let Some((base, d)) = sec(name) {
                 for i in (0..d.len() / 4).map(|k| k * 4) {
                     if let Some(a) = rel32(base, d, i) {
@@ -253,7 +353,11 @@ impl Kernel {
             }
         }
         // Static-call trampolines are rewritten whenever their target changes.
-        for s in self.symbols.iter().filter(|s| s.name.starts_with("__SCT__")) {
+        for s in self
+            .symbols
+            .iter()
+            .filter(|s| s.name.starts_with("__SCT__"))
+        {
             mask_at(s.addr, 8, &mut masks);
         }
         masks.sort_unstable();

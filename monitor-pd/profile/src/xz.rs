@@ -39,7 +39,10 @@ pub fn decompress(d: &[u8]) -> Result<Vec<u8>, String> {
     for _ in 0..nfilters {
         let id = varint(h, &mut p).ok_or("xz: bad filter flags")?;
         let psize = varint(h, &mut p).ok_or("xz: bad filter flags")? as usize;
-        let props = h.get(p..p.saturating_add(psize)).ok_or("xz: bad filter flags")?.to_vec();
+        let props = h
+            .get(p..p.saturating_add(psize))
+            .ok_or("xz: bad filter flags")?
+            .to_vec();
         p += psize;
         filters.push((id, props));
     }
@@ -54,7 +57,10 @@ pub fn decompress(d: &[u8]) -> Result<Vec<u8>, String> {
         }
         other => {
             let ids: Vec<String> = other.iter().map(|(id, _)| format!("{id:#x}")).collect();
-            return Err(format!("xz: filter chain [{}] is not supported (only LZMA2, optionally after x86 BCJ)", ids.join(", ")));
+            return Err(format!(
+                "xz: filter chain [{}] is not supported (only LZMA2, optionally after x86 BCJ)",
+                ids.join(", ")
+            ));
         }
     };
     let mut body = d.get(12 + hsize..).ok_or("xz: truncated block")?;

@@ -91,29 +91,52 @@ fn compare_ps(linux: &Linux, serial: &str) {
     assert_eq!(ours[0].pid, 0, "init_task (swapper) comes first");
     let guest = guest_ps(serial);
     assert!(guest.len() > 20, "guest printed its process list");
-    let ours_user: BTreeSet<(i32, i32, String)> =
-        ours.iter().filter(|t| !t.kthread).map(|t| (t.pid, t.ppid, t.comm.clone())).collect();
-    let guest_user: BTreeSet<(i32, i32, String)> =
-        guest.iter().filter(|(pid, ppid, _)| *pid != 2 && *ppid != 2).cloned().collect();
-    assert_eq!(ours_user, guest_user, "user processes: ours vs. the guest's own /proc");
+    let ours_user: BTreeSet<(i32, i32, String)> = ours
+        .iter()
+        .filter(|t| !t.kthread)
+        .map(|t| (t.pid, t.ppid, t.comm.clone()))
+        .collect();
+    let guest_user: BTreeSet<(i32, i32, String)> = guest
+        .iter()
+        .filter(|(pid, ppid, _)| *pid != 2 && *ppid != 2)
+        .cloned()
+        .collect();
+    assert_eq!(
+        ours_user, guest_user,
+        "user processes: ours vs. the guest's own /proc"
+    );
     for want in ["bh-sleeper-a", "bh-sleeper-b", "bh-parent", "bh-child"] {
         assert!(ours_user.iter().any(|(_, _, c)| c == want), "{want} listed");
     }
     // Kernel threads (documented above).
-    for (pid, ppid, comm) in guest.iter().filter(|(pid, ppid, _)| *pid == 2 || *ppid == 2) {
+    for (pid, ppid, comm) in guest
+        .iter()
+        .filter(|(pid, ppid, _)| *pid == 2 || *ppid == 2)
+    {
         match ours.iter().find(|t| t.pid == *pid) {
             Some(t) => {
                 assert!(t.kthread, "pid {pid} is a kernel thread");
                 assert_eq!(t.ppid, *ppid, "ppid of kernel thread {pid}");
                 // /proc shows the full kthread name (ours is the 15-byte comm) and
                 // appends a worker's workqueue.
-                assert!(comm.starts_with(&t.comm), "comm of {pid}: {comm} vs {}", t.comm);
+                assert!(
+                    comm.starts_with(&t.comm),
+                    "comm of {pid}: {comm} vs {}",
+                    t.comm
+                );
             }
-            None => assert!(comm.starts_with("kworker/"), "kernel thread {pid} ({comm}) missing"),
+            None => assert!(
+                comm.starts_with("kworker/"),
+                "kernel thread {pid} ({comm}) missing"
+            ),
         }
     }
     for t in ours.iter().filter(|t| t.kthread && t.pid != 0) {
-        assert!(guest.iter().any(|g| g.0 == t.pid) || t.comm.starts_with("kworker/"), "extra kernel thread {}", t.pid);
+        assert!(
+            guest.iter().any(|g| g.0 == t.pid) || t.comm.starts_with("kworker/"),
+            "extra kernel thread {}",
+            t.pid
+        );
     }
 }
 
@@ -130,7 +153,8 @@ fn pslist_matches_the_guests_own_ps_on_elf_and_raw() {
     // slide from the page tables against the one from the IDT.
     let raw = Image::parse(&f.raw).unwrap();
     assert!(raw.regs.is_none());
-    let linux_raw = Linux::attach(&raw, &f.profile, None, None).expect("automatic page-table discovery");
+    let linux_raw =
+        Linux::attach(&raw, &f.profile, None, None).expect("automatic page-table discovery");
     assert_eq!(linux_raw.slide, linux.slide);
     compare_ps(&linux_raw, &f.serial);
 }
@@ -141,8 +165,12 @@ fn lsmod_matches_proc_modules() {
     let f = fixture();
     let img = Image::parse(&f.elf).unwrap();
     let linux = attach(&img, &f.profile);
-    let ours: BTreeSet<(String, u64, u64)> =
-        linux.modules().unwrap().into_iter().map(|m| (m.name, m.size, m.base)).collect();
+    let ours: BTreeSet<(String, u64, u64)> = linux
+        .modules()
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.name, m.size, m.base))
+        .collect();
     let guest = guest_modules(&f.serial);
     assert_eq!(guest.len(), 2, "guest loaded loop and bfs");
     assert_eq!(ours, guest);
@@ -162,11 +190,24 @@ fn checks_are_clean_on_the_clean_guest() {
     assert!(idt.iter().all(|e| e.ok), "{:?}", idt.iter().find(|e| !e.ok));
     let (pages, diffs) = checks::check_text(&linux).unwrap();
     assert!(pages > 1000);
-    assert!(diffs.is_empty(), "{} text pages differ, first {:?}", diffs.len(), diffs.first());
+    assert!(
+        diffs.is_empty(),
+        "{} text pages differ, first {:?}",
+        diffs.len(),
+        diffs.first()
+    );
     let xv = checks::psxview(&linux).unwrap();
     assert!(xv.iter().all(|x| !x.hidden()));
-    assert!(xv.iter().filter(|x| x.in_list).all(|x| x.task.pid == 0 || x.in_idr), "every listed task is in the PID IDR");
-    assert!(xv.iter().any(|x| x.in_scan && x.task.comm == "bh-child"), "scan finds tasks too");
+    assert!(
+        xv.iter()
+            .filter(|x| x.in_list)
+            .all(|x| x.task.pid == 0 || x.in_idr),
+        "every listed task is in the PID IDR"
+    );
+    assert!(
+        xv.iter().any(|x| x.in_scan && x.task.comm == "bh-child"),
+        "scan finds tasks too"
+    );
     let lstar = linux.symbol("entry_SYSCALL_64").unwrap();
     assert!(checks::check_msr(&linux, lstar).unwrap()[0].ok);
     assert!(!checks::check_msr(&linux, lstar + 0x40).unwrap()[0].ok);
@@ -179,8 +220,14 @@ fn tamper(f: &Fixture, edit: impl Fn(&Linux, &Image) -> Vec<(u64, Vec<u8>)>) -> 
     let patches: Vec<(usize, Vec<u8>)> = edit(&linux, &img)
         .into_iter()
         .map(|(va, bytes)| {
-            let pa = linux.space.translate(&img, va).expect("patch address mapped");
-            (img.file_offset(pa).expect("patch address in the image"), bytes)
+            let pa = linux
+                .space
+                .translate(&img, va)
+                .expect("patch address mapped");
+            (
+                img.file_offset(pa).expect("patch address in the image"),
+                bytes,
+            )
         })
         .collect();
     let mut copy = f.elf.clone();
@@ -196,17 +243,40 @@ fn redirected_syscall_entries_are_named() {
     let f = fixture();
     let patched = tamper(f, |l, _| {
         let table = l.symbol("sys_call_table").unwrap();
-        let loop_base = l.modules().unwrap().iter().find(|m| m.name == "loop").unwrap().base;
+        let loop_base = l
+            .modules()
+            .unwrap()
+            .iter()
+            .find(|m| m.name == "loop")
+            .unwrap()
+            .base;
         vec![
             (table + 8 * 59, (loop_base + 0x40).to_le_bytes().to_vec()), // execve -> module
-            (table + 8 * 62, 0xffff_ffff_c0ff_0000u64.to_le_bytes().to_vec()), // kill -> nowhere
-            (table, l.symbol("do_sys_open").unwrap().wrapping_add(0x10).to_le_bytes().to_vec()), // read -> mid-function
+            (
+                table + 8 * 62,
+                0xffff_ffff_c0ff_0000u64.to_le_bytes().to_vec(),
+            ), // kill -> nowhere
+            (
+                table,
+                l.symbol("do_sys_open")
+                    .unwrap()
+                    .wrapping_add(0x10)
+                    .to_le_bytes()
+                    .to_vec(),
+            ), // read -> mid-function
         ]
     });
     let img = Image::parse(&patched).unwrap();
     let linux = attach(&img, &f.profile);
-    let bad: Vec<_> = checks::check_syscalls(&linux).unwrap().into_iter().filter(|e| !e.ok).collect();
-    assert_eq!(bad.iter().map(|e| e.index).collect::<Vec<_>>(), vec![0, 59, 62]);
+    let bad: Vec<_> = checks::check_syscalls(&linux)
+        .unwrap()
+        .into_iter()
+        .filter(|e| !e.ok)
+        .collect();
+    assert_eq!(
+        bad.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![0, 59, 62]
+    );
     assert_eq!(bad[0].target, Target::Kernel("do_sys_open".into(), 0x10));
     assert_eq!(bad[1].target, Target::Module("loop".into()));
     assert_eq!(bad[2].target, Target::Unknown);
@@ -223,15 +293,28 @@ fn redirected_idt_gate_is_named() {
         g.extend_from_slice(&(evil as u16).to_le_bytes());
         vec![
             (base + 16 * 14, g),
-            (base + 16 * 14 + 6, ((evil >> 16) as u16).to_le_bytes().to_vec()),
-            (base + 16 * 14 + 8, ((evil >> 32) as u32).to_le_bytes().to_vec()),
+            (
+                base + 16 * 14 + 6,
+                ((evil >> 16) as u16).to_le_bytes().to_vec(),
+            ),
+            (
+                base + 16 * 14 + 8,
+                ((evil >> 32) as u32).to_le_bytes().to_vec(),
+            ),
         ]
     });
     let img = Image::parse(&patched).unwrap();
     let linux = attach(&img, &f.profile);
-    let bad: Vec<_> = checks::check_idt(&linux, img.regs.map(|r| r.idt_base)).unwrap().into_iter().filter(|e| !e.ok).collect();
+    let bad: Vec<_> = checks::check_idt(&linux, img.regs.map(|r| r.idt_base))
+        .unwrap()
+        .into_iter()
+        .filter(|e| !e.ok)
+        .collect();
     assert_eq!(bad.len(), 1);
-    assert_eq!((bad[0].index, bad[0].addr, &bad[0].target), (14, evil, &Target::Unknown));
+    assert_eq!(
+        (bad[0].index, bad[0].addr, &bad[0].target),
+        (14, evil, &Target::Unknown)
+    );
 }
 
 #[test]
@@ -239,16 +322,31 @@ fn redirected_idt_gate_is_named() {
 fn task_unlinked_from_the_task_list_is_hidden_but_found() {
     let f = fixture();
     let patched = tamper(f, |l, _| {
-        let victim = l.tasks().unwrap().into_iter().find(|t| t.comm == "bh-sleeper-b").unwrap();
+        let victim = l
+            .tasks()
+            .unwrap()
+            .into_iter()
+            .find(|t| t.comm == "bh-sleeper-b")
+            .unwrap();
         let tasks_off = f.profile.offset("task_struct", "tasks").unwrap() as u64;
         let node = victim.addr + tasks_off;
         let next = l.u64(node).unwrap();
         let prev = l.u64(node + 8).unwrap();
-        vec![(prev, next.to_le_bytes().to_vec()), (next + 8, prev.to_le_bytes().to_vec())]
+        vec![
+            (prev, next.to_le_bytes().to_vec()),
+            (next + 8, prev.to_le_bytes().to_vec()),
+        ]
     });
     let img = Image::parse(&patched).unwrap();
     let linux = attach(&img, &f.profile);
-    assert!(linux.tasks().unwrap().iter().all(|t| t.comm != "bh-sleeper-b"), "gone from pslist");
+    assert!(
+        linux
+            .tasks()
+            .unwrap()
+            .iter()
+            .all(|t| t.comm != "bh-sleeper-b"),
+        "gone from pslist"
+    );
     let xv = checks::psxview(&linux).unwrap();
     let hidden: Vec<_> = xv.iter().filter(|x| x.hidden()).collect();
     assert_eq!(hidden.len(), 1);
@@ -282,15 +380,31 @@ fn changed_kernel_text_byte_is_detected_and_named() {
 #[ignore = "needs the QEMU guest fixtures: run via cargo xtask test"]
 fn truncated_and_garbage_images_give_errors() {
     let f = fixture();
-    assert_eq!(Image::parse(&f.elf[..f.elf.len() / 2]).err(), Some(ImageError::Truncated));
-    assert_eq!(Image::parse(&f.elf[..3000]).err(), Some(ImageError::Truncated));
-    assert_eq!(Image::parse(&f.raw[..f.raw.len() - 100]).err(), Some(ImageError::RawNotPageMultiple));
+    assert_eq!(
+        Image::parse(&f.elf[..f.elf.len() / 2]).err(),
+        Some(ImageError::Truncated)
+    );
+    assert_eq!(
+        Image::parse(&f.elf[..3000]).err(),
+        Some(ImageError::Truncated)
+    );
+    assert_eq!(
+        Image::parse(&f.raw[..f.raw.len() - 100]).err(),
+        Some(ImageError::RawNotPageMultiple)
+    );
     // A raw image cut before the kernel: parses, but no kernel is found.
     let short = Image::parse(&f.raw[..8 << 20]).unwrap();
     assert!(Linux::attach(&short, &f.profile, None, None).is_err());
     // Garbage of a plausible size.
     let mut x = 0x1234_5678_9abc_def0u64;
-    let garbage: Vec<u8> = (0..(4 << 20)).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x as u8 }).collect();
+    let garbage: Vec<u8> = (0..(4 << 20))
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
     let g = Image::parse(&garbage).unwrap();
     assert!(Linux::attach(&g, &f.profile, None, None).is_err());
     // A damaged CR3 in the notes falls back to the search and still works.
@@ -312,8 +426,13 @@ fn volatility(plugin: &str, isf_dir: &std::path::Path) -> Vec<serde_json::Value>
         .arg(plugin)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e} ({HOW})", vol.display()));
-    assert!(out.status.success(), "vol {plugin} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("vol {plugin} output is not JSON: {e}"))
+    assert!(
+        out.status.success(),
+        "vol {plugin} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("vol {plugin} output is not JSON: {e}"))
 }
 
 #[test]
@@ -322,7 +441,11 @@ fn volatility3_with_our_isf_agrees_on_pslist_and_lsmod() {
     let f = fixture();
     let dir = std::env::temp_dir().join(format!("bulkhead-isf-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("linux")).unwrap();
-    std::fs::write(dir.join("linux/bulkhead.json"), monitor_profile::isf::to_isf(&f.kernel)).unwrap();
+    std::fs::write(
+        dir.join("linux/bulkhead.json"),
+        monitor_profile::isf::to_isf(&f.kernel),
+    )
+    .unwrap();
     let img = Image::parse(&f.elf).unwrap();
     let linux = attach(&img, &f.profile);
     // Volatility prints virtual offsets without the sign-extended top bits.
@@ -337,16 +460,33 @@ fn volatility3_with_our_isf_agrees_on_pslist_and_lsmod() {
         .collect();
     let theirs: BTreeSet<(i64, i64, String, u64)> = volatility("linux.pslist", &dir)
         .iter()
-        .map(|r| (r["PID"].as_i64().unwrap(), r["PPID"].as_i64().unwrap(), r["COMM"].as_str().unwrap().to_string(), low(r["OFFSET (V)"].as_u64().unwrap())))
+        .map(|r| {
+            (
+                r["PID"].as_i64().unwrap(),
+                r["PPID"].as_i64().unwrap(),
+                r["COMM"].as_str().unwrap().to_string(),
+                low(r["OFFSET (V)"].as_u64().unwrap()),
+            )
+        })
         .collect();
     assert!(theirs.len() > 20);
     assert_eq!(ours, theirs, "linux.pslist rows");
 
-    let ours: BTreeSet<(String, u64, u64)> =
-        linux.modules().unwrap().into_iter().map(|m| (m.name, m.size, low(m.addr))).collect();
+    let ours: BTreeSet<(String, u64, u64)> = linux
+        .modules()
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.name, m.size, low(m.addr)))
+        .collect();
     let theirs: BTreeSet<(String, u64, u64)> = volatility("linux.lsmod", &dir)
         .iter()
-        .map(|r| (r["Module Name"].as_str().unwrap().to_string(), r["Code Size"].as_u64().unwrap(), low(r["Offset"].as_u64().unwrap())))
+        .map(|r| {
+            (
+                r["Module Name"].as_str().unwrap().to_string(),
+                r["Code Size"].as_u64().unwrap(),
+                low(r["Offset"].as_u64().unwrap()),
+            )
+        })
         .collect();
     assert_eq!(ours, theirs, "linux.lsmod entries");
     let _ = std::fs::remove_dir_all(&dir);

@@ -26,16 +26,22 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
-    let input = std::fs::read(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
+    let input = std::fs::read(&args.input)
+        .with_context(|| format!("cannot read {}", args.input.display()))?;
     let map = match &args.system_map {
-        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?),
+        Some(p) => Some(
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        ),
         None => None,
     };
     let kernel = monitor_profile::load_kernel(&input, map.as_deref())
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.input.display()))?;
-    let profile = kernel.profile().map_err(|e| anyhow::anyhow!("{}: {e}", args.input.display()))?;
+    let profile = kernel
+        .profile()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.input.display()))?;
     let bytes = profile.to_bytes();
-    std::fs::write(&args.output, &bytes).with_context(|| format!("cannot write {}", args.output.display()))?;
+    std::fs::write(&args.output, &bytes)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
     if let Some(isf) = &args.isf {
         let json = monitor_profile::isf::to_isf(&kernel);
         std::fs::write(isf, json).with_context(|| format!("cannot write {}", isf.display()))?;

@@ -40,7 +40,8 @@ pub struct Args {
 }
 
 fn parse_hex(s: &str) -> Result<u64, String> {
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| format!("{s:?} is not a hex number: {e}"))
+    u64::from_str_radix(s.trim_start_matches("0x"), 16)
+        .map_err(|e| format!("{s:?} is not a hex number: {e}"))
 }
 
 #[derive(clap::Subcommand, Clone, Copy, PartialEq, Eq)]
@@ -75,20 +76,37 @@ fn entries_out(name: &str, entries: &[Entry], json_out: bool) -> ExitCode {
             .iter()
             .map(|e| json!({"index": e.index, "addr": format!("{:#x}", e.addr), "target": e.target.to_string(), "ok": e.ok}))
             .collect();
-        println!("{}", json!({"check": name, "clean": bad.is_empty(), "entries": v}));
+        println!(
+            "{}",
+            json!({"check": name, "clean": bad.is_empty(), "entries": v})
+        );
     } else {
         for e in &bad {
-            println!("HOOKED {name} entry {} -> {:#x} ({})", e.index, e.addr, e.target);
+            println!(
+                "HOOKED {name} entry {} -> {:#x} ({})",
+                e.index, e.addr, e.target
+            );
         }
-        println!("{name}: {} entries checked, {} hooked", entries.len(), bad.len());
+        println!(
+            "{name}: {} entries checked, {} hooked",
+            entries.len(),
+            bad.len()
+        );
     }
-    if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) }
+    if bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let pbytes = std::fs::read(&args.profile).with_context(|| format!("cannot read profile {}", args.profile.display()))?;
-    let profile = Profile::from_bytes(&pbytes).map_err(|e| anyhow!("{}: {e}", args.profile.display()))?;
-    let data = std::fs::read(&args.image).with_context(|| format!("cannot read image {}", args.image.display()))?;
+    let pbytes = std::fs::read(&args.profile)
+        .with_context(|| format!("cannot read profile {}", args.profile.display()))?;
+    let profile =
+        Profile::from_bytes(&pbytes).map_err(|e| anyhow!("{}: {e}", args.profile.display()))?;
+    let data = std::fs::read(&args.image)
+        .with_context(|| format!("cannot read image {}", args.image.display()))?;
     let image = Image::parse(&data).map_err(|e| anyhow!("{}: {e}", args.image.display()))?;
     let mut regs = image.regs;
     if let Some(cr3) = args.cr3 {
@@ -102,18 +120,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Pslist => {
             let tasks = linux.tasks().map_err(ctx)?;
             if args.json {
-                println!("{}", serde_json::Value::Array(tasks.iter().map(task_json).collect()));
+                println!(
+                    "{}",
+                    serde_json::Value::Array(tasks.iter().map(task_json).collect())
+                );
             } else {
-                println!("{:>7} {:>7} {:>6} {:<16} {:1} {:>18}", "PID", "PPID", "UID", "COMM", "S", "TASK");
+                println!(
+                    "{:>7} {:>7} {:>6} {:<16} {:1} {:>18}",
+                    "PID", "PPID", "UID", "COMM", "S", "TASK"
+                );
                 for t in &tasks {
-                    println!("{:>7} {:>7} {:>6} {:<16} {:1} {:#18x}", t.pid, t.ppid, t.uid, t.comm, t.state_char(), t.addr);
+                    println!(
+                        "{:>7} {:>7} {:>6} {:<16} {:1} {:#18x}",
+                        t.pid,
+                        t.ppid,
+                        t.uid,
+                        t.comm,
+                        t.state_char(),
+                        t.addr
+                    );
                 }
             }
         }
         Cmd::Pstree => {
             let tasks = linux.tasks().map_err(ctx)?;
             let mut lines = Vec::new();
-            fn walk(tasks: &[Task], ppid: i32, depth: usize, out: &mut Vec<(usize, Task)>, seen: &mut Vec<i32>) {
+            fn walk(
+                tasks: &[Task],
+                ppid: i32,
+                depth: usize,
+                out: &mut Vec<(usize, Task)>,
+                seen: &mut Vec<i32>,
+            ) {
                 for t in tasks.iter().filter(|t| t.ppid == ppid && t.pid != ppid) {
                     if seen.contains(&t.pid) || depth > 64 {
                         continue;
@@ -127,7 +165,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             lines.push((0, tasks[0].clone()));
             walk(&tasks, 0, 1, &mut lines, &mut seen);
             if args.json {
-                let v: Vec<_> = lines.iter().map(|(d, t)| { let mut j = task_json(t); j["depth"] = json!(d); j }).collect();
+                let v: Vec<_> = lines
+                    .iter()
+                    .map(|(d, t)| {
+                        let mut j = task_json(t);
+                        j["depth"] = json!(d);
+                        j
+                    })
+                    .collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 for (d, t) in &lines {
@@ -150,24 +195,41 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Cmd::CheckSyscalls => return Ok(entries_out("sys_call_table", &checks::check_syscalls(&linux).map_err(ctx)?, args.json)),
+        Cmd::CheckSyscalls => {
+            return Ok(entries_out(
+                "sys_call_table",
+                &checks::check_syscalls(&linux).map_err(ctx)?,
+                args.json,
+            ))
+        }
         Cmd::CheckIdt => {
             let base = image.regs.map(|r| r.idt_base);
-            return Ok(entries_out("idt", &checks::check_idt(&linux, base).map_err(ctx)?, args.json));
+            return Ok(entries_out(
+                "idt",
+                &checks::check_idt(&linux, base).map_err(ctx)?,
+                args.json,
+            ));
         }
         Cmd::CheckMsr => {
             let lstar = args.lstar.or(regs.map(|r| r.lstar).filter(|&v| v != 0)).ok_or_else(|| {
                 anyhow!("{}: the image carries no MSR values (QEMU dumps do not save LSTAR); pass --lstar <hex> from the hypervisor", args.image.display())
             })?;
-            return Ok(entries_out("msr", &checks::check_msr(&linux, lstar).map_err(ctx)?, args.json));
+            return Ok(entries_out(
+                "msr",
+                &checks::check_msr(&linux, lstar).map_err(ctx)?,
+                args.json,
+            ));
         }
         Cmd::CheckText => {
             let (pages, mut diffs) = checks::check_text(&linux).map_err(ctx)?;
             let mut bytes: Vec<(u64, String)> = Vec::new();
             if let Some(k) = &args.kernel {
-                let input = std::fs::read(k).with_context(|| format!("cannot read {}", k.display()))?;
-                let kernel = monitor_profile::load_kernel(&input, None).map_err(|e| anyhow!("{}: {e}", k.display()))?;
-                let elf = monitor_profile::image::Elf::parse(&kernel.vmlinux).map_err(|e| anyhow!("{}: {e}", k.display()))?;
+                let input =
+                    std::fs::read(k).with_context(|| format!("cannot read {}", k.display()))?;
+                let kernel = monitor_profile::load_kernel(&input, None)
+                    .map_err(|e| anyhow!("{}: {e}", k.display()))?;
+                let elf = monitor_profile::image::Elf::parse(&kernel.vmlinux)
+                    .map_err(|e| anyhow!("{}: {e}", k.display()))?;
                 for d in diffs.iter_mut().filter(|d| d.readable) {
                     let link = profile.text.start + d.page as u64 * 4096;
                     let mut page = vec![0u8; 4096];
@@ -189,11 +251,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .map(|d| json!({"page": d.page, "addr": format!("{:#x}", d.addr), "readable": d.readable,
                                     "symbol": d.first.as_ref().map(|f| f.1.clone())}))
                     .collect();
-                println!("{}", json!({"check": "text", "pages": pages, "clean": diffs.is_empty(), "modified": v}));
+                println!(
+                    "{}",
+                    json!({"check": "text", "pages": pages, "clean": diffs.is_empty(), "modified": v})
+                );
             } else {
                 for d in &diffs {
                     match &d.first {
-                        Some((a, s)) => println!("MODIFIED text page {:#x} (page {}), first change at {a:#x} {s}", d.addr, d.page),
+                        Some((a, s)) => println!(
+                            "MODIFIED text page {:#x} (page {}), first change at {a:#x} {s}",
+                            d.addr, d.page
+                        ),
                         None => println!("UNREADABLE text page {:#x} (page {})", d.addr, d.page),
                     }
                 }
@@ -202,7 +270,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 println!("text: {pages} pages checked, {} modified", diffs.len());
             }
-            return Ok(if diffs.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) });
+            return Ok(if diffs.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            });
         }
         Cmd::Psxview => {
             let v = checks::psxview(&linux).map_err(ctx)?;
@@ -210,21 +282,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if args.json {
                 let a: Vec<_> = v
                     .iter()
-                    .map(|x| { let mut j = task_json(&x.task); j["pslist"] = json!(x.in_list); j["pid_idr"] = json!(x.in_idr); j["scan"] = json!(x.in_scan); j["hidden"] = json!(x.hidden()); j })
+                    .map(|x| {
+                        let mut j = task_json(&x.task);
+                        j["pslist"] = json!(x.in_list);
+                        j["pid_idr"] = json!(x.in_idr);
+                        j["scan"] = json!(x.in_scan);
+                        j["hidden"] = json!(x.hidden());
+                        j
+                    })
                     .collect();
                 println!("{}", serde_json::Value::Array(a));
             } else {
-                println!("{:>7} {:<16} {:>18} {:>6} {:>7} {:>5}  ", "PID", "COMM", "TASK", "PSLIST", "PID_IDR", "SCAN");
+                println!(
+                    "{:>7} {:<16} {:>18} {:>6} {:>7} {:>5}  ",
+                    "PID", "COMM", "TASK", "PSLIST", "PID_IDR", "SCAN"
+                );
                 for x in &v {
                     println!(
                         "{:>7} {:<16} {:#18x} {:>6} {:>7} {:>5}{}",
-                        x.task.pid, x.task.comm, x.task.addr, x.in_list, x.in_idr, x.in_scan,
+                        x.task.pid,
+                        x.task.comm,
+                        x.task.addr,
+                        x.in_list,
+                        x.in_idr,
+                        x.in_scan,
                         if x.hidden() { "  HIDDEN" } else { "" }
                     );
                 }
                 println!("psxview: {} tasks, {hidden} hidden", v.len());
             }
-            return Ok(if hidden == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) });
+            return Ok(if hidden == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            });
         }
     }
     Ok(ExitCode::SUCCESS)

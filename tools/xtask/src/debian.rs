@@ -13,9 +13,14 @@ use std::process::Command;
 use crate::{host, Result};
 
 fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
     if !out.status.success() {
-        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -30,7 +35,9 @@ pub fn kernel_abi_package() -> Result<String> {
         .map(str::trim)
         .find(|p| p.starts_with("linux-image-") && p.ends_with("-amd64"))
         .map(str::to_string)
-        .ok_or_else(|| format!("`apt-cache depends linux-image-amd64` names no linux-image-*-amd64:\n{deps}"))
+        .ok_or_else(|| {
+            format!("`apt-cache depends linux-image-amd64` names no linux-image-*-amd64:\n{deps}")
+        })
 }
 
 /// Index fields of a package's candidate version.
@@ -47,7 +54,11 @@ fn index_entry(pkg: &str) -> Result<IndexEntry> {
             .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
             .ok_or_else(|| format!("`apt-cache show {pkg}` has no {name} field"))
     };
-    Ok(IndexEntry { version: field("Version:")?, filename: field("Filename:")?, sha256: field("SHA256:")? })
+    Ok(IndexEntry {
+        version: field("Version:")?,
+        filename: field("Filename:")?,
+        sha256: field("SHA256:")?,
+    })
 }
 
 fn sha256(path: &std::path::Path) -> Result<String> {
@@ -62,13 +73,23 @@ pub fn download(pkg: &str) -> Result<PathBuf> {
     let entry = index_entry(pkg)?;
     let dir = host::cache_dir().join("debian");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let base = entry.filename.rsplit('/').next().unwrap_or(&entry.filename).to_string();
+    let base = entry
+        .filename
+        .rsplit('/')
+        .next()
+        .unwrap_or(&entry.filename)
+        .to_string();
     let path = dir.join(&base);
     if path.exists() && sha256(&path)? == entry.sha256 {
         return Ok(path);
     }
     eprintln!("xtask: apt-get download {pkg}={}", entry.version);
-    crate::run(Command::new("apt-get").current_dir(&dir).args(["download", "-qq"]).arg(format!("{pkg}={}", entry.version)))?;
+    crate::run(
+        Command::new("apt-get")
+            .current_dir(&dir)
+            .args(["download", "-qq"])
+            .arg(format!("{pkg}={}", entry.version)),
+    )?;
     // apt-get names the file with the epoch (`1%3a...`); the pool name has none.
     let got = std::fs::read_dir(&dir)
         .map_err(|e| format!("cannot list {}: {e}", dir.display()))?

@@ -72,13 +72,18 @@ fn initramfs(work: &Path, kernel_deb: &Path, busybox_deb: &Path) -> Result<PathB
     let bb = work.join("busybox-root");
     let _ = std::fs::remove_dir_all(&bb);
     run(Command::new("dpkg-deb").arg("-x").arg(busybox_deb).arg(&bb))?;
-    std::fs::copy(bb.join("bin/busybox"), root.join("bin/busybox")).map_err(|e| format!("copy busybox: {e}"))?;
-    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).map_err(|e| format!("symlink: {e}"))?;
+    std::fs::copy(bb.join("bin/busybox"), root.join("bin/busybox"))
+        .map_err(|e| format!("copy busybox: {e}"))?;
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh"))
+        .map_err(|e| format!("symlink: {e}"))?;
     // Only the few module files we need come out of the 70 MB package.
     let kx = work.join("kernel-root");
     let _ = std::fs::remove_dir_all(&kx);
     std::fs::create_dir_all(&kx).map_err(|e| format!("mkdir: {e}"))?;
-    let pats: Vec<String> = MODULES.iter().map(|m| format!("'./lib/modules/*/kernel/{m}*'")).collect();
+    let pats: Vec<String> = MODULES
+        .iter()
+        .map(|m| format!("'./lib/modules/*/kernel/{m}*'"))
+        .collect();
     sh(&format!(
         "dpkg-deb --fsys-tarfile '{}' | tar -x -C '{}' --wildcards './boot/vmlinuz-*' {}",
         kernel_deb.display(),
@@ -98,12 +103,20 @@ fn initramfs(work: &Path, kernel_deb: &Path, busybox_deb: &Path) -> Result<PathB
     write(&root.join("bin/bh-parent"), PARENT, true)?;
     write(&root.join("bin/bh-child"), SLEEPER, true)?;
     let cpio = work.join("initramfs.cpio");
-    sh(&format!("cd '{}' && find . | cpio -o -H newc --quiet > '{}'", root.display(), cpio.display()))?;
+    sh(&format!(
+        "cd '{}' && find . | cpio -o -H newc --quiet > '{}'",
+        root.display(),
+        cpio.display()
+    ))?;
     let vmlinuz = std::fs::read_dir(kx.join("boot"))
         .map_err(|e| format!("no boot/ in the kernel package: {e}"))?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-")))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vmlinuz-"))
+        })
         .ok_or("the kernel package has no boot/vmlinuz-*")?;
     std::fs::copy(&vmlinuz, work.join("vmlinuz")).map_err(|e| format!("copy vmlinuz: {e}"))?;
     Ok(cpio)
@@ -117,12 +130,17 @@ struct Qmp {
 
 impl Qmp {
     fn connect(sock: &Path) -> Result<Qmp> {
-        let s = UnixStream::connect(sock).map_err(|e| format!("QMP connect {}: {e}", sock.display()))?;
+        let s = UnixStream::connect(sock)
+            .map_err(|e| format!("QMP connect {}: {e}", sock.display()))?;
         s.set_read_timeout(Some(Duration::from_secs(900))).ok();
         let w = s.try_clone().map_err(|e| format!("QMP: {e}"))?;
-        let mut q = Qmp { r: BufReader::new(s), w };
+        let mut q = Qmp {
+            r: BufReader::new(s),
+            w,
+        };
         let mut greeting = String::new();
-        q.r.read_line(&mut greeting).map_err(|e| format!("QMP greeting: {e}"))?;
+        q.r.read_line(&mut greeting)
+            .map_err(|e| format!("QMP greeting: {e}"))?;
         q.cmd(r#"{"execute":"qmp_capabilities"}"#)?;
         Ok(q)
     }
@@ -131,7 +149,10 @@ impl Qmp {
         writeln!(self.w, "{json}").map_err(|e| format!("QMP send: {e}"))?;
         loop {
             let mut line = String::new();
-            let n = self.r.read_line(&mut line).map_err(|e| format!("QMP read: {e}"))?;
+            let n = self
+                .r
+                .read_line(&mut line)
+                .map_err(|e| format!("QMP read: {e}"))?;
             if n == 0 {
                 return Err(format!("QMP closed while waiting for the answer to {json}"));
             }
@@ -154,7 +175,17 @@ fn boot_and_dump(work: &Path) -> Result<()> {
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(&serial);
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-machine", "pc,accel=tcg", "-cpu", "qemu64", "-smp", "1", "-display", "none", "-no-reboot"])
+        .args([
+            "-machine",
+            "pc,accel=tcg",
+            "-cpu",
+            "qemu64",
+            "-smp",
+            "1",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
         .args(["-m", &GUEST_MB.to_string()])
         .arg("-kernel")
         .arg(work.join("vmlinuz"))
@@ -178,14 +209,21 @@ fn boot_and_dump(work: &Path) -> Result<()> {
                 break;
             }
             if let Ok(Some(st)) = child.try_wait() {
-                return Err(format!("QEMU exited ({st}) before the guest printed {READY}; serial log:\n{log}"));
+                return Err(format!(
+                    "QEMU exited ({st}) before the guest printed {READY}; serial log:\n{log}"
+                ));
             }
             if t0.elapsed() > limit {
-                return Err(format!("guest did not print {READY} within {limit:?}; serial log:\n{log}"));
+                return Err(format!(
+                    "guest did not print {READY} within {limit:?}; serial log:\n{log}"
+                ));
             }
             std::thread::sleep(Duration::from_secs(2));
         }
-        eprintln!("xtask: guest ready after {:.0}s, dumping memory", t0.elapsed().as_secs_f64());
+        eprintln!(
+            "xtask: guest ready after {:.0}s, dumping memory",
+            t0.elapsed().as_secs_f64()
+        );
         let mut q = Qmp::connect(&sock)?;
         q.cmd(r#"{"execute":"stop"}"#)?;
         let elf = work.join("mem.elf");
@@ -216,10 +254,16 @@ pub fn setup(env: &mut Vec<(String, String)>) -> Result<()> {
     let pkg = debian::kernel_abi_package()?;
     let kernel_deb = debian::download(&pkg)?;
     let busybox_deb = debian::download("busybox-static")?;
-    let stem = kernel_deb.file_stem().and_then(|s| s.to_str()).unwrap_or("kernel").to_string();
+    let stem = kernel_deb
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("kernel")
+        .to_string();
     let work = host::cache_dir().join("vmi").join(stem);
     std::fs::create_dir_all(&work).map_err(|e| format!("mkdir {}: {e}", work.display()))?;
-    let done = ["mem.elf", "mem.raw", "serial.log"].iter().all(|f| work.join(f).exists());
+    let done = ["mem.elf", "mem.raw", "serial.log"]
+        .iter()
+        .all(|f| work.join(f).exists());
     if !done {
         initramfs(&work, &kernel_deb, &busybox_deb)?;
         boot_and_dump(&work)?;
@@ -241,4 +285,3 @@ pub fn extra() -> Result<()> {
     host::fuzz_smoke(&fuzz, "parse_image", 20)?;
     host::fuzz_smoke(&fuzz, "parse_kernel", 20)
 }
-
