@@ -2,6 +2,7 @@
 //! (`monitor-core`) on a memory image — a QEMU `dump-guest-memory` ELF core
 //! or a raw `pmemsave` dump. I/O and printing only.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -69,25 +70,28 @@ fn task_json(t: &Task) -> serde_json::Value {
            "kthread": t.kthread, "task": format!("{:#x}", t.addr)})
 }
 
-fn entries_out(name: &str, entries: &[Entry], json_out: bool) -> ExitCode {
+fn entries_out(o: &mut String, name: &str, entries: &[Entry], json_out: bool) -> ExitCode {
     let bad: Vec<&Entry> = entries.iter().filter(|e| !e.ok).collect();
     if json_out {
         let v: Vec<_> = entries
             .iter()
             .map(|e| json!({"index": e.index, "addr": format!("{:#x}", e.addr), "target": e.target.to_string(), "ok": e.ok}))
             .collect();
-        println!(
+        let _ = writeln!(
+            o,
             "{}",
             json!({"check": name, "clean": bad.is_empty(), "entries": v})
         );
     } else {
         for e in &bad {
-            println!(
+            let _ = writeln!(
+                o,
                 "HOOKED {name} entry {} -> {:#x} ({})",
                 e.index, e.addr, e.target
             );
         }
-        println!(
+        let _ = writeln!(
+            o,
             "{name}: {} entries checked, {} hooked",
             entries.len(),
             bad.len()
@@ -100,7 +104,16 @@ fn entries_out(name: &str, entries: &[Entry], json_out: bool) -> ExitCode {
     }
 }
 
+/// Output is gathered and written at once, so a closed pipe (`| head`)
+/// is not an error.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut o = String::new();
+    let r = run_into(args, &mut o);
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), o.as_bytes());
+    r
+}
+
+fn run_into(args: Args, o: &mut String) -> anyhow::Result<ExitCode> {
     let pbytes = std::fs::read(&args.profile)
         .with_context(|| format!("cannot read profile {}", args.profile.display()))?;
     let profile =
@@ -120,17 +133,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Pslist => {
             let tasks = linux.tasks().map_err(ctx)?;
             if args.json {
-                println!(
+                let _ = writeln!(
+                    o,
                     "{}",
                     serde_json::Value::Array(tasks.iter().map(task_json).collect())
                 );
             } else {
-                println!(
+                let _ = writeln!(
+                    o,
                     "{:>7} {:>7} {:>6} {:<16} {:1} {:>18}",
                     "PID", "PPID", "UID", "COMM", "S", "TASK"
                 );
                 for t in &tasks {
-                    println!(
+                    let _ = writeln!(
+                        o,
                         "{:>7} {:>7} {:>6} {:<16} {:1} {:#18x}",
                         t.pid,
                         t.ppid,
@@ -173,10 +189,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         j
                     })
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                let _ = writeln!(o, "{}", serde_json::Value::Array(v));
             } else {
                 for (d, t) in &lines {
-                    println!("{}{} ({})", "  ".repeat(*d), t.comm, t.pid);
+                    let _ = writeln!(o, "{}{} ({})", "  ".repeat(*d), t.comm, t.pid);
                 }
             }
         }
@@ -187,16 +203,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|m| json!({"name": m.name, "base": format!("{:#x}", m.base), "size": m.size, "module": format!("{:#x}", m.addr)}))
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                let _ = writeln!(o, "{}", serde_json::Value::Array(v));
             } else {
-                println!("{:<24} {:>18} {:>8}", "NAME", "BASE", "SIZE");
+                let _ = writeln!(o, "{:<24} {:>18} {:>8}", "NAME", "BASE", "SIZE");
                 for m in &mods {
-                    println!("{:<24} {:#18x} {:>8}", m.name, m.base, m.size);
+                    let _ = writeln!(o, "{:<24} {:#18x} {:>8}", m.name, m.base, m.size);
                 }
             }
         }
         Cmd::CheckSyscalls => {
             return Ok(entries_out(
+                o,
                 "sys_call_table",
                 &checks::check_syscalls(&linux).map_err(ctx)?,
                 args.json,
@@ -205,6 +222,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::CheckIdt => {
             let base = image.regs.map(|r| r.idt_base);
             return Ok(entries_out(
+                o,
                 "idt",
                 &checks::check_idt(&linux, base).map_err(ctx)?,
                 args.json,
@@ -215,6 +233,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 anyhow!("{}: the image carries no MSR values (QEMU dumps do not save LSTAR); pass --lstar <hex> from the hypervisor", args.image.display())
             })?;
             return Ok(entries_out(
+                o,
                 "msr",
                 &checks::check_msr(&linux, lstar).map_err(ctx)?,
                 args.json,
@@ -251,24 +270,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .map(|d| json!({"page": d.page, "addr": format!("{:#x}", d.addr), "readable": d.readable,
                                     "symbol": d.first.as_ref().map(|f| f.1.clone())}))
                     .collect();
-                println!(
+                let _ = writeln!(
+                    o,
                     "{}",
                     json!({"check": "text", "pages": pages, "clean": diffs.is_empty(), "modified": v})
                 );
             } else {
                 for d in &diffs {
-                    match &d.first {
-                        Some((a, s)) => println!(
+                    let _ = match &d.first {
+                        Some((a, s)) => writeln!(
+                            o,
                             "MODIFIED text page {:#x} (page {}), first change at {a:#x} {s}",
                             d.addr, d.page
                         ),
-                        None => println!("UNREADABLE text page {:#x} (page {})", d.addr, d.page),
-                    }
+                        None => writeln!(o, "UNREADABLE text page {:#x} (page {})", d.addr, d.page),
+                    };
                 }
                 for (a, s) in bytes.iter().take(64) {
-                    println!("  changed byte {a:#x} {s}");
+                    let _ = writeln!(o, "  changed byte {a:#x} {s}");
                 }
-                println!("text: {pages} pages checked, {} modified", diffs.len());
+                let _ = writeln!(o, "text: {pages} pages checked, {} modified", diffs.len());
             }
             return Ok(if diffs.is_empty() {
                 ExitCode::SUCCESS
@@ -291,14 +312,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         j
                     })
                     .collect();
-                println!("{}", serde_json::Value::Array(a));
+                let _ = writeln!(o, "{}", serde_json::Value::Array(a));
             } else {
-                println!(
+                let _ = writeln!(
+                    o,
                     "{:>7} {:<16} {:>18} {:>6} {:>7} {:>5}  ",
                     "PID", "COMM", "TASK", "PSLIST", "PID_IDR", "SCAN"
                 );
                 for x in &v {
-                    println!(
+                    let _ = writeln!(
+                        o,
                         "{:>7} {:<16} {:#18x} {:>6} {:>7} {:>5}{}",
                         x.task.pid,
                         x.task.comm,
@@ -309,7 +332,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         if x.hidden() { "  HIDDEN" } else { "" }
                     );
                 }
-                println!("psxview: {} tasks, {hidden} hidden", v.len());
+                let _ = writeln!(o, "psxview: {} tasks, {hidden} hidden", v.len());
             }
             return Ok(if hidden == 0 {
                 ExitCode::SUCCESS
