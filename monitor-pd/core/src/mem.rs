@@ -81,9 +81,36 @@ struct Range {
     off: usize,
 }
 
-/// A memory image held in a byte slice.
-pub struct Image<'a> {
-    data: &'a [u8],
+/// Where an image's bytes come from: a slice in memory, or (on the host) a
+/// file read on demand.
+pub trait ImageSource {
+    /// Total length in bytes.
+    fn len(&self) -> u64;
+    /// Fills `buf` from offset `off`; `false` when that is not possible.
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> bool;
+}
+
+impl ImageSource for &[u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> bool {
+        let Ok(o) = usize::try_from(off) else {
+            return false;
+        };
+        match self.get(o..o.saturating_add(buf.len())) {
+            Some(s) if s.len() == buf.len() => {
+                buf.copy_from_slice(s);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A memory image over any [`ImageSource`].
+pub struct ImageOf<S> {
+    src: S,
     ranges: Vec<Range>,
     /// CPU registers (ELF cores from QEMU).
     pub regs: Option<CpuRegs>,
@@ -92,6 +119,9 @@ pub struct Image<'a> {
     /// `true` for ELF cores, `false` for raw dumps.
     pub is_elf: bool,
 }
+
+/// A memory image held in a byte slice.
+pub type Image<'a> = ImageOf<&'a [u8]>;
 
 fn u16le(d: &[u8], o: usize) -> Option<u16> {
     d.get(o..o.checked_add(2)?)
@@ -108,32 +138,49 @@ fn u64le(d: &[u8], o: usize) -> Option<u64> {
     Some(u64::from_le_bytes(a))
 }
 
-impl<'a> Image<'a> {
-    /// Opens an ELF core or a raw dump.
+impl<'a> ImageOf<&'a [u8]> {
+    /// Opens an ELF core or a raw dump held in memory.
     pub fn parse(data: &'a [u8]) -> Result<Image<'a>, ImageError> {
-        if data.starts_with(b"\x7fELF") {
-            return Self::parse_elf(data);
+        ImageOf::open(data, data)
+    }
+}
+
+impl<S: ImageSource> ImageOf<S> {
+    /// Opens an ELF core or a raw dump. `head` is the start of the source,
+    /// long enough to hold an ELF core's program headers and notes (QEMU
+    /// writes them before the memory); for a slice, the slice itself.
+    pub fn open(src: S, head: &[u8]) -> Result<ImageOf<S>, ImageError> {
+        let len = src.len();
+        if head.starts_with(b"\x7fELF") {
+            let (ranges, regs, vmcoreinfo) = Self::parse_elf(head, len)?;
+            return Ok(ImageOf {
+                src,
+                ranges,
+                regs,
+                vmcoreinfo,
+                is_elf: true,
+            });
         }
-        if data.len() < 1 << 20 {
+        if len < 1 << 20 {
             return Err(ImageError::TooSmall);
         }
-        if !data.len().is_multiple_of(4096) {
+        if len % 4096 != 0 {
             return Err(ImageError::RawNotPageMultiple);
         }
-        Ok(Image {
-            data,
-            ranges: alloc::vec![Range {
-                pa: 0,
-                len: data.len() as u64,
-                off: 0
-            }],
+        Ok(ImageOf {
+            src,
+            ranges: alloc::vec![Range { pa: 0, len, off: 0 }],
             regs: None,
             vmcoreinfo: None,
             is_elf: false,
         })
     }
 
-    fn parse_elf(d: &'a [u8]) -> Result<Image<'a>, ImageError> {
+    #[allow(clippy::type_complexity)]
+    fn parse_elf(
+        d: &[u8],
+        file_len: u64,
+    ) -> Result<(Vec<Range>, Option<CpuRegs>, Option<String>), ImageError> {
         if d.len() < 64
             || d[4] != 2
             || d[5] != 1
@@ -162,7 +209,7 @@ impl<'a> Image<'a> {
             let end = off
                 .checked_add(filesz as usize)
                 .ok_or(ImageError::Truncated)?;
-            if end > d.len() {
+            if end as u64 > file_len {
                 return Err(ImageError::Truncated);
             }
             match ty {
@@ -172,7 +219,7 @@ impl<'a> Image<'a> {
                     off,
                 }),
                 4 => {
-                    let notes = &d[off..end];
+                    let notes = d.get(off..end).ok_or(ImageError::Truncated)?;
                     let (r, v) = parse_notes(notes);
                     if regs.is_none() {
                         regs = r;
@@ -188,13 +235,7 @@ impl<'a> Image<'a> {
             return Err(ImageError::NoMemory);
         }
         ranges.sort_by_key(|r| r.pa);
-        Ok(Image {
-            data: d,
-            ranges,
-            regs,
-            vmcoreinfo,
-            is_elf: true,
-        })
+        Ok((ranges, regs, vmcoreinfo))
     }
 
     /// The captured physical ranges (start, length).
@@ -258,7 +299,7 @@ fn parse_notes(n: &[u8]) -> (Option<CpuRegs>, Option<String>) {
     (regs, vmci)
 }
 
-impl PhysMem for Image<'_> {
+impl<S: ImageSource> PhysMem for ImageOf<S> {
     fn read_phys(&self, pa: u64, buf: &mut [u8]) -> Result<(), MemError> {
         let mut done = 0usize;
         while done < buf.len() {
@@ -275,9 +316,10 @@ impl PhysMem for Image<'_> {
                 return Err(MemError::NotPresent(a));
             }
             let n = ((r.len - into) as usize).min(buf.len() - done);
-            let off = r.off + into as usize;
-            let src = self.data.get(off..off + n).ok_or(MemError::NotPresent(a))?;
-            buf[done..done + n].copy_from_slice(src);
+            let off = (r.off as u64).saturating_add(into);
+            if !self.src.read_at(off, &mut buf[done..done + n]) {
+                return Err(MemError::NotPresent(a));
+            }
             done += n;
         }
         Ok(())

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod btf;
+pub mod file_image;
 pub mod image;
 pub mod isf;
 pub mod kallsyms;

@@ -157,6 +157,10 @@ fn pslist_matches_the_guests_own_ps_on_elf_and_raw() {
         Linux::attach(&raw, &f.profile, None, None).expect("automatic page-table discovery");
     assert_eq!(linux_raw.slide, linux.slide);
     compare_ps(&linux_raw, &f.serial);
+    // The file-backed image (what `bulkhead vmi` uses) sees the same.
+    let file = monitor_profile::file_image::open(&env("BULKHEAD_VMI_ELF")).unwrap();
+    let linux_file = Linux::attach(&file, &f.profile, file.regs, None).unwrap();
+    assert_eq!(linux_file.tasks().unwrap(), linux.tasks().unwrap());
 }
 
 #[test]

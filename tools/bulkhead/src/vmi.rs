@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context};
 use monitor_core::checks::{self, Entry};
 use monitor_core::linux::{Linux, Task};
-use monitor_core::mem::{CpuRegs, Image};
+use monitor_core::mem::CpuRegs;
 use monitor_core::profile::Profile;
 use serde_json::json;
 
@@ -118,9 +118,7 @@ fn run_into(args: Args, o: &mut String) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read profile {}", args.profile.display()))?;
     let profile =
         Profile::from_bytes(&pbytes).map_err(|e| anyhow!("{}: {e}", args.profile.display()))?;
-    let data = std::fs::read(&args.image)
-        .with_context(|| format!("cannot read image {}", args.image.display()))?;
-    let image = Image::parse(&data).map_err(|e| anyhow!("{}: {e}", args.image.display()))?;
+    let image = monitor_profile::file_image::open(&args.image).map_err(|e| anyhow!("{e}"))?;
     let mut regs = image.regs;
     if let Some(cr3) = args.cr3 {
         let r = regs.get_or_insert(CpuRegs::default());
