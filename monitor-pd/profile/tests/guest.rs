@@ -495,3 +495,36 @@ fn volatility3_with_our_isf_agrees_on_pslist_and_lsmod() {
     assert_eq!(ours, theirs, "linux.lsmod entries");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+#[ignore = "needs the QEMU guest fixtures: run via cargo xtask test"]
+fn five_level_paging_guest_on_elf_and_flattened_raw() {
+    use monitor_core::mem::PhysMem;
+    let f = fixture();
+    let data = std::fs::read(env("BULKHEAD_VMI_LA57_ELF")).expect("read LA57 dump");
+    let serial =
+        std::fs::read_to_string(env("BULKHEAD_VMI_LA57_SERIAL")).expect("read LA57 serial log");
+    let img = Image::parse(&data).unwrap();
+    assert_ne!(
+        img.regs.unwrap().cr4 & (1 << 12),
+        0,
+        "the guest runs with CR4.LA57"
+    );
+    let linux = attach(&img, &f.profile);
+    assert_eq!(linux.space.levels, 5);
+    compare_ps(&linux, &serial);
+    let (_, diffs) = checks::check_text(&linux).unwrap();
+    assert!(
+        diffs.is_empty(),
+        "text clean on another CPU model (other alternatives applied)"
+    );
+    // Flatten the core into a raw dump: discovery must find the 5-level root.
+    let mut raw = vec![0u8; img.phys_end() as usize];
+    for (pa, len) in img.ranges() {
+        img.read_phys(pa, &mut raw[pa as usize..(pa + len) as usize])
+            .unwrap();
+    }
+    let raw_img = Image::parse(&raw).unwrap();
+    let found = Linux::attach(&raw_img, &f.profile, None, None).expect("5-level discovery");
+    assert_eq!((found.space.levels, found.slide), (5, linux.slide));
+}

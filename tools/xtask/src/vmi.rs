@@ -166,12 +166,40 @@ impl Qmp {
     }
 }
 
-/// Boots the guest and dumps it. Returns once `mem.elf`, `mem.raw` and
-/// `serial.log` are in `work`.
-fn boot_and_dump(work: &Path) -> Result<()> {
+/// One guest boot: QEMU's CPU model and the files it leaves in `work`.
+struct Boot {
+    cpu: &'static str,
+    elf: &'static str,
+    raw: Option<&'static str>,
+    serial: &'static str,
+}
+
+/// The 4-level guest (qemu64) with ELF and raw dumps, and a 5-level one
+/// (`-cpu max` has LA57, which the Debian kernel uses) with an ELF dump.
+const BOOTS: &[Boot] = &[
+    Boot {
+        cpu: "qemu64",
+        elf: "mem.elf",
+        raw: Some("mem.raw"),
+        serial: "serial.log",
+    },
+    Boot {
+        cpu: "max",
+        elf: "la57.elf",
+        raw: None,
+        serial: "la57-serial.log",
+    },
+];
+
+/// Written last: the fixtures of this directory are complete.
+const COMPLETE: &str = "fixtures-complete";
+
+/// Boots the guest and dumps it. Returns once the boot's dumps and serial
+/// log are in `work`.
+fn boot_and_dump(work: &Path, boot: &Boot) -> Result<()> {
     // Unix socket paths are limited to 108 bytes: keep it out of the tree.
     let sock = std::env::temp_dir().join(format!("bulkhead-vmi-{}.qmp", std::process::id()));
-    let serial = work.join("serial.log");
+    let serial = work.join(boot.serial);
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(&serial);
     let mut child = Command::new("qemu-system-x86_64")
@@ -179,7 +207,7 @@ fn boot_and_dump(work: &Path) -> Result<()> {
             "-machine",
             "pc,accel=tcg",
             "-cpu",
-            "qemu64",
+            boot.cpu,
             "-smp",
             "1",
             "-display",
@@ -226,17 +254,18 @@ fn boot_and_dump(work: &Path) -> Result<()> {
         );
         let mut q = Qmp::connect(&sock)?;
         q.cmd(r#"{"execute":"stop"}"#)?;
-        let elf = work.join("mem.elf");
-        let raw = work.join("mem.raw");
+        let elf = work.join(boot.elf);
         q.cmd(&format!(
             r#"{{"execute":"dump-guest-memory","arguments":{{"paging":false,"protocol":"file:{}"}}}}"#,
             elf.display()
         ))?;
-        q.cmd(&format!(
-            r#"{{"execute":"pmemsave","arguments":{{"val":0,"size":{},"filename":"{}"}}}}"#,
-            GUEST_MB << 20,
-            raw.display()
-        ))?;
+        if let Some(raw) = boot.raw {
+            q.cmd(&format!(
+                r#"{{"execute":"pmemsave","arguments":{{"val":0,"size":{},"filename":"{}"}}}}"#,
+                GUEST_MB << 20,
+                work.join(raw).display()
+            ))?;
+        }
         let _ = q.cmd(r#"{"execute":"quit"}"#);
         Ok(())
     })();
@@ -261,12 +290,13 @@ pub fn setup(env: &mut Vec<(String, String)>) -> Result<()> {
         .to_string();
     let work = host::cache_dir().join("vmi").join(stem);
     std::fs::create_dir_all(&work).map_err(|e| format!("mkdir {}: {e}", work.display()))?;
-    let done = ["mem.elf", "mem.raw", "serial.log"]
-        .iter()
-        .all(|f| work.join(f).exists());
-    if !done {
+    // A run that was interrupted leaves no marker and is redone whole.
+    if !work.join(COMPLETE).exists() {
         initramfs(&work, &kernel_deb, &busybox_deb)?;
-        boot_and_dump(&work)?;
+        for boot in BOOTS {
+            boot_and_dump(&work, boot)?;
+        }
+        write(&work.join(COMPLETE), "", false)?;
     }
     let python = host::python_venv(&["volatility3==2.28.2"])?;
     let vol = python.with_file_name("vol");
@@ -275,6 +305,11 @@ pub fn setup(env: &mut Vec<(String, String)>) -> Result<()> {
     env.push(("BULKHEAD_VMI_ELF".into(), s(&work.join("mem.elf"))));
     env.push(("BULKHEAD_VMI_RAW".into(), s(&work.join("mem.raw"))));
     env.push(("BULKHEAD_VMI_SERIAL".into(), s(&work.join("serial.log"))));
+    env.push(("BULKHEAD_VMI_LA57_ELF".into(), s(&work.join("la57.elf"))));
+    env.push((
+        "BULKHEAD_VMI_LA57_SERIAL".into(),
+        s(&work.join("la57-serial.log")),
+    ));
     env.push(("BULKHEAD_VMI_VOL".into(), s(&vol)));
     Ok(())
 }
