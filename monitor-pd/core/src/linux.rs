@@ -78,6 +78,8 @@ pub enum SlideSource {
     PageTables,
     /// IDT gate handlers against their symbols.
     Idt,
+    /// IA32_LSTAR against `entry_SYSCALL_64`.
+    Lstar,
 }
 
 /// Resolved offsets the walkers use, looked up once.
@@ -273,6 +275,9 @@ impl<'m> Linux<'m> {
             }
             if let Some(s) = idt_slide(mem, profile, &space, r.idt_base) {
                 candidates.push((space, s, SlideSource::Idt));
+            }
+            if let Some(s) = lstar_slide(profile, r.lstar) {
+                candidates.push((space, s, SlideSource::Lstar));
             }
         }
         let mut last_err = VmiError::KernelNotFound;
@@ -584,7 +589,12 @@ impl<'m> Linux<'m> {
 
 /// Slide from the IDT: the divide-error gate (vector 0) points at
 /// `asm_exc_divide_error`.
-fn idt_slide(mem: &dyn PhysMem, p: &Profile, space: &AddressSpace, idt_base: u64) -> Option<u64> {
+pub fn idt_slide(
+    mem: &dyn PhysMem,
+    p: &Profile,
+    space: &AddressSpace,
+    idt_base: u64,
+) -> Option<u64> {
     if idt_base == 0 {
         return None;
     }
@@ -593,6 +603,15 @@ fn idt_slide(mem: &dyn PhysMem, p: &Profile, space: &AddressSpace, idt_base: u64
     let handler = gate_target(&g);
     let sym = p.symbol("asm_exc_divide_error")?;
     Some(handler.wrapping_sub(sym))
+}
+
+/// Slide from IA32_LSTAR (0 = unknown), which holds `entry_SYSCALL_64`
+/// when page-table isolation is off.
+pub fn lstar_slide(p: &Profile, lstar: u64) -> Option<u64> {
+    if lstar == 0 {
+        return None;
+    }
+    Some(lstar.wrapping_sub(p.symbol("entry_SYSCALL_64")?))
 }
 
 /// The handler address of a 64-bit IDT gate.

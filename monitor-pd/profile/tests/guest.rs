@@ -176,7 +176,9 @@ fn lsmod_matches_proc_modules() {
         .map(|m| (m.name, m.size, m.base))
         .collect();
     let guest = guest_modules(&f.serial);
-    assert_eq!(guest.len(), 2, "guest loaded loop and bfs");
+    for m in ["loop", "bfs", "msr"] {
+        assert!(guest.iter().any(|g| g.0 == m), "guest loaded {m}");
+    }
     assert_eq!(ours, guest);
 }
 
@@ -527,4 +529,32 @@ fn five_level_paging_guest_on_elf_and_flattened_raw() {
     let raw_img = Image::parse(&raw).unwrap();
     let found = Linux::attach(&raw_img, &f.profile, None, None).expect("5-level discovery");
     assert_eq!((found.space.levels, found.slide), (5, linux.slide));
+}
+
+#[test]
+#[ignore = "needs the QEMU guest fixtures: run via cargo xtask test"]
+fn slide_from_idt_and_from_the_guests_own_lstar_agree_and_check_msr_is_clean() {
+    let f = fixture();
+    let lstar = f
+        .serial
+        .lines()
+        .find_map(|l| l.strip_prefix("BH-LSTAR"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).expect("LSTAR hex"))
+        .expect("guest printed its LSTAR");
+    let img = Image::parse(&f.elf).unwrap();
+    let linux = attach(&img, &f.profile);
+    assert_eq!(
+        monitor_core::linux::lstar_slide(&f.profile, lstar),
+        Some(linux.slide)
+    );
+    let idt =
+        monitor_core::linux::idt_slide(&img, &f.profile, &linux.space, img.regs.unwrap().idt_base);
+    assert_eq!(idt, Some(linux.slide));
+    let e = &checks::check_msr(&linux, lstar).unwrap()[0];
+    assert!(e.ok, "{e:?}");
+    // A hooked LSTAR (into a module) is named.
+    let base = linux.modules().unwrap()[0].base;
+    let e = &checks::check_msr(&linux, base + 0x10).unwrap()[0];
+    assert!(!e.ok);
+    assert!(matches!(e.target, Target::Module(_)));
 }

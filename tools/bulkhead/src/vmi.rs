@@ -120,6 +120,9 @@ fn run_into(args: Args, o: &mut String) -> anyhow::Result<ExitCode> {
         Profile::from_bytes(&pbytes).map_err(|e| anyhow!("{}: {e}", args.profile.display()))?;
     let image = monitor_profile::file_image::open(&args.image).map_err(|e| anyhow!("{e}"))?;
     let mut regs = image.regs;
+    if let Some(lstar) = args.lstar {
+        regs.get_or_insert(CpuRegs::default()).lstar = lstar;
+    }
     if let Some(cr3) = args.cr3 {
         let r = regs.get_or_insert(CpuRegs::default());
         r.cr3 = cr3;

@@ -22,8 +22,13 @@ use crate::{debian, host, run, Result};
 const GUEST_MB: u64 = 256;
 /// Printed by the guest once its lists are out and everything is settled.
 pub const READY: &str = "BULKHEAD-VMI-READY";
-/// Modules the guest loads (path under lib/modules/<abi>/kernel/, no deps).
-const MODULES: &[&str] = &["drivers/block/loop.ko", "fs/bfs/bfs.ko"];
+/// Modules the guest loads (path under lib/modules/<abi>/kernel/, no deps);
+/// `msr` lets the guest print its own LSTAR.
+const MODULES: &[&str] = &[
+    "drivers/block/loop.ko",
+    "fs/bfs/bfs.ko",
+    "arch/x86/kernel/msr.ko",
+];
 
 const INIT: &str = r#"#!/bin/sh
 /bin/busybox --install -s /bin
@@ -35,6 +40,8 @@ for m in /lib/modules/*.ko; do insmod $m; done
 /bin/bh-sleeper-b &
 /bin/bh-parent &
 sleep 3
+# The guest's own IA32_LSTAR (0xc0000082), read through the msr driver.
+echo "BH-LSTAR $(dd if=/dev/cpu/0/msr bs=8 count=1 iflag=skip_bytes skip=3221225602 2>/dev/null | od -A n -t x8)"
 echo BH-PS-BEGIN
 for d in /proc/[0-9]*; do read -r l < $d/stat && echo "BH-PS $l"; done
 echo BH-PS-END
@@ -192,7 +199,7 @@ const BOOTS: &[Boot] = &[
 ];
 
 /// Written last: the fixtures of this directory are complete.
-const COMPLETE: &str = "fixtures-complete";
+const COMPLETE: &str = "fixtures-complete-2";
 
 /// Boots the guest and dumps it. Returns once the boot's dumps and serial
 /// log are in `work`.
