@@ -293,7 +293,9 @@ pub(crate) mod tests {
 
     /// Lays out kallsyms tables like scripts/kallsyms.c does, with a trivial
     /// token table (token i = the single byte i for printable i, else "~i").
-    pub fn sample_rodata(syms: &[(&str, u64, u8)], base: u64) -> Vec<u8> {
+    /// `seqs` adds `kallsyms_seqs_of_names` (3 bytes a symbol) between the
+    /// markers and the token table, as 6.2+ and 6.1-stable kernels have.
+    pub fn sample_rodata(syms: &[(&str, u64, u8)], base: u64, seqs: bool) -> Vec<u8> {
         let mut d = vec![0xaau8; 64];
         while !d.len().is_multiple_of(8) {
             d.push(0);
@@ -334,6 +336,14 @@ pub(crate) mod tests {
         while !d.len().is_multiple_of(8) {
             d.push(0);
         }
+        if seqs {
+            for i in 0..syms.len() as u32 {
+                d.extend_from_slice(&i.to_be_bytes()[1..]);
+            }
+            while !d.len().is_multiple_of(8) {
+                d.push(0);
+            }
+        }
         let mut idx = Vec::new();
         let tstart = d.len();
         for i in 0..256u32 {
@@ -369,12 +379,15 @@ pub(crate) mod tests {
         syms.push(("init_task".into(), base + 0x20_0000, b'D'));
         let refs: Vec<(&str, u64, u8)> =
             syms.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
-        let ro = sample_rodata(&refs, base);
-        let got = parse(&ro).unwrap();
-        assert_eq!(got.len(), syms.len());
-        for (g, (n, a, k)) in got.iter().zip(&syms) {
-            assert_eq!((&g.name, g.addr, g.kind), (n, *a, *k));
+        for seqs in [false, true] {
+            let ro = sample_rodata(&refs, base, seqs);
+            let got = parse(&ro).unwrap();
+            assert_eq!(got.len(), syms.len());
+            for (g, (n, a, k)) in got.iter().zip(&syms) {
+                assert_eq!((&g.name, g.addr, g.kind), (n, *a, *k));
+            }
         }
+        let ro = sample_rodata(&refs, base, false);
         // A damaged marker is caught, not trusted.
         let mut bad = ro.clone();
         let pos = bad.windows(8).position(|w| w == b"\x07tfn_255").unwrap();

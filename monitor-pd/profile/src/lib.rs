@@ -398,3 +398,30 @@ impl Kernel {
         Ok(p)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_map_parsing_and_stub_rejection() {
+        let stub =
+            "ffffffffffffffff B The real System.map is in the linux-image-<version>-dbg package\n";
+        assert!(parse_system_map(stub).unwrap_err().contains("stub"));
+        let mut real = String::from("ffffffff81000000 T _text\nffffffff82a0c840 D init_task\n");
+        for i in 0..1200 {
+            real.push_str(&format!(
+                "{:x} t fn_{i}\n",
+                0xffff_ffff_8100_1000u64 + i * 16
+            ));
+        }
+        let syms = parse_system_map(&real).unwrap();
+        assert_eq!(syms.len(), 1202);
+        assert_eq!(
+            (syms[1].name.as_str(), syms[1].addr, syms[1].kind),
+            ("init_task", 0xffff_ffff_82a0_c840, b'D')
+        );
+        let bad = real.replace("ffffffff82a0c840 D", "zz D");
+        assert!(parse_system_map(&bad).unwrap_err().contains("line 2"));
+    }
+}

@@ -558,3 +558,28 @@ fn slide_from_idt_and_from_the_guests_own_lstar_agree_and_check_msr_is_clean() {
     assert!(!e.ok);
     assert!(matches!(e.target, Target::Module(_)));
 }
+
+#[test]
+#[ignore = "needs the QEMU guest fixtures: run via cargo xtask test"]
+fn system_map_overrides_kallsyms() {
+    let f = fixture();
+    let deb = std::fs::read(env("BULKHEAD_VMI_DEB")).unwrap();
+    // A System.map with one symbol moved: the override must win.
+    let mut map = String::new();
+    for s in &f.kernel.symbols {
+        let addr = if s.name == "init_task" {
+            s.addr + 0x40
+        } else {
+            s.addr
+        };
+        map.push_str(&format!("{addr:016x} {} {}\n", s.kind as char, s.name));
+    }
+    let k = monitor_profile::load_kernel(&deb, Some(&map)).unwrap();
+    assert_eq!(k.info.symbol_source, "System.map");
+    assert_eq!(k.symbols.len(), f.kernel.symbols.len());
+    let it = k.symbols.iter().find(|s| s.name == "init_task").unwrap();
+    assert_eq!(
+        Some(it.addr),
+        f.profile.symbol("init_task").map(|a| a + 0x40)
+    );
+}
