@@ -106,9 +106,9 @@ impl<'a> Classifier<'a> {
     }
 }
 
-/// Checks every `sys_call_table` entry: it must point into kernel text or
-/// a listed module; entries that differ from the image's table (given in
-/// the profile as `__x64_sys_*` names by index) are reported too.
+/// Checks every `sys_call_table` entry: it must point at the start of the
+/// handler the image's own table holds there (the profile keeps those
+/// names), or of some `__x64_sys_*` function when the profile has none.
 pub fn check_syscalls(linux: &Linux) -> Result<Vec<Entry>, VmiError> {
     let table = linux.symbol("sys_call_table")?;
     let c = Classifier::new(linux)?;
@@ -127,17 +127,28 @@ pub fn check_syscalls(linux: &Linux) -> Result<Vec<Entry>, VmiError> {
     while n > 1 && linux.u64(table.wrapping_add(8 * (n as u64 - 1)))? == 0 {
         n -= 1;
     }
+    let expected = &linux.profile.syscalls;
+    if !expected.is_empty() {
+        n = n.max(expected.len() as u32);
+    }
     let mut out = Vec::new();
-    // What most entries hold: `__x64_sys_ni_syscall` fills the gaps.
     for i in 0..n {
         let addr = linux.u64(table.wrapping_add(8 * i as u64))?;
         let target = c.classify(addr);
-        let ok = matches!(target, Target::Kernel(ref s, 0) if s.starts_with("__x64_sys_") || s.starts_with("__pfx___x64_sys_"));
+        let want = expected.get(i as usize).filter(|(a, _)| *a != 0);
+        // With the image's own table known, each entry must be exactly the
+        // handler it was built with — a swap between two real system calls
+        // is a hook too. Without it, any system-call entry point passes.
+        let ok = match (&target, want) {
+            (_, Some((a, _))) => a.wrapping_add(linux.slide) == addr,
+            (Target::Kernel(s, 0), None) => s.starts_with("__x64_sys_"),
+            _ => false,
+        };
         out.push(Entry {
             index: i,
             addr,
             target,
-            expected: None,
+            expected: want.map(|(_, n)| n.clone()),
             ok,
         });
     }

@@ -84,6 +84,9 @@ pub struct Profile {
     pub structs: Vec<StructLayout>,
     /// Text fingerprint (empty when the image had no text to hash).
     pub text: TextImage,
+    /// The image's own `sys_call_table`: each entry's link-time handler
+    /// address and its symbol (empty when unknown).
+    pub syscalls: Vec<(u64, String)>,
 }
 
 /// Why a profile could not be decoded or a lookup failed.
@@ -168,14 +171,17 @@ impl Profile {
 
     /// An index of symbols by address for naming code addresses.
     pub fn address_index(&self) -> SymbolIndex {
-        let mut by_addr: Vec<(u64, u32)> = self
+        // Aliases share an address (`__do_sys_getpid` and `__x64_sys_getpid`):
+        // the global one sorts last and is the one lookups return.
+        let mut by_addr: Vec<(u64, bool, u32)> = self
             .symbols
             .iter()
             .enumerate()
             .filter(|(_, s)| matches!(s.kind, b'T' | b't' | b'W' | b'w'))
-            .map(|(i, s)| (s.addr, i as u32))
+            .map(|(i, s)| (s.addr, matches!(s.kind, b'T' | b'W'), i as u32))
             .collect();
         by_addr.sort_unstable();
+        let by_addr = by_addr.into_iter().map(|(a, _, i)| (a, i)).collect();
         SymbolIndex { by_addr }
     }
 }
@@ -248,6 +254,7 @@ mod tests {
                 ],
             }],
             text: TextImage::default(),
+            syscalls: vec![(0xffff_ffff_8100_1000, "do_sys".into())],
         };
         p.normalise();
         p

@@ -381,6 +381,54 @@ impl Kernel {
         Ok(t)
     }
 
+    /// Handler names of the image's `sys_call_table`, entry by entry (the
+    /// table's link-time pointers, named by symbol).
+    pub fn syscall_names(&self) -> Vec<(u64, String)> {
+        let Ok(elf) = image::Elf::parse(&self.vmlinux) else {
+            return Vec::new();
+        };
+        let Some(table) = self.sym("sys_call_table") else {
+            return Vec::new();
+        };
+        let next = self
+            .symbols
+            .iter()
+            .map(|s| s.addr)
+            .filter(|&a| a > table)
+            .min()
+            .unwrap_or(table + 8 * 512);
+        let n = ((next - table) / 8).min(1024) as usize;
+        let Some(bytes) = elf.at_va(table, n * 8) else {
+            return Vec::new();
+        };
+        // Aliases share an address: prefer the global symbol (`__x64_sys_*`
+        // over the static `__do_sys_*`), which sorts last per address.
+        let mut by_addr: Vec<(u64, bool, &str)> = self
+            .symbols
+            .iter()
+            .filter(|s| matches!(s.kind, b'T' | b't'))
+            .map(|s| (s.addr, s.kind == b'T', s.name.as_str()))
+            .collect();
+        by_addr.sort_unstable();
+        let mut names: Vec<(u64, String)> = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .map(|a| {
+                let i = by_addr.partition_point(|&(x, _, _)| x <= a);
+                let name = i
+                    .checked_sub(1)
+                    .and_then(|i| by_addr.get(i))
+                    .filter(|(x, _, _)| *x == a)
+                    .map(|(_, _, n)| n.to_string());
+                (a, name.unwrap_or_default())
+            })
+            .collect();
+        while names.last().is_some_and(|(a, _)| *a == 0) {
+            names.pop();
+        }
+        names
+    }
+
     /// The complete profile.
     pub fn profile(&self) -> Result<Profile, String> {
         let mut p = Profile {
@@ -388,6 +436,7 @@ impl Kernel {
             symbols: self.symbols.clone(),
             structs: self.layouts(),
             text: self.text_image()?,
+            syscalls: self.syscall_names(),
         };
         for need in ["task_struct", "list_head", "module"] {
             if p.structs.iter().all(|s| s.name != need) {

@@ -270,6 +270,10 @@ fn redirected_syscall_entries_are_named() {
                     .to_le_bytes()
                     .to_vec(),
             ), // read -> mid-function
+            (
+                table + 8 * 39,
+                l.symbol("__x64_sys_getuid").unwrap().to_le_bytes().to_vec(),
+            ), // getpid -> another real system call
         ]
     });
     let img = Image::parse(&patched).unwrap();
@@ -281,11 +285,14 @@ fn redirected_syscall_entries_are_named() {
         .collect();
     assert_eq!(
         bad.iter().map(|e| e.index).collect::<Vec<_>>(),
-        vec![0, 59, 62]
+        vec![0, 39, 59, 62]
     );
     assert_eq!(bad[0].target, Target::Kernel("do_sys_open".into(), 0x10));
-    assert_eq!(bad[1].target, Target::Module("loop".into()));
-    assert_eq!(bad[2].target, Target::Unknown);
+    assert_eq!(bad[0].expected.as_deref(), Some("__x64_sys_read"));
+    assert_eq!(bad[1].target, Target::Kernel("__x64_sys_getuid".into(), 0));
+    assert_eq!(bad[1].expected.as_deref(), Some("__x64_sys_getpid"));
+    assert_eq!(bad[2].target, Target::Module("loop".into()));
+    assert_eq!(bad[3].target, Target::Unknown);
 }
 
 #[test]

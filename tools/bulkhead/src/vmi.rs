@@ -75,7 +75,8 @@ fn entries_out(o: &mut String, name: &str, entries: &[Entry], json_out: bool) ->
     if json_out {
         let v: Vec<_> = entries
             .iter()
-            .map(|e| json!({"index": e.index, "addr": format!("{:#x}", e.addr), "target": e.target.to_string(), "ok": e.ok}))
+            .map(|e| json!({"index": e.index, "addr": format!("{:#x}", e.addr), "target": e.target.to_string(),
+                            "expected": e.expected, "ok": e.ok}))
             .collect();
         let _ = writeln!(
             o,
@@ -84,9 +85,13 @@ fn entries_out(o: &mut String, name: &str, entries: &[Entry], json_out: bool) ->
         );
     } else {
         for e in &bad {
+            let expected = match &e.expected {
+                Some(x) => format!(", expected {x}"),
+                None => String::new(),
+            };
             let _ = writeln!(
                 o,
-                "HOOKED {name} entry {} -> {:#x} ({})",
+                "HOOKED {name} entry {} -> {:#x} ({}{expected})",
                 e.index, e.addr, e.target
             );
         }
