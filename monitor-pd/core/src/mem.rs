@@ -85,13 +85,13 @@ struct Range {
 /// file read on demand.
 pub trait ImageSource {
     /// Total length in bytes.
-    fn len(&self) -> u64;
+    fn size(&self) -> u64;
     /// Fills `buf` from offset `off`; `false` when that is not possible.
     fn read_at(&self, off: u64, buf: &mut [u8]) -> bool;
 }
 
 impl ImageSource for &[u8] {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         <[u8]>::len(self) as u64
     }
     fn read_at(&self, off: u64, buf: &mut [u8]) -> bool {
@@ -150,7 +150,7 @@ impl<S: ImageSource> ImageOf<S> {
     /// long enough to hold an ELF core's program headers and notes (QEMU
     /// writes them before the memory); for a slice, the slice itself.
     pub fn open(src: S, head: &[u8]) -> Result<ImageOf<S>, ImageError> {
-        let len = src.len();
+        let len = src.size();
         if head.starts_with(b"\x7fELF") {
             let (ranges, regs, vmcoreinfo) = Self::parse_elf(head, len)?;
             return Ok(ImageOf {
@@ -164,7 +164,7 @@ impl<S: ImageSource> ImageOf<S> {
         if len < 1 << 20 {
             return Err(ImageError::TooSmall);
         }
-        if len % 4096 != 0 {
+        if !len.is_multiple_of(4096) {
             return Err(ImageError::RawNotPageMultiple);
         }
         Ok(ImageOf {

@@ -21,7 +21,7 @@ pub struct FileSource {
 }
 
 impl ImageSource for FileSource {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         self.len
     }
     fn read_at(&self, off: u64, buf: &mut [u8]) -> bool {
