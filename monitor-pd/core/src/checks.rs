@@ -220,9 +220,10 @@ pub struct TextDiff {
     pub readable: bool,
 }
 
-/// Hashes every kernel text page (canonical form) against the profile.
-/// When `image_text` (the image's `.text` bytes from link-time `start`) is
-/// given, each differing page is narrowed to its first changed byte.
+/// Hashes every kernel text page (canonical form) against the profile;
+/// returns the number of pages and those that differ (named by the symbol
+/// at the page start). [`diff_page`] narrows a page to its changed bytes
+/// when the image itself is at hand.
 pub fn check_text(linux: &Linux) -> Result<(u32, Vec<TextDiff>), VmiError> {
     let t = &linux.profile.text;
     let idx = linux.profile.address_index();
