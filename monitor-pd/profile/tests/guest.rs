@@ -590,3 +590,36 @@ fn system_map_overrides_kallsyms() {
         f.profile.symbol("init_task").map(|a| a + 0x40)
     );
 }
+
+#[test]
+#[ignore = "needs the QEMU guest fixtures: run via cargo xtask test"]
+fn kernels_without_btf_or_readable_kallsyms_give_clear_errors() {
+    let f = fixture();
+    // The bare ELF is accepted as input too.
+    assert!(monitor_profile::load_kernel(&f.kernel.vmlinux, None).is_ok());
+    let elf = monitor_profile::image::Elf::parse(&f.kernel.vmlinux).unwrap();
+    let shstr = elf.sections.iter().find(|s| s.name == ".shstrtab").unwrap();
+    let (off, size) = (shstr.offset, shstr.size);
+    let ro = elf.section(".rodata").unwrap();
+    let (ro_off, ro_size) = (ro.offset, ro.size);
+
+    let mut no_btf = f.kernel.vmlinux.clone();
+    let names = &mut no_btf[off..off + size];
+    let at = names.windows(5).position(|w| w == b".BTF\0").unwrap();
+    names[at + 1] = b'X';
+    let e = monitor_profile::load_kernel(&no_btf, None).err().unwrap();
+    assert!(
+        e.contains("no .BTF section") && e.contains("CONFIG_DEBUG_INFO_BTF"),
+        "{e}"
+    );
+
+    let mut no_kallsyms = f.kernel.vmlinux.clone();
+    no_kallsyms[ro_off..ro_off + ro_size].fill(0);
+    let e = monitor_profile::load_kernel(&no_kallsyms, None)
+        .err()
+        .unwrap();
+    assert!(
+        e.contains("cannot read the kernel's kallsyms tables") && e.contains("--system-map"),
+        "{e}"
+    );
+}

@@ -33,6 +33,7 @@ fn profile() -> Profile {
             s("xa_node", &[("slots", 16), ("shift", 0)]),
         ],
         text: Default::default(),
+        syscalls: Vec::new(),
     };
     p.normalise();
     p
