@@ -5,11 +5,13 @@
 //!
 //! Design rules: the token index is located first (256 increasing u16
 //! offsets into a table of 256 NUL-terminated strings right before it), then
-//! the markers before the token table, then a symbol count whose compressed
-//! names end exactly at the markers, then the relative base and offsets.
-//! Every candidate is fully verified; nothing is trusted by position alone.
-//! This is the layout of kernels 4.6 to 6.1 (base-relative, tables in that
-//! order); other layouts fail with [`KallsymsError`].
+//! the markers before the token table (with `kallsyms_seqs_of_names` in
+//! between or not), then a symbol count whose compressed names end exactly
+//! at the markers, then the relative base and offsets — before the count
+//! (up to 6.3) or after the token index (6.4 on), with absolute per-CPU
+//! offsets (up to 6.10) or base-relative only (6.11 on). Every candidate is
+//! fully verified (`_text` must sit at the relative base); nothing is
+//! trusted by position alone. Other layouts fail with [`KallsymsError`].
 
 use monitor_core::profile::Symbol;
 
@@ -40,7 +42,7 @@ impl std::fmt::Display for KallsymsError {
         };
         write!(
             f,
-            "cannot read the kernel's kallsyms tables: {what} (the image needs CONFIG_KALLSYMS with base-relative tables, kernels 4.6-6.1 layout; pass --system-map instead)"
+            "cannot read the kernel's kallsyms tables: {what} (the image needs CONFIG_KALLSYMS with base-relative tables, Linux 4.6 or later; pass --system-map instead)"
         )
     }
 }
@@ -60,6 +62,7 @@ fn u64_at(d: &[u8], o: usize) -> Option<u64> {
 /// The token table: 256 strings.
 struct Tokens {
     table_start: usize,
+    index_start: usize,
     tokens: Vec<Vec<u8>>,
 }
 
@@ -124,6 +127,7 @@ fn try_token_index(d: &[u8], p: usize) -> Option<Tokens> {
                 })
                 .collect();
             return Some(Tokens {
+                index_start: p,
                 table_start: s,
                 tokens,
             });
@@ -239,49 +243,64 @@ pub fn parse(rodata: &[u8]) -> Result<Vec<Symbol>, KallsymsError> {
     }
     let (num_at, names) = found.ok_or(KallsymsError::NoNames)?;
     let n = names.len();
-    // relative_base (u64, 8-aligned) right before num_syms, offsets before it.
-    // Each table is 8-aligned: relative_base is the quad right before num_syms.
-    let rb_at = num_at.checked_sub(8).ok_or(KallsymsError::NoOffsets)?;
-    let relative_base = u64_at(rodata, rb_at).ok_or(KallsymsError::NoOffsets)?;
-    if relative_base >> 47 != 0x1ffff {
-        return Err(KallsymsError::NoOffsets);
-    }
-    for off_start in [rb_at.checked_sub(4 * n), rb_at.checked_sub(4 * n + 4)]
-        .into_iter()
-        .flatten()
-    {
-        let mut syms = Vec::with_capacity(n);
-        let mut ok = true;
-        for (i, name) in names.iter().enumerate() {
-            let Some(o) = u32_at(rodata, off_start + 4 * i) else {
-                ok = false;
-                break;
-            };
-            let o = o as i32;
-            // KALLSYMS_ABSOLUTE_PERCPU: non-negative offsets are absolute
-            // (per-CPU symbols), negative ones relative to the base.
-            let addr = if o >= 0 {
-                o as u64
-            } else {
-                relative_base.wrapping_sub(1).wrapping_sub(o as i64 as u64)
-            };
-            let (kind, rest) = match name.split_first() {
-                Some((k, r)) => (*k, r),
-                None => (b'?', &name[..]),
-            };
-            syms.push(Symbol {
-                name: String::from_utf8_lossy(rest).into_owned(),
-                addr,
-                kind,
-            });
-        }
-        // The base is the lowest text address: `_text`/`startup_64` sit there.
-        if ok
-            && syms
-                .iter()
-                .any(|s| (s.name == "_text" || s.name == "startup_64") && s.addr == relative_base)
+    // Where the offsets and relative base are: before num_syms up to 6.3
+    // (`relative_base` the quad right before it), or after the token index
+    // from 6.4 on (offsets, then `relative_base`). Every table is 8-aligned.
+    let align8 = |x: usize| (x + 7) & !7;
+    let mut places: Vec<(usize, usize)> = Vec::new();
+    if let Some(rb_at) = num_at.checked_sub(8) {
+        for off_start in [rb_at.checked_sub(4 * n), rb_at.checked_sub(4 * n + 4)]
+            .into_iter()
+            .flatten()
         {
-            return Ok(syms);
+            places.push((off_start, rb_at));
+        }
+    }
+    let after_index = align8(tokens.index_start + 512);
+    places.push((after_index, align8(after_index + 4 * n)));
+    for (off_start, rb_at) in places {
+        let Some(relative_base) = u64_at(rodata, rb_at) else {
+            continue;
+        };
+        if relative_base >> 47 != 0x1ffff {
+            continue;
+        }
+        // Up to 6.10 (KALLSYMS_ABSOLUTE_PERCPU) non-negative offsets are
+        // absolute per-CPU addresses and negative ones relative to the base;
+        // from 6.11 every offset is an unsigned distance from the base.
+        for absolute_percpu in [true, false] {
+            let mut syms = Vec::with_capacity(n);
+            for (i, name) in names.iter().enumerate() {
+                let Some(o) = u32_at(rodata, off_start + 4 * i) else {
+                    break;
+                };
+                let addr = if !absolute_percpu {
+                    relative_base.wrapping_add(o as u64)
+                } else if (o as i32) >= 0 {
+                    o as u64
+                } else {
+                    relative_base
+                        .wrapping_sub(1)
+                        .wrapping_sub(o as i32 as i64 as u64)
+                };
+                let (kind, rest) = match name.split_first() {
+                    Some((k, r)) => (*k, r),
+                    None => (b'?', &name[..]),
+                };
+                syms.push(Symbol {
+                    name: String::from_utf8_lossy(rest).into_owned(),
+                    addr,
+                    kind,
+                });
+            }
+            // The base is the lowest text address: `_text`/`startup_64` sit there.
+            if syms.len() == n
+                && syms.iter().any(|s| {
+                    (s.name == "_text" || s.name == "startup_64") && s.addr == relative_base
+                })
+            {
+                return Ok(syms);
+            }
         }
     }
     Err(KallsymsError::NoOffsets)
@@ -291,75 +310,83 @@ pub fn parse(rodata: &[u8]) -> Result<Vec<Symbol>, KallsymsError> {
 pub(crate) mod tests {
     use super::*;
 
-    /// Lays out kallsyms tables like scripts/kallsyms.c does, with a trivial
-    /// token table (token i = the single byte i for printable i, else "~i").
-    /// `seqs` adds `kallsyms_seqs_of_names` (3 bytes a symbol) between the
-    /// markers and the token table, as 6.2+ and 6.1-stable kernels have.
-    pub fn sample_rodata(syms: &[(&str, u64, u8)], base: u64, seqs: bool) -> Vec<u8> {
-        let mut d = vec![0xaau8; 64];
+    /// Which kernel's kallsyms layout to generate.
+    #[derive(Clone, Copy)]
+    pub struct Layout {
+        /// `kallsyms_seqs_of_names` between markers and token table (6.2+,
+        /// 6.1-stable).
+        pub seqs: bool,
+        /// Offsets and relative base after the token index (6.4+).
+        pub offsets_last: bool,
+        /// Every offset an unsigned distance from the base (6.11+).
+        pub relative_only: bool,
+    }
+
+    fn pad8(d: &mut Vec<u8>) {
         while !d.len().is_multiple_of(8) {
             d.push(0);
         }
+    }
+
+    /// Lays out kallsyms tables like scripts/kallsyms.c does, with a trivial
+    /// token table (token i = the single byte i for printable i, else "~i").
+    pub fn sample_rodata(syms: &[(&str, u64, u8)], base: u64, l: Layout) -> Vec<u8> {
+        let mut offsets = Vec::new();
         for (_, addr, _) in syms {
-            let off = if *addr >= base {
+            let off = if l.relative_only {
+                (addr - base) as i64
+            } else if *addr >= base {
                 -((addr - base) as i64) - 1
             } else {
                 *addr as i64
             };
-            d.extend_from_slice(&(off as i32).to_le_bytes());
+            offsets.extend_from_slice(&(off as i32).to_le_bytes());
         }
-        while !d.len().is_multiple_of(8) {
-            d.push(0);
-        }
-        d.extend_from_slice(&base.to_le_bytes());
-        d.extend_from_slice(&(syms.len() as u32).to_le_bytes());
-        while !d.len().is_multiple_of(8) {
-            d.push(0);
-        }
-        let names_start = d.len();
+        let mut names = Vec::new();
         let mut markers = Vec::new();
         for (i, (name, _, kind)) in syms.iter().enumerate() {
             if i % 256 == 0 {
-                markers.push((d.len() - names_start) as u32);
+                markers.extend_from_slice(&(names.len() as u32).to_le_bytes());
             }
             let mut enc = vec![*kind];
             enc.extend_from_slice(name.as_bytes());
-            d.push(enc.len() as u8);
-            d.extend_from_slice(&enc);
+            names.push(enc.len() as u8);
+            names.extend_from_slice(&enc);
         }
-        while !d.len().is_multiple_of(8) {
-            d.push(0);
-        }
-        for m in markers {
-            d.extend_from_slice(&m.to_le_bytes());
-        }
-        while !d.len().is_multiple_of(8) {
-            d.push(0);
-        }
-        if seqs {
-            for i in 0..syms.len() as u32 {
-                d.extend_from_slice(&i.to_be_bytes()[1..]);
-            }
-            while !d.len().is_multiple_of(8) {
-                d.push(0);
-            }
-        }
+        let mut table = Vec::new();
         let mut idx = Vec::new();
-        let tstart = d.len();
         for i in 0..256u32 {
-            idx.push((d.len() - tstart) as u16);
+            idx.extend_from_slice(&(table.len() as u16).to_le_bytes());
             if (0x20..0x7f).contains(&i) {
-                d.push(i as u8);
+                table.push(i as u8);
             } else {
-                d.extend_from_slice(format!("~{i}").as_bytes());
+                table.extend_from_slice(format!("~{i}").as_bytes());
             }
-            d.push(0);
+            table.push(0);
         }
-        while !d.len().is_multiple_of(8) {
-            d.push(0);
+        let mut d = vec![0xaau8; 64];
+        let put = |d: &mut Vec<u8>, part: &[u8]| {
+            pad8(d);
+            d.extend_from_slice(part);
+        };
+        if !l.offsets_last {
+            put(&mut d, &offsets);
+            put(&mut d, &base.to_le_bytes());
         }
-        for v in idx {
-            d.extend_from_slice(&v.to_le_bytes());
+        put(&mut d, &(syms.len() as u32).to_le_bytes());
+        put(&mut d, &names);
+        put(&mut d, &markers);
+        if l.seqs {
+            let seqs: Vec<u8> = (0..syms.len() as u32)
+                .flat_map(|i| i.to_be_bytes()[1..].to_vec())
+                .collect();
+            put(&mut d, &seqs);
+        }
+        put(&mut d, &table);
+        put(&mut d, &idx);
+        if l.offsets_last {
+            put(&mut d, &offsets);
+            put(&mut d, &base.to_le_bytes());
         }
         d.extend_from_slice(&[0x55; 32]);
         d
@@ -379,15 +406,43 @@ pub(crate) mod tests {
         syms.push(("init_task".into(), base + 0x20_0000, b'D'));
         let refs: Vec<(&str, u64, u8)> =
             syms.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
-        for seqs in [false, true] {
-            let ro = sample_rodata(&refs, base, seqs);
+        let layouts = [
+            Layout {
+                seqs: false,
+                offsets_last: false,
+                relative_only: false,
+            }, // 4.6 .. 6.1
+            Layout {
+                seqs: true,
+                offsets_last: false,
+                relative_only: false,
+            }, // 6.1-stable, 6.2, 6.3
+            Layout {
+                seqs: true,
+                offsets_last: true,
+                relative_only: false,
+            }, // 6.4 .. 6.10
+            Layout {
+                seqs: true,
+                offsets_last: true,
+                relative_only: true,
+            }, // 6.11 on
+        ];
+        for l in layouts {
+            // Without absolute per-CPU symbols, everything is above the base.
+            let want: Vec<(&str, u64, u8)> = refs
+                .iter()
+                .copied()
+                .filter(|s| !l.relative_only || s.1 >= base)
+                .collect();
+            let ro = sample_rodata(&want, base, l);
             let got = parse(&ro).unwrap();
-            assert_eq!(got.len(), syms.len());
-            for (g, (n, a, k)) in got.iter().zip(&syms) {
-                assert_eq!((&g.name, g.addr, g.kind), (n, *a, *k));
+            assert_eq!(got.len(), want.len());
+            for (g, (n, a, k)) in got.iter().zip(&want) {
+                assert_eq!((g.name.as_str(), g.addr, g.kind), (*n, *a, *k));
             }
         }
-        let ro = sample_rodata(&refs, base, false);
+        let ro = sample_rodata(&refs, base, layouts[0]);
         // A damaged marker is caught, not trusted.
         let mut bad = ro.clone();
         let pos = bad.windows(8).position(|w| w == b"\x07tfn_255").unwrap();
