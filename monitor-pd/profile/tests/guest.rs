@@ -507,7 +507,7 @@ fn volatility3_with_our_isf_agrees_on_pslist_and_lsmod() {
 
 #[test]
 #[ignore = "needs the QEMU guest fixtures: run via cargo xtask test"]
-fn five_level_paging_guest_on_elf_and_flattened_raw() {
+fn five_level_paging_guest_with_vmcoreinfo_on_elf_and_flattened_raw() {
     use monitor_core::mem::PhysMem;
     let f = fixture();
     let data = std::fs::read(env("BULKHEAD_VMI_LA57_ELF")).expect("read LA57 dump");
@@ -519,8 +519,16 @@ fn five_level_paging_guest_on_elf_and_flattened_raw() {
         0,
         "the guest runs with CR4.LA57"
     );
+    assert!(
+        img.vmcoreinfo.is_some(),
+        "the LA57 guest has QEMU's vmcoreinfo device"
+    );
     let linux = attach(&img, &f.profile);
     assert_eq!(linux.space.levels, 5);
+    assert_eq!(
+        linux.slide_source,
+        monitor_core::linux::SlideSource::Vmcoreinfo
+    );
     compare_ps(&linux, &serial);
     let (_, diffs) = checks::check_text(&linux).unwrap();
     assert!(

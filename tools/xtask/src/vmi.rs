@@ -23,11 +23,13 @@ const GUEST_MB: u64 = 256;
 /// Printed by the guest once its lists are out and everything is settled.
 pub const READY: &str = "BULKHEAD-VMI-READY";
 /// Modules the guest loads (path under lib/modules/<abi>/kernel/, no deps);
-/// `msr` lets the guest print its own LSTAR.
+/// `msr` lets the guest print its own LSTAR, `qemu_fw_cfg` hands the
+/// kernel's VMCOREINFO to QEMU's `vmcoreinfo` device.
 const MODULES: &[&str] = &[
     "drivers/block/loop.ko",
     "fs/bfs/bfs.ko",
     "arch/x86/kernel/msr.ko",
+    "drivers/firmware/qemu_fw_cfg.ko",
 ];
 
 const INIT: &str = r#"#!/bin/sh
@@ -176,22 +178,26 @@ impl Qmp {
 /// One guest boot: QEMU's CPU model and the files it leaves in `work`.
 struct Boot {
     cpu: &'static str,
+    devices: &'static [&'static str],
     elf: &'static str,
     raw: Option<&'static str>,
     serial: &'static str,
 }
 
 /// The 4-level guest (qemu64) with ELF and raw dumps, and a 5-level one
-/// (`-cpu max` has LA57, which the Debian kernel uses) with an ELF dump.
+/// (`-cpu max` has LA57, which the Debian kernel uses) with an ELF dump
+/// that also carries the guest's VMCOREINFO note.
 const BOOTS: &[Boot] = &[
     Boot {
         cpu: "qemu64",
+        devices: &[],
         elf: "mem.elf",
         raw: Some("mem.raw"),
         serial: "serial.log",
     },
     Boot {
         cpu: "max",
+        devices: &["vmcoreinfo"],
         elf: "la57.elf",
         raw: None,
         serial: "la57-serial.log",
@@ -199,7 +205,7 @@ const BOOTS: &[Boot] = &[
 ];
 
 /// Written last: the fixtures of this directory are complete.
-const COMPLETE: &str = "fixtures-complete-2";
+const COMPLETE: &str = "fixtures-complete-3";
 
 /// Boots the guest and dumps it. Returns once the boot's dumps and serial
 /// log are in `work`.
@@ -222,6 +228,7 @@ fn boot_and_dump(work: &Path, boot: &Boot) -> Result<()> {
             "-no-reboot",
         ])
         .args(["-m", &GUEST_MB.to_string()])
+        .args(boot.devices.iter().flat_map(|d| ["-device", d]))
         .arg("-kernel")
         .arg(work.join("vmlinuz"))
         .arg("-initrd")
