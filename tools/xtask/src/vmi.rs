@@ -328,8 +328,19 @@ pub fn setup(env: &mut Vec<(String, String)>) -> Result<()> {
     Ok(())
 }
 
-/// Fuzz smoke runs: memory images + walkers, and the kernel-image parsers.
+/// The monitor PD runs `monitor-core` on bare metal: prove it builds
+/// without std; then fuzz smoke runs of images + walkers and of the
+/// kernel-image parsers.
 pub fn extra() -> Result<()> {
+    eprintln!("xtask: monitor-core for x86_64-unknown-none (no std)");
+    run(crate::cargo().args([
+        "build",
+        "--quiet",
+        "-p",
+        "monitor-core",
+        "--target",
+        "x86_64-unknown-none",
+    ]))?;
     let fuzz = host::root().join("monitor-pd/core/fuzz");
     host::fuzz_smoke(&fuzz, "parse_image", 20)?;
     host::fuzz_smoke(&fuzz, "parse_kernel", 20)
