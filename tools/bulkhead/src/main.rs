@@ -11,6 +11,8 @@ mod pt;
 mod container;
 mod image;
 mod pack;
+mod profile;
+mod vmi;
 
 use std::process::ExitCode;
 
@@ -39,6 +41,10 @@ enum Command {
     Pack(pack::Args),
     /// Make a bootable hybrid BIOS+UEFI ISO from the kernel and a boot module.
     Image(image::Args),
+    /// Build a VMI profile from a Debian kernel package or bzImage.
+    Profile(profile::Args),
+    /// Introspect a guest memory image with a VMI profile.
+    Vmi(vmi::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +56,8 @@ fn main() -> ExitCode {
         Command::Container(args) => container::run(args),
         Command::Pack(args) => pack::run(args),
         Command::Image(args) => image::run(args),
+        Command::Profile(a) => profile::run(a),
+        Command::Vmi(a) => vmi::run(a),
     };
     match result {
         Ok(code) => code,

@@ -18,6 +18,9 @@ mod host;
 mod sdf;
 mod pt;
 mod kernel;
+mod debian;
+mod host;
+mod vmi;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -142,6 +145,7 @@ const AREAS: &[(&str, Setup, Extra)] = &[
     ("gateway", gateway::setup, gateway::extra),
     ("firmware", firmware::setup, firmware::extra),
     ("kernel", kernel::setup, kernel::extra),
+    ("vmi", vmi::setup, vmi::extra),
 ];
 
 /// `cargo xtask run [--uefi]`: builds everything and boots the reference
