@@ -19,7 +19,6 @@ mod sdf;
 mod pt;
 mod kernel;
 mod debian;
-mod host;
 mod vmi;
 
 use std::process::{Command, ExitCode};
