@@ -11,6 +11,8 @@
 //! - `bench` — the kernel's IPC bench (PPC round trip, notify→wake) in QEMU.
 //! - `check` — `bulkhead check` on the reference `system.xml`.
 
+#![forbid(unsafe_code)]
+
 mod channels;
 mod gateway;
 mod firmware;
