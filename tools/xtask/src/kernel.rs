@@ -606,34 +606,9 @@ fn debian_kernel() -> Result<PathBuf> {
         return Ok(k);
     }
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let deps = Command::new("apt-cache")
-        .args(["depends", "linux-image-amd64"])
-        .output()
-        .map_err(|e| format!("cannot run apt-cache: {e}"))?;
-    let text = String::from_utf8_lossy(&deps.stdout);
-    let pkg = text
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Depends: ")
-                .filter(|p| p.starts_with("linux-image-"))
-        })
-        .ok_or("apt-cache knows no linux-image-amd64 dependency (run apt-get update)")?
-        .trim()
-        .to_string();
-    eprintln!("xtask: apt-get download {pkg}");
-    run(Command::new("apt-get")
-        .arg("download")
-        .arg(&pkg)
-        .current_dir(&dir))?;
-    let deb = std::fs::read_dir(&dir)
-        .map_err(|e| e.to_string())?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .ok_or("apt-get download produced no .deb")?;
+    // The same package, download and index check as the VMI fixtures use.
+    let deb = crate::debian::download(&crate::debian::kernel_abi_package()?)?;
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir))?;
-    let _ = std::fs::remove_file(&deb);
     let _ = std::fs::remove_dir_all(dir.join("lib"));
     found(&dir).ok_or_else(|| "the kernel package holds no boot/vmlinuz-*".to_string())
 }
