@@ -45,35 +45,10 @@ pub const FUEL_SLICE: u64 = 1_000_000;
 /// Most log lines one container may write; the rest are counted, not printed.
 pub const MAX_LOG_LINES: u32 = 64;
 
-/// A wall-clock time as the RTC gives it (binary, 24-hour, full year).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RtcTime {
-    /// Full year.
-    pub year: u16,
-    /// 1..=12.
-    pub month: u8,
-    /// 1..=31.
-    pub day: u8,
-    /// 0..=23.
-    pub hour: u8,
-    /// 0..=59.
-    pub minute: u8,
-    /// 0..=59.
-    pub second: u8,
-}
-
-impl RtcTime {
-    /// The packed form of the host API's `rtc` (year in bits 40..56, then a
-    /// byte each for month, day, hour, minute, second); the SDK unpacks it.
-    pub fn pack(&self) -> u64 {
-        (self.year as u64) << 40
-            | (self.month as u64) << 32
-            | (self.day as u64) << 24
-            | (self.hour as u64) << 16
-            | (self.minute as u64) << 8
-            | self.second as u64
-    }
-}
+/// A wall-clock time as the RTC gives it. The guest SDK defines it, with
+/// the packed form the host API's `rtc` returns, so both ends share one
+/// definition of that ABI.
+pub use firmware_sdk::rtc::RtcTime;
 
 /// What the firmware PD offers containers. The PD implements it with its
 /// own capabilities (I/O ports 0xCF8/0xCFC for PCI, the PIT/TSC and CMOS
