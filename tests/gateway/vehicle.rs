@@ -8,7 +8,7 @@
 //! frame (0x2E4) must appear exactly once, with the torque the policy
 //! allows while driving, and never with a value the gateway denied; the
 //! babbling diagnostics tool's requests (0x7E0) may appear only within its
-//! rule's rate. At the end it asks the gateway for its counters: exactly
+//! rule's rate and never while driving (its rule's guard). At the end it asks the gateway for its counters: exactly
 //! the three malformed records the assistant sent were rejected.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -164,7 +164,13 @@ fn run() -> Result<(), &'static str> {
             broadcast(&mut d, gear, speed);
             next = now + 10_000;
         }
+        let diag_before = seen.diag;
         watch(&mut d, &mut seen);
+        // Diagnostics are allowed only while parked: once the gateway has
+        // had 50 ms of D frames, none may pass.
+        if phase == 1 && now - phase_start > 50_000 && seen.diag != diag_before {
+            return Err("a diagnostics frame reached the bus while driving");
+        }
         if let Some(t) = seen.bad_steer {
             debug_println!("denied steering torque {t} reached the bus");
             return Err("a denied steering frame reached the bus");
@@ -175,7 +181,8 @@ fn run() -> Result<(), &'static str> {
         }
         let advance = match phase {
             0 => p >= 1,
-            1 => p >= 2 && seen.steer == 1,
+            // Drive at least 300 ms, so the diagnostics guard is exercised.
+            1 => p >= 2 && seen.steer == 1 && now - phase_start > 300_000,
             2 => p >= 3,
             _ => now - phase_start > 200_000,
         };
