@@ -104,6 +104,19 @@ impl Gateway {
         }
     }
 
+    /// An L4 request (open a port to listen on or connect to): decided by
+    /// the application's L4 rules, which hold only while it runs.
+    pub fn l4_request(
+        &mut self,
+        app: u16,
+        proto: crate::policy::Proto,
+        op: crate::policy::L4Op,
+        port: u16,
+        now_us: u64,
+    ) -> Decision {
+        self.engine.check_l4(app, proto, op, port, now_us)
+    }
+
     /// A frame from a bus: updates the vehicle state, then offers it to
     /// every application; `deliver(app, frame)` is called for each one
     /// whose receive rules allow it.

@@ -54,6 +54,9 @@
 #[allow(unsafe_code)] // the syscall layer; each block has its SAFETY comment
 mod sys;
 
+#[allow(unsafe_code)] // the GlobalAlloc impl; each block has its SAFETY comment
+pub mod heap;
+
 pub use bulkhead_abi::{Error as KernelError, FaultKind, MessageInfo, MAX_MESSAGE_REGISTERS};
 pub use core::convert::Infallible;
 

@@ -4,8 +4,9 @@
 //! targets get a short smoke run.
 //!
 //! The tests that drive QEMU's SJA1000 model (two `kvaser_pci` cards on
-//! one `can-bus`, through qtest) need QEMU, installed here. Not here yet:
-//! the full system test with PDs booted by the kernel.
+//! one `can-bus`, through qtest) need QEMU, installed here. The system test
+//! `tests/gateway` boots the gateway PD, a vehicle simulator, a guest
+//! application and a babbler on the kernel, with two such cards.
 
 use crate::{bulkhead, host, Result};
 
@@ -34,6 +35,25 @@ pub fn setup(env: &mut Vec<(String, String)>) -> Result<()> {
     }
 }
 
+/// Boots `tests/gateway` in QEMU with two `kvaser_pci` cards on one
+/// `can-bus` (slots 4 and 5, as its system.xml says).
+pub fn system_test() -> Result<()> {
+    crate::kernel::build()?;
+    crate::kernel::system_test(
+        "gateway",
+        180,
+        &[],
+        &[
+            "-object",
+            "can-bus,id=canbus0",
+            "-device",
+            "kvaser_pci,canbus=canbus0,addr=04.0",
+            "-device",
+            "kvaser_pci,canbus=canbus0,addr=05.0",
+        ],
+    )
+}
+
 /// CLI smoke check of the example policy, then fuzz smoke runs.
 pub fn extra() -> Result<()> {
     let dbc = dbc_dir()
@@ -50,6 +70,21 @@ pub fn extra() -> Result<()> {
         &out.to_string_lossy(),
     ])?;
     bulkhead(&["gateway", "explain", &out.to_string_lossy()])?;
+    // The PDs embed the committed compiled policy: it must be what the
+    // compiler makes of example.toml today.
+    let committed = host::root().join("gateway-pd/policies/example.bin");
+    let fresh = std::fs::read(&out).map_err(|e| format!("cannot read {}: {e}", out.display()))?;
+    let embedded = std::fs::read(&committed)
+        .map_err(|e| format!("cannot read {}: {e}", committed.display()))?;
+    if fresh != embedded {
+        return Err(format!(
+            "{} is stale: regenerate it with `bulkhead gateway check gateway-pd/policies/example.toml --dbc {} -o {}`",
+            committed.display(),
+            dbc.display(),
+            committed.display()
+        ));
+    }
+    system_test()?;
     let fuzz = host::root().join("gateway-pd/core/fuzz");
     host::fuzz_smoke(&fuzz, "policy_load", 20)?;
     host::fuzz_smoke(&fuzz, "frame_path", 20)?;

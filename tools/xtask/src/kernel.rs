@@ -23,6 +23,10 @@ const TARGET_PACKAGES: &[&str] = &[
     "bulkhead-placeholder-pds",
     "bulkhead-linux-pingpong",
 ];
+/// PD packages built by a cargo run of their own: they use `alloc`, and
+/// building them with the kernel would unify dependency features (e.g.
+/// postcard's `alloc`) into the kernel, which has no allocator.
+const SEPARATE_TARGET_PACKAGES: &[&str] = &["bulkhead-gateway-pd"];
 /// QEMU exit status when the judging PD wrote the pass value.
 pub const QEMU_PASS: i32 = 33;
 /// The marker the reference system's supervisor prints once every PD is up.
@@ -135,6 +139,12 @@ pub fn build() -> Result<()> {
     // PDs are loaded at their link address: static, non-PIE executables.
     c.env("RUSTFLAGS", "-C relocation-model=static");
     run(&mut c)?;
+    for p in SEPARATE_TARGET_PACKAGES {
+        let mut c = cargo();
+        c.args(["build", "--release", "--target", TARGET, "--package", p]);
+        c.env("RUSTFLAGS", "-C relocation-model=static");
+        run(&mut c)?;
+    }
     run(cargo().args(["build", "--release", "--package", "bulkhead"]))?;
     let out = pd_dir();
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;

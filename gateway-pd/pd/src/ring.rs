@@ -1,0 +1,38 @@
+//! Typed rings over the shared regions `system.xml` maps into this PD, and
+//! the notify hook that rings the peer. The only `unsafe` of the gateway PD
+//! crate: turning a patched (address, size) pair into ring memory.
+
+use bulkhead_channel::{Notify, RingMemory};
+use bulkhead_microkit::{Channel, SetVar};
+
+/// Notifies the peer on `Channel` (the rings' wake-up hook).
+#[derive(Clone, Copy, Debug)]
+pub struct Bell(pub Channel);
+
+impl Notify for Bell {
+    fn notify(&mut self) {
+        self.0.notify()
+    }
+}
+
+/// The channel a `setvar_id` names, if `system.xml` set it.
+pub fn channel(id: &'static SetVar) -> Option<Channel> {
+    id.get().map(|v| Channel::new(v as usize))
+}
+
+/// The ring memory (header then data, one region) of the map whose
+/// `setvar_vaddr`/`setvar_size` are `vaddr`/`size`; `None` if either is
+/// unset or the region is no ring-shaped memory.
+pub fn memory(vaddr: &'static SetVar, size: &'static SetVar) -> Option<RingMemory<'static>> {
+    let (base, len) = (vaddr.get()?, size.get()?);
+    #[allow(unsafe_code)]
+    // SAFETY: `bulkhead pack` patches these two setvars only from a <map>
+    // of this PD in system.xml, mapped at `base` for `len` bytes for the
+    // PD's whole life (the kernel never unmaps). The only other party is
+    // the peer PD, which touches the region through its own mapping with
+    // atomics only (the ring protocol); nothing in this PD makes Rust
+    // references into it.
+    unsafe {
+        RingMemory::from_raw(base as *mut u8, len as usize).ok()
+    }
+}
