@@ -9,6 +9,8 @@
 mod check;
 mod pt;
 mod container;
+mod image;
+mod pack;
 
 use std::process::ExitCode;
 
@@ -33,6 +35,10 @@ enum Command {
     Gateway(gateway::Args),
     /// Firmware containers: keygen, build, sign, verify, inspect, policy.
     Container(container::Args),
+    /// Compile a system.xml and its PD images into the kernel's boot module.
+    Pack(pack::Args),
+    /// Make a bootable hybrid BIOS+UEFI ISO from the kernel and a boot module.
+    Image(image::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +48,8 @@ fn main() -> ExitCode {
         Command::Pt(args) => pt::run(args),
         Command::Gateway(args) => gateway::run(args),
         Command::Container(args) => container::run(args),
+        Command::Pack(args) => pack::run(args),
+        Command::Image(args) => image::run(args),
     };
     match result {
         Ok(code) => code,

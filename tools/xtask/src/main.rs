@@ -5,7 +5,10 @@
 //! Commands:
 //! - `test`  — every test: host unit tests, then the steps that need emulators,
 //!   downloaded guests or external reference tools. Installs what it needs.
-//! - `run`   — builds everything and runs the reference system.
+//! - `run`   — builds everything and boots the reference system in QEMU
+//!   (`--uefi`: with OVMF), serial console on stdout.
+//! - `bochs` — the same in Bochs (headless; VT-x capable CPU model).
+//! - `bench` — the kernel's IPC bench (PPC round trip, notify→wake) in QEMU.
 //! - `check` — `bulkhead check` on the reference `system.xml`.
 
 mod channels;
@@ -14,6 +17,7 @@ mod firmware;
 mod host;
 mod sdf;
 mod pt;
+mod kernel;
 
 use std::process::{Command, ExitCode};
 
@@ -86,20 +90,17 @@ const AREAS: &[(&str, Setup, Extra)] = &[
     ("pt", pt::setup, pt::extra),
     ("gateway", gateway::setup, gateway::extra),
     ("firmware", firmware::setup, firmware::extra),
+    ("kernel", kernel::setup, kernel::extra),
 ];
 
+/// `cargo xtask run [--uefi]`: builds everything and boots the reference
+/// system in QEMU (SeaBIOS, or OVMF with `--uefi`), serial on stdout.
 fn run_system(args: &[String]) -> Result<()> {
-    if !args.is_empty() {
-        return Err(format!("`cargo xtask run` takes no arguments yet, got {args:?}"));
-    }
-    // The kernel does not boot yet: until it does, `run` checks the reference
-    // system and prints its report. It never pretends to boot.
-    eprintln!("xtask: the kernel is not built yet; checking the reference system instead");
-    bulkhead(&["check", "system.xml", "--report"])
+    kernel::run_reference(args)
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <test | run | check>".into()
+    "usage: cargo xtask <test | run [--uefi] | bochs | bench | check>".into()
 }
 
 fn main() -> ExitCode {
@@ -109,6 +110,8 @@ fn main() -> ExitCode {
     let result = match cmd.as_deref() {
         Some("test") => test(),
         Some("run") => run_system(&rest),
+        Some("bochs") => kernel::bochs(&rest),
+        Some("bench") => kernel::bench(&rest),
         Some("check") => bulkhead(&["check", "system.xml"]),
         _ => Err(usage()),
     };

@@ -1,0 +1,63 @@
+//! Placeholder VMM: reports up; when the firmware notifies it, asks the
+//! supervisor to record the guest start. Runs no guest.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
+
+use bulkhead_microkit::{
+    debug_println, protection_domain, setvar, Channel, ChannelSet, Handler, Infallible,
+};
+use bulkhead_placeholder_pds::{channel, tell_supervisor, LABEL_GUEST_START, LABEL_UP};
+
+setvar!(guest_ram);
+setvar!(guest_ram_size);
+setvar!(vmi_requests);
+setvar!(vmi_events);
+setvar!(gateway_tx);
+setvar!(gateway_rx);
+setvar!(vcpu);
+setvar!(ch_supervisor);
+setvar!(ch_firmware);
+setvar!(ch_monitor);
+setvar!(ch_gateway);
+
+struct Vmm {
+    supervisor: Channel,
+    firmware: Channel,
+}
+
+fn init() -> Vmm {
+    debug_println!(
+        "placeholder VMM: guest RAM {} MiB at {:#x}, no guest runs",
+        guest_ram_size.get().unwrap_or(0) >> 20,
+        guest_ram.get().unwrap_or(0)
+    );
+    let _ = (
+        vmi_requests.get(),
+        vmi_events.get(),
+        gateway_tx.get(),
+        gateway_rx.get(),
+        vcpu.get(),
+    );
+    let _ = (ch_monitor.get(), ch_gateway.get());
+    let supervisor = channel(&ch_supervisor, "ch_supervisor");
+    tell_supervisor(supervisor, LABEL_UP);
+    Vmm {
+        supervisor,
+        firmware: channel(&ch_firmware, "ch_firmware"),
+    }
+}
+
+impl Handler for Vmm {
+    type Error = Infallible;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+        if channels.contains(self.firmware) {
+            debug_println!("firmware says: start the guest");
+            tell_supervisor(self.supervisor, LABEL_GUEST_START);
+        }
+        Ok(())
+    }
+}
+
+protection_domain!(init);
