@@ -22,6 +22,7 @@ const TARGET_PACKAGES: &[&str] = &[
     "bulkhead-test-pds",
     "bulkhead-placeholder-pds",
     "bulkhead-linux-pingpong",
+    "bulkhead-supervisor",
 ];
 /// QEMU exit status when the judging PD wrote the pass value.
 pub const QEMU_PASS: i32 = 33;
