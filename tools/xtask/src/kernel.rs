@@ -23,6 +23,7 @@ const TARGET_PACKAGES: &[&str] = &[
     "bulkhead-placeholder-pds",
     "bulkhead-linux-pingpong",
     "bulkhead-supervisor",
+    "bulkhead-channel-test-pds",
 ];
 /// QEMU exit status when the judging PD wrote the pass value.
 pub const QEMU_PASS: i32 = 33;
