@@ -61,6 +61,9 @@ setvar!(child_firmware);
 setvar!(child_vmm);
 setvar!(child_monitor);
 setvar!(child_gateway);
+setvar!(com1_ioport);
+setvar!(com1_port);
+setvar!(com1_irq);
 setvar!(rx_alerts_header);
 setvar!(rx_alerts_header_size);
 setvar!(rx_alerts_data);
@@ -156,6 +159,7 @@ pub struct Supervisor {
     counters: Counters,
     alerts: Option<Receiver<'static, Report, ALERT_SLOT, NotifyPeer>>,
     post: Option<Receiver<'static, PostSummary, POST_SLOT, NotifyPeer>>,
+    com1_irq: Option<Channel>,
 }
 
 fn ring(
@@ -195,7 +199,15 @@ pub fn init() -> Supervisor {
         if post.is_some() { "ready" } else { "not mapped" },
         MAX_RESTARTS
     );
+    let irq = channel(&com1_irq);
+    debug_println!(
+        "supervisor: COM1 at port {:#x} (I/O grant {}), its IRQ on channel {}",
+        com1_port.get().unwrap_or(0),
+        com1_ioport.get().unwrap_or(u64::MAX),
+        irq.map_or(u64::MAX, |c| c.index() as u64)
+    );
     Supervisor {
+        com1_irq: irq,
         children,
         up: 0,
         guest_started: false,
@@ -355,7 +367,12 @@ impl Handler for Supervisor {
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
         for ch in channels.iter() {
-            let rejected = if Some(ch) == self.children[2].channel {
+            let rejected = if Some(ch) == self.com1_irq {
+                // The log goes out through the kernel console; the UART's
+                // interrupt only needs acknowledging.
+                ch.irq_ack();
+                0
+            } else if Some(ch) == self.children[2].channel {
                 self.drain_alerts()
             } else if Some(ch) == self.children[0].channel {
                 self.drain_post()

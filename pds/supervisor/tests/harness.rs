@@ -195,6 +195,16 @@ fn the_harness_refuses_events_system_xml_does_not_allow() {
     assert!(matches!(sup.notify(&[9]), Err(HarnessError::NotGranted(_))));
     assert!(matches!(sup.pp_call(9, LABEL_UP, &[]), Err(HarnessError::NotGranted(_))));
     assert!(matches!(sup.fault(7, FaultKind::ReadFault, 0, 0), Err(HarnessError::NotGranted(_))));
-    // COM1's IRQ (id 4) is masked until acknowledged.
     assert!(sup.irq(5).is_err());
+}
+
+#[test]
+fn the_com1_irq_is_acknowledged() {
+    let h = reference();
+    let mut sup = h.start(init);
+    assert!(h.console()[1].contains("COM1 at port 0x3f8"), "{:?}", h.console());
+    sup.irq(4).unwrap();
+    assert!(!sup.irq_masked(4));
+    assert_eq!(h.take_calls(), vec![Call::IrqAck(4)]);
+    sup.irq(4).unwrap();
 }
