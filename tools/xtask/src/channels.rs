@@ -59,37 +59,43 @@ pub fn extra() -> Result<()> {
 /// kernel bench in the same run (`ppc_cycles`), the other way to move a
 /// small message between two PDs.
 pub fn bench(ppc_cycles: Option<u64>) -> Result<()> {
-    let iso = kernel::image(
-        &host::root().join("tests").join("channel-bench").join("system.xml"),
-        "channel-bench",
-    )?;
+    let dir = host::root().join("tests").join("channel-bench");
+    println!("Typed channel bench (QEMU TCG, -icount shift=0: 1 TSC tick = 1 guest instruction)");
+    for (file, name, what) in [
+        ("system.xml", "channel-bench", "equal priorities (batched)"),
+        ("system-prio.xml", "channel-bench-prio", "producer above consumer (a wake-up per slot)"),
+    ] {
+        let per = bench_one(&dir.join(file), name)?;
+        println!(
+            "  {what}: {per} guest instructions per message, {:.0} messages/s at 1 instruction/ns (QEMU's icount clock)",
+            1e9 / per.max(1) as f64
+        );
+        if let Some(ppc) = ppc_cycles {
+            println!(
+                "    ratio: PPC round trip ({ppc}) / ring message ({per}) = {:.2}",
+                ppc as f64 / per.max(1) as f64
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Boots one bench system; returns instructions per message.
+fn bench_one(system: &std::path::Path, name: &str) -> Result<u64> {
+    let iso = kernel::image(system, name)?;
     let mut c = kernel::qemu_command(&iso, false)?;
     c.args(["-icount", "shift=0"]);
     let r = kernel::run_collect(&mut c, Duration::from_secs(300), None, false)?;
     let line = r.output.lines().find(|l| l.contains("BENCH channel_msg_cycles"));
     let (Some(line), Some(kernel::QEMU_PASS)) = (line, r.code) else {
         eprintln!("{}", r.output);
-        return Err(format!("channel bench did not complete (QEMU exit {:?})", r.code));
+        return Err(format!("channel bench {name} did not complete (QEMU exit {:?})", r.code));
     };
-    let per = line
-        .split("mean=")
+    line.split("mean=")
         .nth(1)
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| format!("channel bench: cannot read its line: {line}"))?;
-    println!("Typed channel bench (QEMU TCG, -icount shift=0: 1 TSC tick = 1 guest instruction)");
-    println!("  bulkhead {}", line.split("BENCH ").nth(1).unwrap_or(line).trim());
-    println!(
-        "  = {per} guest instructions per message: {:.0} messages/s at 1 instruction/ns (QEMU's icount clock)",
-        1e9 / per.max(1) as f64
-    );
-    if let Some(ppc) = ppc_cycles {
-        println!(
-            "  ratio: PPC round trip ({ppc}) / ring message ({per}) = {:.2}",
-            ppc as f64 / per.max(1) as f64
-        );
-    }
-    Ok(())
+        .ok_or_else(|| format!("channel bench {name}: cannot read its line: {line}"))
 }
 
 /// Miri and cargo-fuzz need a nightly toolchain; a fresh machine may lack one.
