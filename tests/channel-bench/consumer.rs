@@ -7,7 +7,9 @@
 
 use bulkhead_channel::{Receiver, RecvError};
 use bulkhead_channel_test_pds::{ping, ring, Wake, BENCH_N, PING_SLOT};
-use bulkhead_microkit::{debug_println, protection_domain, rdtsc, setvar, Channel, ChannelSet, Handler};
+use bulkhead_microkit::{
+    debug_println, protection_domain, rdtsc, setvar, Channel, ChannelSet, Handler,
+};
 use bulkhead_protocols::vmi::MonitorToVmm;
 use bulkhead_test_pds::{fail, pass};
 
@@ -26,9 +28,21 @@ struct Consumer {
 }
 
 fn init() -> Consumer {
-    let mem = ring(&rx_bench_header, &rx_bench_header_size, &rx_bench_data, &rx_bench_data_size);
-    let Ok(rx) = Receiver::new(mem, Wake(PRODUCER)) else { panic!("consumer: ring layout") };
-    Consumer { rx, got: 0, first: 0, done: false }
+    let mem = ring(
+        &rx_bench_header,
+        &rx_bench_header_size,
+        &rx_bench_data,
+        &rx_bench_data_size,
+    );
+    let Ok(rx) = Receiver::new(mem, Wake(PRODUCER)) else {
+        panic!("consumer: ring layout")
+    };
+    Consumer {
+        rx,
+        got: 0,
+        first: 0,
+        done: false,
+    }
 }
 
 impl Handler for Consumer {
@@ -53,7 +67,10 @@ impl Handler for Consumer {
                 }
                 Ok(_) => {
                     self.done = true;
-                    fail("channel-bench", format_args!("message {} out of order", self.got));
+                    fail(
+                        "channel-bench",
+                        format_args!("message {} out of order", self.got),
+                    );
                 }
                 Err(RecvError::Empty) => break,
                 Err(e) => {

@@ -30,8 +30,15 @@ impl Producer {
 }
 
 fn init() -> Producer {
-    let mem = ring(&tx_bench_header, &tx_bench_header_size, &tx_bench_data, &tx_bench_data_size);
-    let Ok(tx) = Sender::new(mem, Wake(CONSUMER)) else { panic!("producer: ring layout") };
+    let mem = ring(
+        &tx_bench_header,
+        &tx_bench_header_size,
+        &tx_bench_data,
+        &tx_bench_data_size,
+    );
+    let Ok(tx) = Sender::new(mem, Wake(CONSUMER)) else {
+        panic!("producer: ring layout")
+    };
     let mut p = Producer { tx, sent: 0 };
     p.pump();
     p

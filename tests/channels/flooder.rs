@@ -22,7 +22,12 @@ const RIGHT: Channel = Channel::new(1);
 struct Flooder;
 
 fn init() -> Flooder {
-    let mem = ring(&tx_junk_header, &tx_junk_header_size, &tx_junk_data, &tx_junk_data_size);
+    let mem = ring(
+        &tx_junk_header,
+        &tx_junk_header_size,
+        &tx_junk_data,
+        &tx_junk_data_size,
+    );
     let mut adv = Adversary::<Report, JUNK_SLOT>::new(mem, 0x5eed);
     let total = ROUNDS * Attack::ALL.len() as u64;
     let mut struck = 0;

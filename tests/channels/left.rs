@@ -35,7 +35,12 @@ impl Left {
         while self.got < N {
             match self.rx.recv() {
                 Ok(m) if m == pong(self.got) => self.got += 1,
-                Ok(_) => return fail("channels", format_args!("left: pong {} out of order", self.got)),
+                Ok(_) => {
+                    return fail(
+                        "channels",
+                        format_args!("left: pong {} out of order", self.got),
+                    )
+                }
                 Err(RecvError::Empty) => break,
                 Err(e) => return fail("channels", format_args!("left: pong rejected: {e:?}")),
             }
@@ -52,15 +57,33 @@ impl Left {
 
 fn init() -> Left {
     let tx = Sender::new(
-        ring(&tx_ping_header, &tx_ping_header_size, &tx_ping_data, &tx_ping_data_size),
+        ring(
+            &tx_ping_header,
+            &tx_ping_header_size,
+            &tx_ping_data,
+            &tx_ping_data_size,
+        ),
         Wake(RIGHT),
     );
     let rx = Receiver::new(
-        ring(&rx_pong_header, &rx_pong_header_size, &rx_pong_data, &rx_pong_data_size),
+        ring(
+            &rx_pong_header,
+            &rx_pong_header_size,
+            &rx_pong_data,
+            &rx_pong_data_size,
+        ),
         Wake(RIGHT),
     );
-    let (Ok(tx), Ok(rx)) = (tx, rx) else { panic!("left: ring layout") };
-    let mut l = Left { tx, rx, sent: 0, got: 0, done_sent: false };
+    let (Ok(tx), Ok(rx)) = (tx, rx) else {
+        panic!("left: ring layout")
+    };
+    let mut l = Left {
+        tx,
+        rx,
+        sent: 0,
+        got: 0,
+        done_sent: false,
+    };
     l.pump();
     l
 }

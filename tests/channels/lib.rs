@@ -25,12 +25,18 @@ pub const JUNK_SLOT: usize = 128;
 
 /// Left's message number `i`.
 pub fn ping(i: u32) -> MonitorToVmm {
-    MonitorToVmm::Pause { tag: i, vcpu: (i % 3) as u8 }
+    MonitorToVmm::Pause {
+        tag: i,
+        vcpu: (i % 3) as u8,
+    }
 }
 
 /// Right's message number `i`.
 pub fn pong(i: u32) -> VmmToMonitor {
-    VmmToMonitor::Reply { tag: i, answer: Answer::Ok }
+    VmmToMonitor::Reply {
+        tag: i,
+        answer: Answer::Ok,
+    }
 }
 
 /// A ring's memory from its four setvars; panics (a PD fault, which the
@@ -41,8 +47,10 @@ pub fn ring(
     data: &'static SetVar,
     data_size: &'static SetVar,
 ) -> RingMemory<'static> {
-    let (Some(h), Some(d)) = (shared_words(header, header_size), shared_words(data, data_size))
-    else {
+    let (Some(h), Some(d)) = (
+        shared_words(header, header_size),
+        shared_words(data, data_size),
+    ) else {
         panic!("ring setvars not patched: check system.xml")
     };
     match RingMemory::new(h, d) {

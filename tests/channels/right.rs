@@ -74,13 +74,22 @@ impl Right {
                     Ok(_) => return self.fail(format_args!("a hostile record was accepted")),
                     // Nothing is consumed on these: wait for the flooder
                     // to undo its index jump (its next strike does).
-                    Err(RecvError::Empty | RecvError::IndexOutOfRange | RecvError::WrongLayout) => break,
+                    Err(RecvError::Empty | RecvError::IndexOutOfRange | RecvError::WrongLayout) => {
+                        break
+                    }
                     Err(_) => {}
                 }
             }
         }
         let s = self.junk.stats();
-        let kinds = [s.bad_check, s.bad_length, s.bad_sequence, s.wrong_protocol, s.wrong_version, s.malformed];
+        let kinds = [
+            s.bad_check,
+            s.bad_length,
+            s.bad_sequence,
+            s.wrong_protocol,
+            s.wrong_version,
+            s.malformed,
+        ];
         if kinds.iter().any(|&k| k > ROUNDS) || s.wrong_layout != 0 || s.delivered != 0 {
             return self.fail(format_args!("junk counted wrongly: {s:?}"));
         }
@@ -96,7 +105,10 @@ impl Right {
                 s.bad_check, s.bad_length, s.bad_sequence, s.wrong_protocol, s.wrong_version, s.malformed, s.index_out_of_range, good.rejected()
             );
             if good.rejected() != 0 {
-                return fail(T, format_args!("the ping ring rejected {} records", good.rejected()));
+                return fail(
+                    T,
+                    format_args!("the ping ring rejected {} records", good.rejected()),
+                );
             }
             pass(T);
         }
@@ -110,19 +122,44 @@ impl Right {
 
 fn init() -> Right {
     let rx = Receiver::new(
-        ring(&rx_ping_header, &rx_ping_header_size, &rx_ping_data, &rx_ping_data_size),
+        ring(
+            &rx_ping_header,
+            &rx_ping_header_size,
+            &rx_ping_data,
+            &rx_ping_data_size,
+        ),
         Wake(LEFT),
     );
     let tx = Sender::new(
-        ring(&tx_pong_header, &tx_pong_header_size, &tx_pong_data, &tx_pong_data_size),
+        ring(
+            &tx_pong_header,
+            &tx_pong_header_size,
+            &tx_pong_data,
+            &tx_pong_data_size,
+        ),
         Wake(LEFT),
     );
     let junk = Receiver::new(
-        ring(&rx_junk_header, &rx_junk_header_size, &rx_junk_data, &rx_junk_data_size),
+        ring(
+            &rx_junk_header,
+            &rx_junk_header_size,
+            &rx_junk_data,
+            &rx_junk_data_size,
+        ),
         Wake(FLOODER),
     );
-    let (Ok(rx), Ok(tx), Ok(junk)) = (rx, tx, junk) else { panic!("right: ring layout") };
-    let mut r = Right { rx, tx, junk, got: 0, sent: 0, left_done: false, over: false };
+    let (Ok(rx), Ok(tx), Ok(junk)) = (rx, tx, junk) else {
+        panic!("right: ring layout")
+    };
+    let mut r = Right {
+        rx,
+        tx,
+        junk,
+        got: 0,
+        sent: 0,
+        left_done: false,
+        over: false,
+    };
     // Start the pong stream; pings are read once left says they are there
     // (reading before left wrote the ring's header would count a layout error).
     while r.sent < N && r.tx.send(&pong(r.sent)).is_ok() {

@@ -67,7 +67,9 @@ impl fmt::Display for HarnessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HarnessError::Sdf(d) => write!(f, "system.xml does not check:\n{d}"),
-            HarnessError::NoSuchPd(p) => write!(f, "no protection_domain named \"{p}\" in system.xml"),
+            HarnessError::NoSuchPd(p) => {
+                write!(f, "no protection_domain named \"{p}\" in system.xml")
+            }
             HarnessError::NoSuchRing(r) => write!(f, "{r}"),
             HarnessError::Layout(r) => write!(f, "{r}"),
             HarnessError::NotGranted(w) => write!(f, "not granted by system.xml: {w}"),
@@ -163,7 +165,9 @@ impl HostKernel for Kernel {
             Some((false, _)) => self.deny(format!(
                 "notified channel {channel}, but its <end> says notify=\"false\""
             )),
-            None => self.deny(format!("notified channel {channel}, which it does not hold")),
+            None => self.deny(format!(
+                "notified channel {channel}, which it does not hold"
+            )),
         }
     }
     fn pp_call(&mut self, channel: usize, info: MessageInfo) -> Result<MessageInfo, KernelError> {
@@ -201,7 +205,9 @@ impl HostKernel for Kernel {
     }
     fn irq_ack(&mut self, channel: usize) {
         if !self.grants.irqs.contains(&channel) {
-            self.deny(format!("acknowledged IRQ {channel}, which it does not hold"));
+            self.deny(format!(
+                "acknowledged IRQ {channel}, which it does not hold"
+            ));
         }
         let mut st = self.state.borrow_mut();
         st.irq_pending_ack.remove(&channel);
@@ -227,7 +233,9 @@ impl HostKernel for Kernel {
     }
     fn outb(&mut self, port: u16, value: u8) {
         if !self.port_granted(port, 1) {
-            self.deny(format!("wrote I/O port {port:#x}, which it was not granted"));
+            self.deny(format!(
+                "wrote I/O port {port:#x}, which it was not granted"
+            ));
         }
         self.state.borrow_mut().ports.insert(port, value);
     }
@@ -235,11 +243,18 @@ impl HostKernel for Kernel {
         if !self.port_granted(port, 1) {
             self.deny(format!("read I/O port {port:#x}, which it was not granted"));
         }
-        self.state.borrow().ports.get(&port).copied().unwrap_or(0xff)
+        self.state
+            .borrow()
+            .ports
+            .get(&port)
+            .copied()
+            .unwrap_or(0xff)
     }
     fn outl(&mut self, port: u16, value: u32) {
         if !self.port_granted(port, 4) {
-            self.deny(format!("wrote I/O port {port:#x} (32 bits), which it was not granted"));
+            self.deny(format!(
+                "wrote I/O port {port:#x} (32 bits), which it was not granted"
+            ));
         }
         let mut st = self.state.borrow_mut();
         for (i, b) in value.to_le_bytes().into_iter().enumerate() {
@@ -248,7 +263,9 @@ impl HostKernel for Kernel {
     }
     fn inl(&mut self, port: u16) -> u32 {
         if !self.port_granted(port, 4) {
-            self.deny(format!("read I/O port {port:#x} (32 bits), which it was not granted"));
+            self.deny(format!(
+                "read I/O port {port:#x} (32 bits), which it was not granted"
+            ));
         }
         let st = self.state.borrow();
         let b = |i: u16| st.ports.get(&(port + i)).copied().unwrap_or(0xff);
@@ -301,7 +318,11 @@ impl Harness {
                 .iter()
                 .filter_map(|&c| system.pds[c].child_id.map(usize::from))
                 .collect(),
-            ioports: p.ioports.iter().map(|i| (u32::from(i.addr), i.size)).collect(),
+            ioports: p
+                .ioports
+                .iter()
+                .map(|i| (u32::from(i.addr), i.size))
+                .collect(),
         };
         for ch in &system.channels {
             for (me, other) in [(0, 1), (1, 0)] {
@@ -539,7 +560,13 @@ impl<H: Handler> Pd<H> {
 
     /// Child `child` faults: the kernel stops it and tells the PD. If the
     /// PD neither restarts nor stops it, it stays stopped.
-    pub fn fault(&mut self, child: usize, kind: FaultKind, address: u64, ip: u64) -> Result<(), HarnessError> {
+    pub fn fault(
+        &mut self,
+        child: usize,
+        kind: FaultKind,
+        address: u64,
+        ip: u64,
+    ) -> Result<(), HarnessError> {
         if !self.grants.children.contains(&child) {
             return Err(HarnessError::NotGranted(format!(
                 "\"{}\" has no child with id {child}",

@@ -63,10 +63,13 @@ impl Handler for Pd {
         Ok(())
     }
     fn protected(&mut self, ch: Channel, info: MessageInfo) -> Result<MessageInfo, Self::Error> {
-        self.seen.push(format!("called on {} label {}", ch.index(), info.label()));
+        self.seen
+            .push(format!("called on {} label {}", ch.index(), info.label()));
         // Forward to the peer and return its answer doubled.
         set_mr(0, get_mr(0) + 1);
-        let r = Channel::new(ch_peer.get().unwrap() as usize).pp_call(MessageInfo::new(1, 1)).unwrap();
+        let r = Channel::new(ch_peer.get().unwrap() as usize)
+            .pp_call(MessageInfo::new(1, 1))
+            .unwrap();
         set_mr(0, get_mr(0) * 2);
         Ok(MessageInfo::new(r.label(), 1))
     }
@@ -84,7 +87,10 @@ fn load() -> Harness {
 fn setvars_resolve_from_the_file_and_regions_are_shared() {
     let h = load();
     let _pd = h.start(|| Pd { seen: vec![] });
-    assert_eq!((uart.get(), uart_irq.get(), ch_peer.get()), (Some(0x3f8), Some(5), Some(2)));
+    assert_eq!(
+        (uart.get(), uart_irq.get(), ch_peer.get()),
+        (Some(0x3f8), Some(5), Some(2))
+    );
     let words = bulkhead_microkit::shared_words(&shared, &shared_size).unwrap();
     assert_eq!(words.len(), 512);
     words[3].store(99, Ordering::Relaxed);
@@ -116,17 +122,23 @@ fn calls_go_to_the_test_stand_in_with_registers() {
     assert_eq!(h.take_calls(), vec![Call::PpCall(2, 1, 1)]);
     assert_eq!(pd.handler().seen, ["called on 3 label 4"]);
     // The peer on channel 2 may not call in (pp is only on our end).
-    assert!(matches!(pd.pp_call(2, 0, &[]), Err(HarnessError::NotGranted(_))));
+    assert!(matches!(
+        pd.pp_call(2, 0, &[]),
+        Err(HarnessError::NotGranted(_))
+    ));
 }
 
 #[test]
 fn faults_of_children_reach_the_parent() {
     let h = load();
     let mut pd = h.start(|| Pd { seen: vec![] });
-    pd.fault(1, bulkhead_microkit::FaultKind::WriteFault, 8, 0).unwrap();
+    pd.fault(1, bulkhead_microkit::FaultKind::WriteFault, 8, 0)
+        .unwrap();
     assert_eq!(h.take_calls(), vec![Call::Restart(1)]);
     assert!(!h.child_stopped(1));
-    assert!(pd.fault(2, bulkhead_microkit::FaultKind::WriteFault, 8, 0).is_err());
+    assert!(pd
+        .fault(2, bulkhead_microkit::FaultKind::WriteFault, 8, 0)
+        .is_err());
 }
 
 #[test]
@@ -141,10 +153,23 @@ fn notifying_without_the_right_is_a_fault() {
 
 #[test]
 fn bad_files_and_names_are_errors_that_say_what() {
-    let e = Harness::load("bad.xml", "<system><protection_domain/></system>", "pd").err().unwrap();
-    assert!(matches!(e, HarnessError::Sdf(ref d) if d.contains("bad.xml")), "{e}");
+    let e = Harness::load("bad.xml", "<system><protection_domain/></system>", "pd")
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, HarnessError::Sdf(ref d) if d.contains("bad.xml")),
+        "{e}"
+    );
     let e = Harness::load("test.xml", SDF, "nope").err().unwrap();
-    assert_eq!(e.to_string(), "no protection_domain named \"nope\" in system.xml");
+    assert_eq!(
+        e.to_string(),
+        "no protection_domain named \"nope\" in system.xml"
+    );
     let h = load();
-    assert!(h.ring("x").err().unwrap().to_string().contains("tx_x_header"));
+    assert!(h
+        .ring("x")
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("tx_x_header"));
 }

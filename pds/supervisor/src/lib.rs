@@ -184,19 +184,53 @@ fn child(v: &'static SetVar) -> Option<Child> {
 /// The PD's init: reads its setvars, takes the consumer side of its rings.
 pub fn init() -> Supervisor {
     let children = [
-        Known { name: "firmware", channel: channel(&ch_firmware), child: child(&child_firmware) },
-        Known { name: "vmm", channel: channel(&ch_vmm), child: child(&child_vmm) },
-        Known { name: "monitor", channel: channel(&ch_monitor), child: child(&child_monitor) },
-        Known { name: "gateway", channel: channel(&ch_gateway), child: child(&child_gateway) },
+        Known {
+            name: "firmware",
+            channel: channel(&ch_firmware),
+            child: child(&child_firmware),
+        },
+        Known {
+            name: "vmm",
+            channel: channel(&ch_vmm),
+            child: child(&child_vmm),
+        },
+        Known {
+            name: "monitor",
+            channel: channel(&ch_monitor),
+            child: child(&child_monitor),
+        },
+        Known {
+            name: "gateway",
+            channel: channel(&ch_gateway),
+            child: child(&child_gateway),
+        },
     ];
-    let alerts = ring(&rx_alerts_header, &rx_alerts_header_size, &rx_alerts_data, &rx_alerts_data_size)
-        .and_then(|m| Receiver::new(m, NotifyPeer(children[2].channel)).ok());
-    let post = ring(&rx_post_header, &rx_post_header_size, &rx_post_data, &rx_post_data_size)
-        .and_then(|m| Receiver::new(m, NotifyPeer(children[0].channel)).ok());
+    let alerts = ring(
+        &rx_alerts_header,
+        &rx_alerts_header_size,
+        &rx_alerts_data,
+        &rx_alerts_data_size,
+    )
+    .and_then(|m| Receiver::new(m, NotifyPeer(children[2].channel)).ok());
+    let post = ring(
+        &rx_post_header,
+        &rx_post_header_size,
+        &rx_post_data,
+        &rx_post_data_size,
+    )
+    .and_then(|m| Receiver::new(m, NotifyPeer(children[0].channel)).ok());
     debug_println!(
         "supervisor: up; alerts ring {}, POST ring {}; restart policy: {} restarts per child",
-        if alerts.is_some() { "ready" } else { "not mapped" },
-        if post.is_some() { "ready" } else { "not mapped" },
+        if alerts.is_some() {
+            "ready"
+        } else {
+            "not mapped"
+        },
+        if post.is_some() {
+            "ready"
+        } else {
+            "not mapped"
+        },
         MAX_RESTARTS
     );
     let irq = channel(&com1_irq);
@@ -318,7 +352,9 @@ impl Supervisor {
         // Bounded: at most one ring's worth per notification, so a producer
         // that keeps writing cannot keep the supervisor here.
         for _ in 0..1024 {
-            let Some(rx) = self.alerts.as_mut() else { break };
+            let Some(rx) = self.alerts.as_mut() else {
+                break;
+            };
             match rx.recv() {
                 Ok(r) => self.report("monitor", &r),
                 Err(RecvError::Empty) => break,
@@ -377,7 +413,10 @@ impl Handler for Supervisor {
             } else if Some(ch) == self.children[0].channel {
                 self.drain_post()
             } else {
-                debug_println!("notification from {} (nothing to read)", self.name_of_channel(ch));
+                debug_println!(
+                    "notification from {} (nothing to read)",
+                    self.name_of_channel(ch)
+                );
                 0
             };
             if rejected > 0 {

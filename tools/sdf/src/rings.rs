@@ -99,12 +99,14 @@ pub fn check(sys: &System) -> Vec<Diagnostic> {
         };
         let pos = pos
             .or_else(|| {
-                f.maps.iter().position(|m| {
-                    m.setvar_vaddr
-                        .and_then(rules::parse_symbol)
-                        .is_some_and(|s| s.ring == v.ring())
-                })
-                .map(|i| f.pos[i])
+                f.maps
+                    .iter()
+                    .position(|m| {
+                        m.setvar_vaddr
+                            .and_then(rules::parse_symbol)
+                            .is_some_and(|s| s.ring == v.ring())
+                    })
+                    .map(|i| f.pos[i])
             })
             .unwrap_or_default();
         out.push(Diagnostic::error(

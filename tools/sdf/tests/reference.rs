@@ -67,8 +67,14 @@ fn reference_information_flow() {
     // Only the gateway and the VMM exchange vehicle traffic.
     // (Each ring's header page is written by both ends: each writes its
     // own index there. Records travel only in the data regions.)
-    assert_eq!(f("vmm", "gateway").memory, ["gateway_tx_hdr", "gateway_tx", "gateway_rx_hdr"]);
-    assert_eq!(f("gateway", "vmm").memory, ["gateway_tx_hdr", "gateway_rx_hdr", "gateway_rx"]);
+    assert_eq!(
+        f("vmm", "gateway").memory,
+        ["gateway_tx_hdr", "gateway_tx", "gateway_rx_hdr"]
+    );
+    assert_eq!(
+        f("gateway", "vmm").memory,
+        ["gateway_tx_hdr", "gateway_rx_hdr", "gateway_rx"]
+    );
     assert!(f("gateway", "monitor").memory.is_empty() && !f("gateway", "monitor").notify);
     // Firmware starts the VMM, one way.
     assert!(f("firmware", "vmm").notify && !f("vmm", "firmware").notify);

@@ -29,7 +29,14 @@ pub fn extra() -> Result<()> {
     run(cargo()
         .env("RUSTFLAGS", "--cfg loom")
         .env("CARGO_TARGET_DIR", host::root().join("target").join("loom"))
-        .args(["test", "--release", "-p", "bulkhead-channel", "--test", "loom"]))?;
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "bulkhead-channel",
+            "--test",
+            "loom",
+        ]))?;
 
     eprintln!("xtask: channels: Miri on the ring's unsafe code");
     ensure_nightly()?;
@@ -38,7 +45,16 @@ pub fn extra() -> Result<()> {
     run(Command::new("cargo")
         .current_dir(host::root())
         .env("MIRIFLAGS", "-Zmiri-strict-provenance")
-        .args(["+nightly", "miri", "test", "-p", "bulkhead-channel", "--lib", "--test", "miri"]))?;
+        .args([
+            "+nightly",
+            "miri",
+            "test",
+            "-p",
+            "bulkhead-channel",
+            "--lib",
+            "--test",
+            "miri",
+        ]))?;
 
     let fuzz = host::root().join("pds").join("channel").join("fuzz");
     host::fuzz_smoke(&fuzz, "drain_region", 20)?;
@@ -63,7 +79,11 @@ pub fn bench(ppc_cycles: Option<u64>) -> Result<()> {
     println!("Typed channel bench (QEMU TCG, -icount shift=0: 1 TSC tick = 1 guest instruction)");
     for (file, name, what) in [
         ("system.xml", "channel-bench", "equal priorities (batched)"),
-        ("system-prio.xml", "channel-bench-prio", "producer above consumer (a wake-up per slot)"),
+        (
+            "system-prio.xml",
+            "channel-bench-prio",
+            "producer above consumer (a wake-up per slot)",
+        ),
     ] {
         let per = bench_one(&dir.join(file), name)?;
         println!(
@@ -86,10 +106,16 @@ fn bench_one(system: &std::path::Path, name: &str) -> Result<u64> {
     let mut c = kernel::qemu_command(&iso, false)?;
     c.args(["-icount", "shift=0"]);
     let r = kernel::run_collect(&mut c, Duration::from_secs(300), None, false)?;
-    let line = r.output.lines().find(|l| l.contains("BENCH channel_msg_cycles"));
+    let line = r
+        .output
+        .lines()
+        .find(|l| l.contains("BENCH channel_msg_cycles"));
     let (Some(line), Some(kernel::QEMU_PASS)) = (line, r.code) else {
         eprintln!("{}", r.output);
-        return Err(format!("channel bench {name} did not complete (QEMU exit {:?})", r.code));
+        return Err(format!(
+            "channel bench {name} did not complete (QEMU exit {:?})",
+            r.code
+        ));
     };
     line.split("mean=")
         .nth(1)
