@@ -6,6 +6,7 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
+use bulkhead_gateway_pd::ring::RingMap;
 use bulkhead_gateway_pd::service::{self, CardConfig, GatewayPd, LinkConfig, Role};
 use bulkhead_microkit::{protection_domain, setvar};
 
@@ -36,26 +37,20 @@ fn init() -> GatewayPd {
         &[CardConfig { slot: 5, s5920: &can_s5920, sja: &can_sja, irq: &can_irq, place: false }],
         &[
             LinkConfig {
-                req: &lka_req,
-                req_size: &lka_req_size,
-                rsp: &lka_rsp,
-                rsp_size: &lka_rsp_size,
+                req: RingMap::Whole { vaddr: &lka_req, size: &lka_req_size },
+                rsp: RingMap::Whole { vaddr: &lka_rsp, size: &lka_rsp_size },
                 ch: &ch_lka,
                 role: Role::App(0),
             },
             LinkConfig {
-                req: &diag_req,
-                req_size: &diag_req_size,
-                rsp: &diag_rsp,
-                rsp_size: &diag_rsp_size,
+                req: RingMap::Whole { vaddr: &diag_req, size: &diag_req_size },
+                rsp: RingMap::Whole { vaddr: &diag_rsp, size: &diag_rsp_size },
                 ch: &ch_diag,
                 role: Role::App(2),
             },
             LinkConfig {
-                req: &mgr_req,
-                req_size: &mgr_req_size,
-                rsp: &mgr_rsp,
-                rsp_size: &mgr_rsp_size,
+                req: RingMap::Whole { vaddr: &mgr_req, size: &mgr_req_size },
+                rsp: RingMap::Whole { vaddr: &mgr_rsp, size: &mgr_rsp_size },
                 ch: &ch_mgr,
                 role: Role::Manager,
             },

@@ -50,14 +50,10 @@ pub enum Role {
 /// A link's setvars: request ring, reply ring (each one region: header
 /// then data) and the channel to the peer.
 pub struct LinkConfig {
-    /// Request ring `setvar_vaddr`.
-    pub req: &'static SetVar,
-    /// Request ring `setvar_size`.
-    pub req_size: &'static SetVar,
-    /// Reply ring `setvar_vaddr`.
-    pub rsp: &'static SetVar,
-    /// Reply ring `setvar_size`.
-    pub rsp_size: &'static SetVar,
+    /// Where the request ring is mapped.
+    pub req: RingMap,
+    /// Where the reply ring is mapped.
+    pub rsp: RingMap,
     /// Channel `setvar_id`.
     pub ch: &'static SetVar,
     /// Who speaks on it.
@@ -151,8 +147,8 @@ pub fn init(policy: &[u8], cards: &[CardConfig], links: &[LinkConfig]) -> Gatewa
     }
     for l in links {
         let (Some(req), Some(rsp), Some(ch)) = (
-            ring::memory(l.req, l.req_size),
-            ring::memory(l.rsp, l.rsp_size),
+            ring::ring_memory(&l.req),
+            ring::ring_memory(&l.rsp),
             ring::channel(l.ch),
         ) else {
             debug_println!("gateway: a link is not mapped in system.xml");

@@ -27,3 +27,17 @@ pub fn channel(var: &'static SetVar, what: &str) -> Channel {
 pub fn tell_supervisor(ch: Channel, label: u64) -> bool {
     ch.pp_call(MessageInfo::new(label, 0)).is_ok()
 }
+
+/// Declares the setvars of the typed rings a placeholder's `system.xml`
+/// maps (`tx_<ring>_header`, `..._size`, ...: the tool refuses an image
+/// without them) and a `ring_setvars()` that reads them all and counts the
+/// patched ones (reading keeps the symbols in the image).
+#[macro_export]
+macro_rules! ring_setvars {
+    ($($name:ident),* $(,)?) => {
+        $( bulkhead_microkit::setvar!($name); )*
+        fn ring_setvars() -> usize {
+            [$( $name.get() ),*].iter().filter(|v| v.is_some()).count()
+        }
+    };
+}

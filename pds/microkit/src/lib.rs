@@ -215,6 +215,7 @@ pub fn rdtsc() -> u64 {
 #[cfg(not(target_os = "none"))]
 pub mod host {
     use super::{KernelError, MessageInfo};
+    use core::sync::atomic::AtomicU64;
     use std::cell::RefCell;
 
     /// What PD code can ask of the kernel, as a test double implements it.
@@ -286,6 +287,54 @@ pub mod host {
     /// Removes this thread's kernel and returns it (to inspect what it saw).
     pub fn uninstall() -> Option<Box<dyn HostKernel>> {
         KERNEL.with(|k| k.borrow_mut().take())
+    }
+
+    std::thread_local! {
+        static SETVARS: RefCell<std::collections::HashMap<String, u64>> =
+            RefCell::new(std::collections::HashMap::new());
+        static REGIONS: RefCell<Vec<&'static [AtomicU64]>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Gives the setvar symbol `name` the value `value` for PD code running
+    /// on this thread, as the tool would patch it (a harness does this
+    /// from `system.xml`).
+    pub fn set_setvar(name: &str, value: u64) {
+        SETVARS.with(|s| s.borrow_mut().insert(name.to_string(), value));
+    }
+
+    /// Forgets every setvar value and mapped region of this thread.
+    pub fn clear_setvars() {
+        SETVARS.with(|s| s.borrow_mut().clear());
+        REGIONS.with(|r| r.borrow_mut().clear());
+    }
+
+    pub(crate) fn setvar(name: &str) -> Option<u64> {
+        if name.is_empty() {
+            return None;
+        }
+        SETVARS.with(|s| s.borrow().get(name).copied())
+    }
+
+    /// Makes `words` reachable through [`super::shared_words`] on this
+    /// thread, at the host address of its first word (which is then what
+    /// the map's `setvar_vaddr` must be set to).
+    pub fn map_region(words: &'static [AtomicU64]) -> u64 {
+        REGIONS.with(|r| r.borrow_mut().push(words));
+        words.as_ptr() as u64
+    }
+
+    /// The words of a mapped region covering `[base, base + len)`, if any.
+    pub(crate) fn region(base: u64, len: u64) -> Option<&'static [AtomicU64]> {
+        REGIONS.with(|r| {
+            r.borrow().iter().find_map(|w| {
+                let start = w.as_ptr() as u64;
+                let end = start + (w.len() as u64) * 8;
+                (base >= start && base.checked_add(len)? <= end).then(|| {
+                    let first = ((base - start) / 8) as usize;
+                    &w[first..first + (len / 8) as usize]
+                })
+            })
+        })
     }
 
     pub(crate) fn with_kernel<R>(_what: &str, f: impl FnOnce(&mut dyn HostKernel) -> R) -> R {
@@ -361,21 +410,74 @@ pub fn run_main<H: Handler>(mut handler: H) -> ! {
 
 /// A symbol the tool patches from `system.xml` (`setvar_vaddr`,
 /// `setvar_size`, `setvar_id`, ...). Declare with [`setvar!`].
+///
+/// On the target it is exactly the 8 bytes the tool overwrites. On the
+/// host it also keeps its name, so that a test harness can give it the
+/// value `system.xml` gives it (see [`host::set_setvar`]).
+#[cfg(target_os = "none")]
 #[repr(transparent)]
 pub struct SetVar(u64);
+
+/// A symbol the tool patches from `system.xml` (host build: the value, and
+/// the name a test harness resolves it by).
+#[cfg(not(target_os = "none"))]
+pub struct SetVar(u64, &'static str);
 
 impl SetVar {
     /// The value before patching: the tool refuses nothing, so a missing
     /// `setvar_*` attribute leaves this, which [`SetVar::get`] reports.
+    #[cfg(target_os = "none")]
     pub const UNSET: SetVar = SetVar(u64::MAX);
+    /// The value before patching (host build: nameless, never resolved).
+    #[cfg(not(target_os = "none"))]
+    pub const UNSET: SetVar = SetVar(u64::MAX, "");
+
+    /// An unpatched symbol named `name` (what [`setvar!`] declares).
+    #[doc(hidden)]
+    pub const fn unset(name: &'static str) -> SetVar {
+        #[cfg(target_os = "none")]
+        {
+            let _ = name;
+            SetVar(u64::MAX)
+        }
+        #[cfg(not(target_os = "none"))]
+        SetVar(u64::MAX, name)
+    }
 
     /// The patched value, or `None` if `system.xml` did not set it.
     pub fn get(&'static self) -> Option<u64> {
+        #[cfg(not(target_os = "none"))]
+        if let Some(v) = host::setvar(self.1) {
+            return Some(v);
+        }
         // The load must happen at run time: the tool changed the bytes
         // after compilation, so the compiler must not fold the initial value.
         let v = *core::hint::black_box(&self.0);
         (v != u64::MAX).then_some(v)
     }
+}
+
+/// Shared memory that `system.xml` maps into this PD, as the 64-bit words
+/// that the channel rings (`bulkhead-channel`'s `RingMemory::new`) and
+/// other shared structures are built on: PD code needs no `unsafe`.
+///
+/// `vaddr` and `size` are the `setvar_vaddr` and `setvar_size` symbols of
+/// one `<map>`. Returns `None` if either is unset, the address is null or
+/// not 8-byte aligned, or the size is not a whole number of words or does
+/// not fit the address space. On the host the region must be one a harness
+/// mapped ([`host::map_region`]); anything else is `None`.
+///
+/// The words are only ever accessed atomically, so the peer PD writing the
+/// same memory at the same time is well defined.
+pub fn shared_words(
+    vaddr: &'static SetVar,
+    size: &'static SetVar,
+) -> Option<&'static [core::sync::atomic::AtomicU64]> {
+    let (base, len) = (vaddr.get()?, size.get()?);
+    if base == 0 || base % 8 != 0 || len % 8 != 0 || base.checked_add(len).is_none() {
+        return None;
+    }
+    sys::shared_words(base, len)
 }
 
 /// PD crates say `#![deny(unsafe_code)]` (not `forbid`): this macro and
@@ -394,7 +496,7 @@ macro_rules! setvar {
         #[no_mangle]
         #[link_section = ".data"]
         #[allow(non_upper_case_globals)]
-        $vis static $name: $crate::SetVar = $crate::SetVar::UNSET;
+        $vis static $name: $crate::SetVar = $crate::SetVar::unset(stringify!($name));
     };
 }
 
@@ -558,5 +660,33 @@ mod tests {
     #[test]
     fn unset_setvar_reads_as_none() {
         assert_eq!(test_unset_var.get(), None);
+    }
+
+    setvar!(test_region);
+    setvar!(test_region_size);
+
+    #[test]
+    fn shared_words_only_reach_mapped_regions() {
+        use core::sync::atomic::{AtomicU64, Ordering};
+        assert!(shared_words(&test_region, &test_region_size).is_none());
+        let words: &'static [AtomicU64] =
+            std::boxed::Box::leak((0..16).map(|_| AtomicU64::new(0)).collect());
+        let base = host::map_region(words);
+        host::set_setvar("test_region", base + 8);
+        host::set_setvar("test_region_size", 32);
+        let w = shared_words(&test_region, &test_region_size).unwrap();
+        assert_eq!(w.len(), 4);
+        w[0].store(7, Ordering::Relaxed);
+        assert_eq!(words[1].load(Ordering::Relaxed), 7);
+        // Past the end, misaligned, or not whole words: refused.
+        host::set_setvar("test_region_size", 128);
+        assert!(shared_words(&test_region, &test_region_size).is_none());
+        host::set_setvar("test_region_size", 12);
+        assert!(shared_words(&test_region, &test_region_size).is_none());
+        host::set_setvar("test_region", base + 4);
+        host::set_setvar("test_region_size", 8);
+        assert!(shared_words(&test_region, &test_region_size).is_none());
+        host::clear_setvars();
+        assert!(shared_words(&test_region, &test_region_size).is_none());
     }
 }

@@ -162,6 +162,27 @@ mod imp {
         // SAFETY: as in `get_mr`.
         unsafe { core::ptr::write_volatile(mrs().add(i), v) }
     }
+    /// `base`/`len` come from one `<map>`'s `setvar_vaddr`/`setvar_size`
+    /// (the caller checked: non-null, 8-byte aligned, whole words, no
+    /// overflow).
+    pub fn shared_words(base: u64, len: u64) -> Option<&'static [core::sync::atomic::AtomicU64]> {
+        // SAFETY: the tool patched `base` and `len` from one `<map>` of
+        // this PD's `system.xml`, and the kernel maps that region for the
+        // PD's whole life, readable (and writable if the map says so), so
+        // the range is valid for `'static`. Aligned u64 words have the
+        // layout of AtomicU64. Nothing in this PD makes a non-atomic
+        // reference to it (this is the only way PD code reaches it), and
+        // other PDs are other address spaces, for which the atomic
+        // accesses are well defined. A read-only map is only loaded from
+        // (atomic loads of aligned words); a store faults the PD, which the
+        // kernel delivers to its parent.
+        Some(unsafe {
+            core::slice::from_raw_parts(
+                base as usize as *const core::sync::atomic::AtomicU64,
+                (len / 8) as usize,
+            )
+        })
+    }
 }
 
 #[cfg(not(target_os = "none"))]
@@ -172,6 +193,7 @@ mod imp {
     //! [`crate::host::install`] (calls without one panic, saying so).
     use super::*;
     use crate::host::with_kernel;
+    use core::sync::atomic::AtomicU64;
     use std::cell::RefCell;
 
     std::thread_local! {
@@ -222,6 +244,10 @@ mod imp {
     }
     pub fn get_mr(i: usize) -> u64 {
         MRS.with(|m| m.borrow()[i])
+    }
+    /// Host: only what a harness mapped (no raw pointers at all).
+    pub fn shared_words(base: u64, len: u64) -> Option<&'static [AtomicU64]> {
+        crate::host::region(base, len)
     }
     pub fn set_mr(i: usize, v: u64) {
         MRS.with(|m| m.borrow_mut()[i] = v)

@@ -6,7 +6,9 @@
 //!   collecting *all* problems as located [`Diagnostic`]s;
 //! - [`report`] describes a checked system: per PD, and the information
 //!   flow between every pair of PDs (text, JSON, Graphviz);
-//! - [`images`] checks program images against the system (`--search-path`).
+//! - [`images`] checks program images against the system (`--search-path`);
+//! - [`rings`] applies the typed-channel rule (`bulkhead_channel::rules`)
+//!   inside [`parse`] and lists each ring for the report.
 //!
 //! Design rules: this crate never panics on any input (it is fuzzed);
 //! every error names file, line, column and element, says what is wrong and,
@@ -22,6 +24,7 @@ pub mod images;
 pub mod model;
 mod parse;
 pub mod report;
+pub mod rings;
 mod rules;
 
 pub use diag::{Diagnostic, Severity};
@@ -41,6 +44,9 @@ pub fn parse(path: &str, text: &str) -> Result<System, Vec<Diagnostic>> {
     // Rules on a partly read model would mostly repeat what the parser
     // said; they still run, so one run shows everything that is wrong.
     diags.extend(rules::check(&mut parsed));
+    // Typed channels: who may map a ring's regions, and how (by names
+    // only, so it is safe on a partly read model too).
+    diags.extend(rings::check(&parsed.system));
     diags.sort_by_key(|d| (d.line, d.column));
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);

@@ -158,6 +158,8 @@ pub struct Report {
     /// through a chain of direct flows. A protected call counts both ways:
     /// the caller's message reaches the callee and the reply comes back.
     pub reach: Vec<Reach>,
+    /// The typed channels (rings): producer, consumer and their regions.
+    pub rings: Vec<crate::rings::RingInfo>,
 }
 
 /// The PDs one PD can eventually influence.
@@ -350,6 +352,7 @@ impl Report {
             pds,
             flows,
             reach,
+            rings: crate::rings::rings(sys),
         }
     }
 
@@ -507,6 +510,22 @@ impl Report {
                 r.to.join(", ")
             };
             let _ = writeln!(o, "  {} can influence {to}", r.from);
+        }
+        if !self.rings.is_empty() {
+            let _ = writeln!(o);
+            let _ = writeln!(o, "Typed channels (rings; header region + data region):");
+            let opt = |s: &Option<String>| s.clone().unwrap_or_else(|| "?".into());
+            for r in &self.rings {
+                let _ = writeln!(
+                    o,
+                    "  {}: {} -> {}  [header {}, data {}]",
+                    r.name,
+                    opt(&r.producer),
+                    opt(&r.consumer),
+                    opt(&r.header),
+                    opt(&r.data)
+                );
+            }
         }
         o
     }

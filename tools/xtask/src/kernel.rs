@@ -22,6 +22,8 @@ const TARGET_PACKAGES: &[&str] = &[
     "bulkhead-test-pds",
     "bulkhead-placeholder-pds",
     "bulkhead-linux-pingpong",
+    "bulkhead-supervisor",
+    "bulkhead-channel-test-pds",
 ];
 /// PD packages built by a cargo run of their own: they use `alloc`, and
 /// building them with the kernel would unify dependency features (e.g.
@@ -217,7 +219,7 @@ pub struct RunResult {
 
 /// Runs `cmd`, collecting stdout (echoed if `echo`), until it exits, `stop`
 /// appears in the output (then it is killed), or `limit` passes.
-fn run_collect(
+pub fn run_collect(
     cmd: &mut Command,
     limit: Duration,
     stop: Option<&str>,
@@ -587,7 +589,7 @@ pub fn bench(args: &[String]) -> Result<()> {
         );
     }
     println!("  hardware anchor: seL4 x86_64 MCS on Skylake (published): call 744 cycles, reply 638 cycles");
-    Ok(())
+    crate::channels::bench(ppc)
 }
 
 fn mean_of(line: &str) -> Option<u64> {

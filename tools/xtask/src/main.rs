@@ -8,7 +8,8 @@
 //! - `run`   — builds everything and boots the reference system in QEMU
 //!   (`--uefi`: with OVMF), serial console on stdout.
 //! - `bochs` — the same in Bochs (headless; VT-x capable CPU model).
-//! - `bench` — the kernel's IPC bench (PPC round trip, notify→wake) in QEMU.
+//! - `bench` — the kernel's IPC bench (PPC round trip, notify→wake) and the
+//!   typed-channel bench (messages between two PDs) in QEMU.
 //! - `check` — `bulkhead check` on the reference `system.xml`.
 
 #![forbid(unsafe_code)]

@@ -7,13 +7,19 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
+use bulkhead_gateway_pd::ring::RingMap;
 use bulkhead_gateway_pd::service::{self, CardConfig, GatewayPd, LinkConfig, Role};
 use bulkhead_microkit::{protection_domain, setvar, Channel, MessageInfo};
 
-setvar!(gateway_tx);
-setvar!(gateway_tx_size);
-setvar!(gateway_rx);
-setvar!(gateway_rx_size);
+// The VMM's rings (requests in, replies out), header and data apart.
+setvar!(rx_gateway_tx_header);
+setvar!(rx_gateway_tx_header_size);
+setvar!(rx_gateway_tx_data);
+setvar!(rx_gateway_tx_data_size);
+setvar!(tx_gateway_rx_header);
+setvar!(tx_gateway_rx_header_size);
+setvar!(tx_gateway_rx_data);
+setvar!(tx_gateway_rx_data_size);
 setvar!(can0_s5920);
 setvar!(can0_port);
 setvar!(can0_irq);
@@ -39,10 +45,18 @@ fn init() -> GatewayPd {
             CardConfig { slot: 5, s5920: &can1_s5920, sja: &can1_port, irq: &can1_irq, place: true },
         ],
         &[LinkConfig {
-            req: &gateway_tx,
-            req_size: &gateway_tx_size,
-            rsp: &gateway_rx,
-            rsp_size: &gateway_rx_size,
+            req: RingMap::Split {
+                header: &rx_gateway_tx_header,
+                header_size: &rx_gateway_tx_header_size,
+                data: &rx_gateway_tx_data,
+                data_size: &rx_gateway_tx_data_size,
+            },
+            rsp: RingMap::Split {
+                header: &tx_gateway_rx_header,
+                header_size: &tx_gateway_rx_header_size,
+                data: &tx_gateway_rx_data,
+                data_size: &tx_gateway_rx_data_size,
+            },
             ch: &ch_vmm,
             role: Role::Multiplex,
         }],

@@ -20,10 +20,21 @@ setvar!(can1_irq);
 setvar!(nic_irq);
 setvar!(ch_supervisor);
 setvar!(ch_vmm);
+bulkhead_placeholder_pds::ring_setvars!(
+    rx_gateway_tx_header,
+    rx_gateway_tx_header_size,
+    rx_gateway_tx_data,
+    rx_gateway_tx_data_size,
+    tx_gateway_rx_header,
+    tx_gateway_rx_header_size,
+    tx_gateway_rx_data,
+    tx_gateway_rx_data_size,
+);
 
 struct Gateway;
 
 fn init() -> Gateway {
+    debug_println!("{} ring setvars patched", ring_setvars());
     debug_println!(
         "placeholder gateway: CAN ports {:#x} and {:#x}, NIC registers at {:#x}; no traffic",
         can0_port.get().unwrap_or(0),

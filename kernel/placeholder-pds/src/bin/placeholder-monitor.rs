@@ -16,10 +16,25 @@ setvar!(vmi_events);
 setvar!(alerts);
 setvar!(ch_supervisor);
 setvar!(ch_vmm);
+bulkhead_placeholder_pds::ring_setvars!(
+    tx_vmi_requests_header,
+    tx_vmi_requests_header_size,
+    tx_vmi_requests_data,
+    tx_vmi_requests_data_size,
+    rx_vmi_events_header,
+    rx_vmi_events_header_size,
+    rx_vmi_events_data,
+    rx_vmi_events_data_size,
+    tx_alerts_header,
+    tx_alerts_header_size,
+    tx_alerts_data,
+    tx_alerts_data_size,
+);
 
 struct Monitor;
 
 fn init() -> Monitor {
+    debug_println!("{} ring setvars patched", ring_setvars());
     debug_println!(
         "placeholder monitor: guest RAM view at {:#x}, no introspection",
         guest_ram.get().unwrap_or(0)

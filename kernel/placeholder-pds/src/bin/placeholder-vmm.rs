@@ -20,6 +20,24 @@ setvar!(ch_supervisor);
 setvar!(ch_firmware);
 setvar!(ch_monitor);
 setvar!(ch_gateway);
+bulkhead_placeholder_pds::ring_setvars!(
+    rx_vmi_requests_header,
+    rx_vmi_requests_header_size,
+    rx_vmi_requests_data,
+    rx_vmi_requests_data_size,
+    tx_vmi_events_header,
+    tx_vmi_events_header_size,
+    tx_vmi_events_data,
+    tx_vmi_events_data_size,
+    tx_gateway_tx_header,
+    tx_gateway_tx_header_size,
+    tx_gateway_tx_data,
+    tx_gateway_tx_data_size,
+    rx_gateway_rx_header,
+    rx_gateway_rx_header_size,
+    rx_gateway_rx_data,
+    rx_gateway_rx_data_size,
+);
 
 struct Vmm {
     supervisor: Channel,
@@ -27,6 +45,7 @@ struct Vmm {
 }
 
 fn init() -> Vmm {
+    debug_println!("{} ring setvars patched", ring_setvars());
     debug_println!(
         "placeholder VMM: guest RAM {} MiB at {:#x}, no guest runs",
         guest_ram_size.get().unwrap_or(0) >> 20,
