@@ -767,7 +767,9 @@ impl ExitMessage {
             },
             tag::HLT if none_after(0) => ExitReason::Hlt,
             tag::CR if b <= 1 => ExitReason::CrAccess {
-                cr: u8::try_from(a).ok().filter(|cr| matches!(cr, 0 | 3 | 4 | 8))?,
+                cr: u8::try_from(a)
+                    .ok()
+                    .filter(|cr| matches!(cr, 0 | 3 | 4 | 8))?,
                 write: b == 1,
                 gpr: if c == u64::MAX {
                     None
@@ -858,7 +860,11 @@ mod tests {
                 rip: 0x1000 + i as u64,
                 insn_len: 3,
             };
-            assert_eq!(ExitMessage::from_words(&m.to_words()), Some(m), "{reason:?}");
+            assert_eq!(
+                ExitMessage::from_words(&m.to_words()),
+                Some(m),
+                "{reason:?}"
+            );
         }
     }
 
