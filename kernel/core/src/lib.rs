@@ -26,6 +26,7 @@ pub mod acpi;
 pub mod boot_info;
 pub mod caps;
 pub mod plan;
+pub mod plan_vm;
 pub mod sched;
 pub mod nested;
 pub mod vm;
