@@ -30,4 +30,5 @@ pub mod plan_vm;
 pub mod sched;
 pub mod nested;
 pub mod vm;
+pub mod vmcb;
 pub mod vmexit;
