@@ -90,8 +90,11 @@ fn io_data(rax: u64, size: u8) -> u32 {
 /// Normalises an AMD-V exit.
 pub fn normalize_svm(e: &SvmExit) -> Action {
     use svm::*;
+    // VMEXIT_INVALID is -1; QEMU's TCG stores it as a 32-bit -1.
+    if e.code == INVALID || e.code == u32::MAX as u64 {
+        return Action::Stop(ExitReason::EntryFailure { code: INVALID });
+    }
     let r = match e.code {
-        INVALID => return Action::Stop(ExitReason::EntryFailure { code: e.code }),
         SHUTDOWN => return Action::Stop(ExitReason::TripleFault),
         INTR | NMI => return Action::HostInterrupt,
         0x00..=0x1f => {
@@ -175,6 +178,30 @@ pub fn normalize_svm(e: &SvmExit) -> Action {
         code => ExitReason::Unknown { code },
     };
     Action::Deliver(r)
+}
+
+/// The length of the exiting instruction on a CPU without NRIP save
+/// (QEMU's TCG): IN/OUT report the next RIP in EXITINFO2 on every CPU; the
+/// other instruction intercepts have one fixed encoding without prefixes
+/// (CPUID `0f a2`, RDMSR/WRMSR `0f 32`/`0f 30`, HLT `f4`, VMMCALL
+/// `0f 01 d9`). A prefixed form would be reported one byte short; the
+/// guest then re-executes a prefix byte and exits again, so the VMM sees
+/// it rather than silently skipping code. 0 = unknown.
+pub fn svm_insn_len(e: &SvmExit, rip: u64) -> u8 {
+    match e.code {
+        svm::IOIO => {
+            let n = e.info2.wrapping_sub(rip);
+            if (1..=15).contains(&n) {
+                n as u8
+            } else {
+                0
+            }
+        }
+        svm::CPUID | svm::MSR => 2,
+        svm::HLT => 1,
+        svm::VMMCALL => 3,
+        _ => 0,
+    }
 }
 
 /// The VT-x exit state the normaliser reads (VMCS exit-information fields).
@@ -478,11 +505,27 @@ mod tests {
             normalize_svm(&svm(INVALID, 0, 0)),
             Action::Stop(ExitReason::EntryFailure { code: u64::MAX })
         );
+        assert_eq!(
+            normalize_svm(&svm(0xffff_ffff, 0, 0)),
+            Action::Stop(ExitReason::EntryFailure { code: u64::MAX })
+        );
         assert_eq!(normalize_svm(&svm(INTR, 0, 0)), Action::HostInterrupt);
         assert_eq!(
             normalize_svm(&svm(0x7777, 0, 0)),
             Action::Deliver(ExitReason::Unknown { code: 0x7777 })
         );
+    }
+
+    #[test]
+    fn instruction_lengths_without_nrip_save() {
+        use svm::*;
+        assert_eq!(svm_insn_len(&svm(IOIO, 0, 0x1002), 0x1000), 2);
+        assert_eq!(svm_insn_len(&svm(IOIO, 0, 0x1000), 0x1000), 0);
+        assert_eq!(svm_insn_len(&svm(IOIO, 0, 0), 0x1000), 0);
+        assert_eq!(svm_insn_len(&svm(CPUID, 0, 0), 0), 2);
+        assert_eq!(svm_insn_len(&svm(HLT, 0, 0), 0), 1);
+        assert_eq!(svm_insn_len(&svm(VMMCALL, 0, 0), 0), 3);
+        assert_eq!(svm_insn_len(&svm(NPF, 0, 0x1003), 0x1000), 0);
     }
 
     fn vmx(reason: u32, qualification: u64) -> VmxExit {

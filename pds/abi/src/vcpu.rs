@@ -47,14 +47,15 @@ pub enum VmCall {
     /// Start vCPU `rdi` (the first time, or after a stop); later runs are
     /// the replies to its exits.
     Run = 0x43,
-    /// Map `rdx` bytes at guest-physical `rsi` of VM `rdi` in view `r8 >> 8`
-    /// with [`Perms`] `r8 & 7`, backed by the granted region at that address.
+    /// Map `rdx` bytes at guest-physical `rsi` in view `r8 >> 8` with
+    /// [`Perms`] `r8 & 7`, backed by the granted region at that address
+    /// (`rdi` is ignored: a PD owns at most one VM).
     Map = 0x44,
     /// Unmap `rdx` bytes at guest-physical `rsi` in view `r8 >> 8`.
     Unmap = 0x45,
     /// Change the permissions of mapped pages (same arguments as `Map`).
     Protect = 0x46,
-    /// Create a view of VM `rdi` as a copy of view `rsi`; its index in `rdi`.
+    /// Create a view as a copy of view `rdi`; its index returns in `rdi`.
     CreateView = 0x47,
     /// Make view `rsi` the active one of vCPU `rdi` (the kernel switches
     /// the nested root; on VT-x also the EPTP index VMFUNC would use).
@@ -110,7 +111,8 @@ pub enum VmError {
     BadRegister = 0x45,
     /// Malformed [`Injection`].
     BadInjection = 0x46,
-    /// The vCPU is stopped (triple fault or entry failure); `Run` restarts it.
+    /// The vCPU triple-faulted and is stopped for good. (After an entry
+    /// failure it is not: the VMM may correct the state and run it again.)
     VcpuStopped = 0x47,
     /// The CPU lacks the feature (e.g. VMFUNC on AMD-V).
     NotSupported = 0x48,

@@ -53,6 +53,7 @@
 
 #[allow(unsafe_code)] // the syscall layer; each block has its SAFETY comment
 mod sys;
+pub mod vcpu;
 
 pub use bulkhead_abi::{Error as KernelError, FaultKind, MessageInfo, MAX_MESSAGE_REGISTERS};
 pub use core::convert::Infallible;
