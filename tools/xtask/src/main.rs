@@ -113,7 +113,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("run") => run_system(&rest),
         Some("bochs") => kernel::bochs(&rest),
-        Some("bench") => kernel::bench(&rest),
+        Some("bench") => kernel::bench(&rest).and_then(|()| virt::bench()),
         Some("check") => bulkhead(&["check", "system.xml"]),
         _ => Err(usage()),
     };
