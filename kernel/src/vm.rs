@@ -160,10 +160,10 @@ fn build(
     let pvm = &plan.vms[vi];
     let grants = plan.vm_grants(pvm, region_base).ok()?;
     let mut roots = [0u64; MAX_VIEWS];
-    for view in 0..MAX_VIEWS {
+    for (view, root) in roots.iter_mut().enumerate() {
         let r = frames.alloc()?;
         paging::zero_frame(r);
-        roots[view] = r;
+        *root = r;
         // Every view gets every table now (nothing is allocated later);
         // only view 0 starts with the grants mapped.
         for g in grants.grants() {
