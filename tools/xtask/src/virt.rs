@@ -22,7 +22,8 @@ pub fn extra() -> Result<()> {
         &[
             "bulkhead: VM 'testguest': AMD-V, NPT",
             "bulkhead: VM 'testguest' vCPU 0 stopped: triple fault",
-            "vm| vCPU stopped after the triple fault; the VMM PD keeps running",
+            "vmm| vCPU stopped after the triple fault; the VMM PD keeps running",
+            "witness| alive after the guest's triple fault",
         ],
         &["-cpu", "qemu64,+svm,+npt"],
     )
