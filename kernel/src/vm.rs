@@ -119,7 +119,7 @@ pub fn create(plan: &BootPlan, region_base: &[u64], frames: &mut FrameAllocator)
             return;
         }
         None => {
-            kprintln!("bulkhead: VMs not started: no AMD-V (the VT-x path is not implemented)");
+            vmx_probe(frames);
             return;
         }
     };
@@ -148,6 +148,35 @@ pub fn create(plan: &BootPlan, region_base: &[u64], frames: &mut FrameAllocator)
             ),
         }
     }
+}
+
+/// The first step of the VT-x path: say what the CPU offers and enter VMX
+/// root operation; VMs are not started (VMCS/EPT are not implemented).
+fn vmx_probe(frames: &mut FrameAllocator) {
+    use crate::arch::vmx;
+    let Some(f) = vmx::detect() else {
+        kprintln!("bulkhead: VMs not started: neither AMD-V nor VT-x usable");
+        return;
+    };
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    kprintln!(
+        "bulkhead: VT-x: EPT {} (2 MiB {}), VPID {}, unrestricted guest {}, VMFUNC EPTP switching {}, #VE {}, preemption timer {}",
+        yes(f.ept),
+        yes(f.ept_2m),
+        yes(f.vpid),
+        yes(f.unrestricted),
+        yes(f.eptp_switching),
+        yes(f.ve),
+        yes(f.preemption_timer)
+    );
+    let on = frames.alloc().is_some_and(|region| {
+        paging::zero_frame(region);
+        vmx::enable(&f, region)
+    });
+    kprintln!(
+        "bulkhead: VT-x: VMXON {}; VMs not started: the VT-x VM path (VMCS, EPT) is not implemented",
+        if on { "ok" } else { "refused" }
+    );
 }
 
 fn build(
