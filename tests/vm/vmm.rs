@@ -196,6 +196,72 @@ fn test() -> Option<()> {
     )
     .then_some(())?;
     debug_println!("map outside the grant refused: {refused:?}");
+    // Hostile requests: each refused with its error, nothing changes.
+    let hostile: [(&str, Result<(), VmError>, VmError); 7] = [
+        (
+            "map wrapping around",
+            vcpu::map(0x1000, 0u64.wrapping_sub(0x1000), Perms::RW, 0),
+            VmError::OutsideGrant,
+        ),
+        (
+            "map in a missing view",
+            vcpu::map(0x1000, 0x1000, Perms::RW, 9),
+            VmError::NoSuchView,
+        ),
+        (
+            "unaligned protect",
+            vcpu::protect(0x800, 0x1000, Perms::R, 0),
+            VmError::Unaligned,
+        ),
+        (
+            "write-only page",
+            vcpu::protect(0x1000, 0x1000, Perms::from_raw(2).unwrap_or(Perms::NONE), 0),
+            VmError::BadPermissions,
+        ),
+        (
+            "switch to a missing view",
+            v.switch_view(7),
+            VmError::NoSuchView,
+        ),
+        (
+            "exception vector 0x30",
+            v.inject(Injection {
+                vector: 0x30,
+                kind: EventType::Exception,
+                error_code: None,
+            }),
+            VmError::BadInjection,
+        ),
+        (
+            "NMI with an error code",
+            v.inject(Injection {
+                vector: 2,
+                kind: EventType::Nmi,
+                error_code: Some(1),
+            }),
+            VmError::BadInjection,
+        ),
+    ];
+    for (what, got, want) in hostile {
+        check(
+            T,
+            got == Err(want),
+            format_args!("{what}: {got:?}, expected {want:?}"),
+        )
+        .then_some(())?;
+    }
+    let more = (
+        vcpu::create_view(0),
+        vcpu::create_view(1),
+        vcpu::create_view(0),
+    );
+    check(
+        T,
+        more == (Ok(2), Ok(3), Err(VmError::TooManyViews)),
+        format_args!("views 2, 3 and one too many: {more:?}"),
+    )
+    .then_some(())?;
+    debug_println!("hostile requests refused; views bounded at 4");
 
     let m = expect(
         "cpuid",
