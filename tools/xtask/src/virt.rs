@@ -11,10 +11,13 @@ pub fn setup(_env: &mut Vec<(String, String)>) -> Result<()> {
     Ok(())
 }
 
-/// The `vm` scenario under `-cpu qemu64,+svm,+npt` (the last `-cpu` wins
+/// A 20 s fuzz smoke run of the VM request and exit decoders, then the
+/// `vm` scenario under `-cpu qemu64,+svm,+npt` (the last `-cpu` wins
 /// over the runner's `max`), with the console lines that prove the kernel
 /// reported the triple fault and kept running.
 pub fn extra() -> Result<()> {
+    let fuzz = crate::host::root().join("kernel").join("core").join("fuzz");
+    crate::host::fuzz_smoke(&fuzz, "vm_requests", 20)?;
     kernel::build()?;
     kernel::system_test(
         "vm",
