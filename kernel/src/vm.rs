@@ -500,9 +500,11 @@ fn run(vm: &mut Vm, n: usize, ipc_frame: u64) -> Outcome {
         rcx: v.run.gprs[1],
         rdx: v.run.gprs[2],
     };
-    // The event (if any) was delivered or is reported in EXITINTINFO; the
-    // VMM injects again if it wants to.
-    page.write(vmcb::EVENTINJ, 8, 0);
+    // EVENTINJ was consumed at entry; an event whose delivery this exit
+    // interrupted (e.g. by a nested page fault or a host interrupt) is in
+    // EXITINTINFO and is injected again on the next entry, so it is not lost.
+    let pending = page.read(vmcb::EXITINTINFO, 8);
+    page.write(vmcb::EVENTINJ, 8, if pending & (1 << 31) != 0 { pending } else { 0 });
     let rip = page.read(0x578, 8);
     let insn_len = if nrips && page.read(vmcb::NRIP, 8) > rip {
         page.read(vmcb::NRIP, 8).wrapping_sub(rip).min(15) as u8

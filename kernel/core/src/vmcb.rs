@@ -35,6 +35,8 @@ pub const EXITCODE: usize = 0x070;
 pub const EXITINFO1: usize = 0x078;
 /// Exit information 2.
 pub const EXITINFO2: usize = 0x080;
+/// An event whose delivery the exit interrupted (EVENTINJ layout).
+pub const EXITINTINFO: usize = 0x088;
 /// Nested paging enable (bit 0).
 pub const NP_ENABLE: usize = 0x090;
 /// Event injection.
