@@ -7,9 +7,12 @@
 //!   (`KVM_EXIT_IO`, `KVM_EXIT_MMIO`, ...), registers are named, not offsets;
 //! - every value that crosses the boundary has a total decoder (unknown raw
 //!   values are `None`, never a panic) and an encoder that round-trips;
-//! - a VM exit reaches the VMM PD's `fault` handler as Microkit does: the
-//!   kernel writes an [`ExitMessage`] into the message registers, and the
-//!   reply (`ReplyRecv` with reply) resumes the vCPU;
+//! - a vCPU runs inside its VMM's [`VmCall::Run`], on the VMM's budget: the
+//!   call returns at the next exit with an [`ExitMessage`] in the message
+//!   registers, and running again is the "reply" that resumes the vCPU. (The
+//!   message is the payload a Microkit-style delivery to the `fault` handler
+//!   would carry, with [`VCPU_FAULT_BIT`] marking vCPU ids; that event-loop
+//!   delivery is not implemented yet);
 //! - guest-physical memory: the VMM maps, unmaps and changes permissions
 //!   only inside the regions `system.xml` maps into the VM; views are a
 //!   bounded set ([`MAX_VIEWS`]), view 0 is the default and always exists.
