@@ -44,6 +44,10 @@ struct Vm {
     grants: GrantSet,
     views: Views,
     roots: [u64; MAX_VIEWS],
+    /// The I/O permission map (3 pages, a set bit intercepts the port).
+    iopm: u64,
+    /// The owner's own I/O port grants: the only ports it may pass through.
+    ports: heapless::Vec<(u16, u32), { kernel_core::plan::MAX_IOPORTS }>,
     vcpus: heapless::Vec<Vcpu, MAX_VCPUS>,
     nrips: bool,
 }
@@ -263,6 +267,12 @@ fn build(
         grants,
         views: Views::new(pvm.vcpus.len()),
         roots,
+        iopm,
+        ports: plan.pds[pvm.owner as usize]
+            .ioports
+            .iter()
+            .map(|io| (io.base, io.size))
+            .collect(),
         vcpus,
         nrips: feat.nrips,
     })
@@ -476,7 +486,32 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4], ipc_frame: u64) -> Outcome {
             }
             Err(e) => done(e),
         },
-        VmCall::SetIoIntercept => done(VmError::NotSupported),
+        VmCall::SetIoIntercept => {
+            let (base, count) = (b & 0xffff, (b >> 16) & 0x1_ffff);
+            if count == 0 || base + count > 0x1_0000 {
+                return done(VmError::PortsNotHeld);
+            }
+            let held = vm
+                .ports
+                .iter()
+                .any(|&(pb, ps)| pb as u64 <= base && base + count <= pb as u64 + ps as u64);
+            if cc == 0 && !held {
+                return done(VmError::PortsNotHeld);
+            }
+            for port in base..base + count {
+                let at = vm.iopm + port / 8;
+                let mut byte = [0u8];
+                crate::arch::read_phys(at, &mut byte);
+                let bit = 1u8 << (port % 8);
+                byte[0] = if cc == 0 {
+                    byte[0] & !bit
+                } else {
+                    byte[0] | bit
+                };
+                paging::copy_to_phys(at, &byte);
+            }
+            done(VmError::Ok)
+        }
     }
 }
 
@@ -504,7 +539,11 @@ fn run(vm: &mut Vm, n: usize, ipc_frame: u64) -> Outcome {
     // interrupted (e.g. by a nested page fault or a host interrupt) is in
     // EXITINTINFO and is injected again on the next entry, so it is not lost.
     let pending = page.read(vmcb::EXITINTINFO, 8);
-    page.write(vmcb::EVENTINJ, 8, if pending & (1 << 31) != 0 { pending } else { 0 });
+    page.write(
+        vmcb::EVENTINJ,
+        8,
+        if pending & (1 << 31) != 0 { pending } else { 0 },
+    );
     let rip = page.read(0x578, 8);
     let insn_len = if nrips && page.read(vmcb::NRIP, 8) > rip {
         page.read(vmcb::NRIP, 8).wrapping_sub(rip).min(15) as u8

@@ -40,6 +40,9 @@ core::arch::global_asm!(
     "mov eax, 0x40000000",
     "xor ecx, ecx",
     "cpuid",
+    // Port 0x80 is passed through (no exit); 0x500 exits.
+    "mov al, 0x55",
+    "out 0x80, al",
     "mov eax, ebx",
     "mov dx, 0x500",
     "out dx, eax",
@@ -250,6 +253,18 @@ fn test() -> Option<()> {
         )
         .then_some(())?;
     }
+    let not_held = vcpu::set_io_intercept(0x60, 1, false);
+    check(
+        T,
+        not_held == Err(VmError::PortsNotHeld),
+        format_args!("pass-through of port 0x60: {not_held:?}"),
+    )
+    .then_some(())?;
+    ok(
+        vcpu::set_io_intercept(0x80, 1, false),
+        "pass-through of port 0x80",
+    )
+    .then_some(())?;
     let more = (
         vcpu::create_view(0),
         vcpu::create_view(1),

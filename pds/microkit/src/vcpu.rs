@@ -89,3 +89,10 @@ pub fn create_view(from: u8) -> Result<u8, VmError> {
     let (rax, v) = sys::vm_call(VmCall::CreateView as u64, from as u64, 0, 0, 0);
     result(rax).map(|()| v as u8)
 }
+
+/// Intercepts (`intercept`) or passes `count` guest I/O ports from `base`;
+/// passing needs the ports to be this PD's own (`PortsNotHeld` otherwise).
+pub fn set_io_intercept(base: u16, count: u32, intercept: bool) -> Result<(), VmError> {
+    let arg = base as u64 | (count as u64) << 16;
+    result(sys::vm_call(VmCall::SetIoIntercept as u64, 0, arg, intercept as u64, 0).0)
+}
