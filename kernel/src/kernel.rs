@@ -380,6 +380,7 @@ impl Kernel {
                 .ok_or("too many PDs")?;
             self.reset_pd(i);
         }
+        crate::vm::create(&self.plan, &region_base, frames);
         Ok(())
     }
 
@@ -688,6 +689,21 @@ impl Kernel {
     fn syscall(&mut self, i: usize) {
         let ctx = self.pds[i].ctx;
         let Some(call) = Syscall::from_raw(ctx.rax) else {
+            // VM calls have their own number range, off the IPC hot path.
+            if let Some(c) = bulkhead_abi::vcpu::VmCall::from_raw(ctx.rax) {
+                let args = [ctx.rdi, ctx.rsi, ctx.rdx, ctx.r8];
+                match crate::vm::call(i, c, args, self.pds[i].ipc_frame) {
+                    crate::vm::Outcome::Done(e, v) => {
+                        self.pds[i].ctx.rax = e as u64;
+                        self.pds[i].ctx.rdi = v;
+                    }
+                    crate::vm::Outcome::NotYours(id) => self.fault(i, FaultKind::Capability, id),
+                    // `int 0x80` is two bytes: the call repeats after the
+                    // host interrupt has been taken.
+                    crate::vm::Outcome::Again => self.pds[i].ctx.rip -= 2,
+                }
+                return;
+            }
             return self.fault(i, FaultKind::BadSyscall, ctx.rax);
         };
         let ret = |k: &mut Kernel, e: Error| k.pds[i].ctx.rax = e as u64;

@@ -19,6 +19,8 @@
 mod arch;
 #[cfg(target_os = "none")]
 mod kernel;
+#[cfg(target_os = "none")]
+mod vm;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -6,7 +6,10 @@
 //! - [`caps`]: which channel a PD may notify or call, which IRQ and I/O ports
 //!   it holds, where its faults go;
 //! - [`boot_info`], [`acpi`]: what the boot loader and firmware hand over;
-//! - [`sched`]: fixed-priority, round-robin scheduling with per-PD budgets.
+//! - [`sched`]: fixed-priority, round-robin scheduling with per-PD budgets;
+//! - [`vm`], [`vmexit`], [`nested`]: hardware virtualization — a VM's
+//!   guest-physical grants and views, exit normalisation for AMD-V and VT-x,
+//!   NPT/EPT entry encoding.
 //!
 //! Design rules: no unsafe, no allocation (the kernel allocates nothing after
 //! boot), no panics on any input: every decoder and check returns a small
@@ -22,5 +25,10 @@ extern crate alloc;
 pub mod acpi;
 pub mod boot_info;
 pub mod caps;
+pub mod nested;
 pub mod plan;
+pub mod plan_vm;
 pub mod sched;
+pub mod vm;
+pub mod vmcb;
+pub mod vmexit;

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 /// Magic at the start of every boot module.
 pub const MAGIC: [u8; 8] = *b"BHDPLAN\0";
 /// Format version this kernel reads. Bump on any change to the types below.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 32;
 
@@ -70,6 +70,8 @@ pub struct BootPlan {
     pub regions: Vec<Region, MAX_REGIONS>,
     /// Channels between PDs.
     pub channels: Vec<Channel, MAX_CHANNELS>,
+    /// Virtual machines (format version 3), see [`crate::plan_vm`].
+    pub vms: Vec<crate::plan_vm::Vm, { crate::plan_vm::MAX_VMS }>,
 }
 
 /// One protection domain.
@@ -235,6 +237,13 @@ pub enum PlanError {
     },
     /// The plan has no PD.
     NoPds,
+    /// A rule broken by one virtual machine.
+    Vm {
+        /// VM index.
+        vm: u8,
+        /// The rule.
+        rule: crate::plan_vm::VmRule,
+    },
 }
 
 /// A structural rule of the plan.
@@ -327,6 +336,7 @@ impl core::fmt::Display for PlanError {
             PlanError::Region { region, rule } => write!(f, "region #{region}: {rule}"),
             PlanError::Channel { channel, rule } => write!(f, "channel #{channel}: {rule}"),
             PlanError::NoPds => f.write_str("boot plan has no PD"),
+            PlanError::Vm { vm, rule } => write!(f, "VM #{vm}: {rule}"),
         }
     }
 }
@@ -556,6 +566,7 @@ impl BootPlan {
                 take(irq.id)?;
             }
         }
+        self.validate_vms()?;
         // Parents: in range, not self, acyclic; child ids unique per parent.
         for (pi, pd) in self.pds.iter().enumerate() {
             let err = |rule| PlanError::Pd { pd: pi as u8, rule };

@@ -242,12 +242,6 @@ pub fn pack(system: &System, search_path: &[PathBuf]) -> Result<Packed, PackErro
     for pd in &system.pds {
         let loc = at(system, pd.pos.line);
         let img_loc = at(system, pd.program_image.pos.line);
-        if pd.virtual_machine.is_some() {
-            warnings.push(format!(
-                "{loc}: PD '{}': its <virtual_machine> is ignored: the kernel has no VM support yet",
-                pd.name
-            ));
-        }
         let path = find_image(&pd.program_image.path, search_path).ok_or_else(|| PackError {
             at: img_loc.clone(),
             message: format!(
@@ -448,6 +442,17 @@ pub fn pack(system: &System, search_path: &[PathBuf]) -> Result<Packed, PackErro
             .push(p)
             .map_err(|_| full(&loc, "protection domains", plan::MAX_PDS))?;
     }
+    for (owner, pd) in system.pds.iter().enumerate() {
+        if let Some(vm) = &pd.virtual_machine {
+            plan.vms.push(vm_plan(system, owner, vm)?).map_err(|_| {
+                full(
+                    &at(system, vm.pos.line),
+                    "virtual machines",
+                    kernel_core::plan_vm::MAX_VMS,
+                )
+            })?;
+        }
+    }
     for ch in &system.channels {
         let cloc = at(system, ch.pos.line);
         let end = |e: &bulkhead_sdf::ChannelEnd| plan::End {
@@ -488,8 +493,68 @@ pub fn describe(plan: &BootPlan, e: plan::PlanError) -> String {
                 .map_or("?", |r| r.name.as_str());
             format!("memory region '{n}': {rule}")
         }
+        plan::PlanError::Vm { vm, rule } => {
+            let n = plan.vms.get(vm as usize).map_or("?", |v| v.name.as_str());
+            format!("virtual machine '{n}': {rule}")
+        }
         other => other.to_string(),
     }
+}
+
+/// A `<virtual_machine>` as the kernel's plan holds it. Guest maps are not
+/// subject to W^X (the guest's own page tables decide what is code); the
+/// plan's checks still refuse rights the nested tables cannot express.
+fn vm_plan(
+    system: &System,
+    owner: usize,
+    vm: &bulkhead_sdf::VirtualMachine,
+) -> Result<kernel_core::plan_vm::Vm, PackError> {
+    let loc = at(system, vm.pos.line);
+    let mut v = kernel_core::plan_vm::Vm {
+        name: name(&vm.name, "virtual machine", &loc)?,
+        owner: owner as u8,
+        ..Default::default()
+    };
+    for c in &vm.vcpus {
+        v.vcpus.push(c.id).map_err(|_| {
+            full(
+                &at(system, c.pos.line),
+                "vCPUs in one VM",
+                kernel_core::vm::MAX_VCPUS,
+            )
+        })?;
+    }
+    for m in &vm.maps {
+        let mloc = at(system, m.pos.line);
+        let mut perms = 0;
+        if m.perms.read {
+            perms |= PERM_R;
+        }
+        if m.perms.write {
+            perms |= PERM_W;
+        }
+        if m.perms.execute {
+            perms |= PERM_X;
+        }
+        if perms & PERM_R == 0 {
+            return Err(PackError {
+                at: mloc,
+                message: format!(
+                    "guest map of '{}' has no read right: nested page tables cannot express write- or execute-only guest memory; add r to perms",
+                    m.mr
+                ),
+            });
+        }
+        v.maps
+            .push(plan::Map {
+                region: m.mr_index as u16,
+                vaddr: m.vaddr,
+                perms,
+                cached: m.cached,
+            })
+            .map_err(|_| full(&mloc, "guest maps in one VM", kernel_core::vm::MAX_VM_MAPS))?;
+    }
+    Ok(v)
 }
 
 #[cfg(test)]

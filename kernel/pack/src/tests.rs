@@ -252,3 +252,40 @@ fn missing_image_names_the_search_path() {
         "{e}"
     );
 }
+
+const VM_SYSTEM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<system>
+    <memory_region name="ram" size="0x20_0000" />
+    <memory_region name="rom" size="0x1000" />
+    <protection_domain name="vmm" priority="10">
+        <program_image path="a.elf" />
+        <virtual_machine name="guest">
+            <vcpu id="0" />
+            <vcpu id="1" />
+            <map mr="ram" vaddr="0x0" perms="rwx" />
+            <map mr="rom" vaddr="0xffff_f000" perms="PERMS" />
+        </virtual_machine>
+    </protection_domain>
+</system>
+"#;
+
+#[test]
+fn packs_a_virtual_machine_into_the_plan() {
+    let dir = search_dir("vm");
+    let s = system(&VM_SYSTEM.replace("PERMS", "rx"));
+    let packed = pack(&s, std::slice::from_ref(&dir)).unwrap();
+    assert!(packed.warnings.is_empty(), "{:?}", packed.warnings);
+    let (plan, _) = plan::decode(&packed.module).unwrap();
+    assert_eq!(plan.vms.len(), 1);
+    let vm = &plan.vms[0];
+    assert_eq!((vm.name.as_str(), vm.owner), ("guest", 0));
+    assert_eq!(vm.vcpus.as_slice(), &[0, 1]);
+    assert_eq!(vm.maps[1].vaddr, 0xffff_f000);
+    assert_eq!(vm.maps[1].perms, PERM_R | PERM_X);
+    assert_eq!(vm.maps[0].perms, PERM_R | PERM_W | PERM_X);
+    // A guest map the nested tables cannot express is refused with where
+    // and what to change.
+    let e = pack(&system(&VM_SYSTEM.replace("PERMS", "x")), &[dir]).unwrap_err();
+    assert!(e.at.contains("test.xml:"), "{}", e.at);
+    assert!(e.message.contains("no read right"), "{}", e.message);
+}

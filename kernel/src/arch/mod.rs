@@ -9,6 +9,8 @@ pub mod gdt;
 pub mod paging;
 pub mod pci;
 pub mod serial;
+pub mod svm;
+pub mod vmx;
 pub mod trap;
 
 /// The kernel's one global state object. Single CPU, interrupts off in the

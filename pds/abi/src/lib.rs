@@ -21,6 +21,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod vcpu;
+
 /// The interrupt vector PDs use to enter the kernel.
 pub const SYSCALL_VECTOR: u8 = 0x80;
 

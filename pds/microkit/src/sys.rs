@@ -58,6 +58,28 @@ mod imp {
     pub fn debug_puts(s: &[u8]) {
         call(Syscall::DebugPuts, s.as_ptr() as u64, s.len() as u64);
     }
+
+    /// A VM call (`bulkhead_abi::vcpu::VmCall`): four arguments, the error
+    /// code and one result back.
+    pub fn vm_call(n: u64, a: u64, b: u64, c: u64, d: u64) -> (u64, u64) {
+        let (rax, rdi): (u64, u64);
+        // SAFETY: as in `call`; a VM call reads rdi, rsi, rdx, r8 and writes
+        // rax and rdi (a vCPU run also writes the IPC buffer, which this
+        // runtime reads only through volatile accesses).
+        unsafe {
+            asm!(
+                "int 0x80",
+                inlateout("rax") n => rax,
+                inlateout("rdi") a => rdi,
+                inlateout("rsi") b => _,
+                inlateout("rdx") c => _,
+                inlateout("r8") d => _,
+                lateout("r9") _,
+                options(nostack),
+            );
+        }
+        (rax, rdi)
+    }
     pub fn notify(ch: u64) {
         call(Syscall::Notify, ch, 0);
     }
@@ -202,6 +224,9 @@ mod imp {
 
     pub fn debug_puts(s: &[u8]) {
         with_kernel("debug_puts", |k| k.debug_puts(s))
+    }
+    pub fn vm_call(_n: u64, _a: u64, _b: u64, _c: u64, _d: u64) -> (u64, u64) {
+        panic!("bulkhead-microkit: VM calls need the kernel; test the VMM's exit handling on ExitMessage values")
     }
     pub fn notify(ch: u64) {
         with_kernel("notify", |k| k.notify(ch as usize))

@@ -23,6 +23,7 @@ mod pt;
 mod kernel;
 mod debian;
 mod vmi;
+mod virt;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -148,6 +149,7 @@ const AREAS: &[(&str, Setup, Extra)] = &[
     ("firmware", firmware::setup, firmware::extra),
     ("kernel", kernel::setup, kernel::extra),
     ("vmi", vmi::setup, vmi::extra),
+    ("virt", virt::setup, virt::extra),
 ];
 
 /// `cargo xtask run [--uefi]`: builds everything and boots the reference
@@ -168,7 +170,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("run") => run_system(&rest),
         Some("bochs") => kernel::bochs(&rest),
-        Some("bench") => kernel::bench(&rest),
+        Some("bench") => kernel::bench(&rest).and_then(|()| virt::bench()),
         Some("check") => bulkhead(&["check", "system.xml"]),
         _ => Err(usage()),
     };

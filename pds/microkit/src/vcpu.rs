@@ -1,0 +1,98 @@
+//! The VMM side of the vCPU/VM interface (`bulkhead_abi::vcpu`): a safe
+//! wrapper over the VM calls for the PD that owns a `<virtual_machine>`.
+//!
+//! Design rules: typed arguments in, `Result<_, VmError>` out; the exit of
+//! a run is decoded from the message registers with the ABI's total decoder
+//! (a garbled message is an error, never acted on). `Vcpu::run` is the
+//! "reply resumes the vCPU" of Microkit: handle the exit, then run again.
+
+use bulkhead_abi::vcpu::{
+    ExitMessage, Injection, Intercepts, Perms, Register, VmCall, VmError, EXIT_MESSAGE_WORDS,
+};
+
+use crate::sys;
+
+fn result(rax: u64) -> Result<(), VmError> {
+    match VmError::from_raw(rax) {
+        Some(VmError::Ok) => Ok(()),
+        Some(e) => Err(e),
+        None => Err(VmError::NotSupported),
+    }
+}
+
+/// A vCPU of the VM this PD owns (its `<vcpu id=..>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vcpu(pub u8);
+
+impl Vcpu {
+    /// Runs (or resumes) the guest until its next exit.
+    pub fn run(self) -> Result<ExitMessage, VmError> {
+        let (rax, _) = sys::vm_call(VmCall::Run as u64, self.0 as u64, 0, 0, 0);
+        result(rax)?;
+        let mut w = [0u64; EXIT_MESSAGE_WORDS];
+        for (i, x) in w.iter_mut().enumerate() {
+            *x = sys::get_mr(i);
+        }
+        ExitMessage::from_words(&w).ok_or(VmError::NotSupported)
+    }
+    /// Reads a register.
+    pub fn read(self, r: Register) -> Result<u64, VmError> {
+        let (rax, v) = sys::vm_call(VmCall::ReadRegister as u64, self.0 as u64, r.to_raw(), 0, 0);
+        result(rax).map(|()| v)
+    }
+    /// Writes a register.
+    pub fn write(self, r: Register, v: u64) -> Result<(), VmError> {
+        result(
+            sys::vm_call(
+                VmCall::WriteRegister as u64,
+                self.0 as u64,
+                r.to_raw(),
+                v,
+                0,
+            )
+            .0,
+        )
+    }
+    /// Queues an event for the next entry.
+    pub fn inject(self, i: Injection) -> Result<(), VmError> {
+        result(sys::vm_call(VmCall::Inject as u64, self.0 as u64, i.to_raw(), 0, 0).0)
+    }
+    /// Sets the optional intercepts.
+    pub fn set_intercepts(self, i: Intercepts) -> Result<(), VmError> {
+        result(sys::vm_call(VmCall::SetIntercepts as u64, self.0 as u64, i.raw(), 0, 0).0)
+    }
+    /// Makes `view` this vCPU's active guest-physical view.
+    pub fn switch_view(self, view: u8) -> Result<(), VmError> {
+        result(sys::vm_call(VmCall::SwitchView as u64, self.0 as u64, view as u64, 0, 0).0)
+    }
+}
+
+/// Maps `len` bytes at `gpa` in `view` with `perms` (inside a grant only).
+pub fn map(gpa: u64, len: u64, perms: Perms, view: u8) -> Result<(), VmError> {
+    let arg = perms.raw() as u64 | (view as u64) << 8;
+    result(sys::vm_call(VmCall::Map as u64, 0, gpa, len, arg).0)
+}
+
+/// Unmaps `len` bytes at `gpa` in `view`.
+pub fn unmap(gpa: u64, len: u64, view: u8) -> Result<(), VmError> {
+    result(sys::vm_call(VmCall::Unmap as u64, 0, gpa, len, (view as u64) << 8).0)
+}
+
+/// Changes the permissions of mapped pages.
+pub fn protect(gpa: u64, len: u64, perms: Perms, view: u8) -> Result<(), VmError> {
+    let arg = perms.raw() as u64 | (view as u64) << 8;
+    result(sys::vm_call(VmCall::Protect as u64, 0, gpa, len, arg).0)
+}
+
+/// Creates a view as a copy of `from`; returns its index.
+pub fn create_view(from: u8) -> Result<u8, VmError> {
+    let (rax, v) = sys::vm_call(VmCall::CreateView as u64, from as u64, 0, 0, 0);
+    result(rax).map(|()| v as u8)
+}
+
+/// Intercepts (`intercept`) or passes `count` guest I/O ports from `base`;
+/// passing needs the ports to be this PD's own (`PortsNotHeld` otherwise).
+pub fn set_io_intercept(base: u16, count: u32, intercept: bool) -> Result<(), VmError> {
+    let arg = base as u64 | (count as u64) << 16;
+    result(sys::vm_call(VmCall::SetIoIntercept as u64, 0, arg, intercept as u64, 0).0)
+}

@@ -1,0 +1,392 @@
+//! vm/vmm: the test VMM. Loads our 64-bit test guest (below, in
+//! `global_asm!`) into the VM's RAM, builds its GDT and page tables, and
+//! drives it through every exit the interface normalises, checking each:
+//! entry failure, CPUID, I/O, NPT violations (not present outside the grant
+//! with the map refused; write to a read-only page), VMMCALL, HLT with an
+//! injected interrupt the guest handles, a view switch by the kernel, and a
+//! triple fault that stops the vCPU while this PD and another (the
+//! witness, which must answer a notification afterwards) keep running.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+// Copying the guest image between two linker symbols and writing guest RAM
+// through this PD's own map of it need raw pointers; test-only.
+#![allow(unsafe_code)]
+
+use bulkhead_abi::vcpu::{
+    Access, EventType, ExitMessage, ExitReason, Gpr, Injection, Perms, Register, VmError,
+};
+use bulkhead_microkit::vcpu::{self, Vcpu};
+use bulkhead_microkit::{
+    debug_println, protection_domain, Channel, ChannelSet, Handler, Infallible,
+};
+use bulkhead_test_pds::{check, fail, pass};
+
+bulkhead_microkit::setvar!(guest_ram);
+
+const T: &str = "vm";
+const WITNESS: Channel = Channel::new(1);
+const CODE: u64 = 0x1_0000;
+const STACK: u64 = 0x8_0000;
+const RO_PAGE: u64 = 0x10_0000;
+const VIEW_PAGE: u64 = 0x10_1000;
+const OUTSIDE: u64 = 0x30_0000;
+
+core::arch::global_asm!(
+    ".section .rodata.guest, \"a\"",
+    ".global bulkhead_guest_start",
+    ".global bulkhead_guest_end",
+    "bulkhead_guest_start:",
+    // CPUID: the VMM answers leaf 0x4000_0000 with EBX = "bulk".
+    "mov eax, 0x40000000",
+    "xor ecx, ecx",
+    "cpuid",
+    // Port 0x80 is passed through (no exit); 0x500 exits.
+    "mov al, 0x55",
+    "out 0x80, al",
+    "mov eax, ebx",
+    "mov dx, 0x500",
+    "out dx, eax",
+    // Read outside every grant: NPT violation, not present. R15 = resume.
+    "lea r15, [rip + 2f]",
+    "mov rax, qword ptr [0x300000]",
+    "2:",
+    // Write to a page the VMM made read-only: NPT violation, present; the
+    // VMM opens it and the write is retried.
+    "mov qword ptr [0x100000], 0x1234",
+    "mov rax, qword ptr [0x100000]",
+    "mov dx, 0x503",
+    "out dx, eax",
+    // VMMCALL 0x42.
+    "mov eax, 0x42",
+    "vmmcall",
+    // An IDT entry for vector 0x30, then wait for the injected interrupt.
+    "lea rax, [rip + 3f]",
+    "mov rdi, 0x5300",
+    "mov word ptr [rdi], ax",
+    "mov word ptr [rdi + 2], 0x08",
+    "mov word ptr [rdi + 4], 0x8e00",
+    "shr rax, 16",
+    "mov word ptr [rdi + 6], ax",
+    "shr rax, 16",
+    "mov dword ptr [rdi + 8], eax",
+    "mov dword ptr [rdi + 12], 0",
+    "lea rax, [rip + 5f]",
+    "lidt [rax]",
+    "sti",
+    "hlt",
+    // Back from the handler: ask for view 1 (VMMCALL 0x43), in which the
+    // VMM unmapped VIEW_PAGE; the read exits, the VMM switches back.
+    "mov eax, 0x43",
+    "vmmcall",
+    "mov rax, qword ptr [0x101000]",
+    "mov dx, 0x502",
+    "out dx, eax",
+    // Triple fault: no IDT, then #UD -> #GP -> #DF -> shutdown.
+    "lea rax, [rip + 6f]",
+    "lidt [rax]",
+    "ud2",
+    "4: jmp 4b",
+    // The interrupt handler: report the vector.
+    "3:",
+    "push rax",
+    "push rdx",
+    "mov dx, 0x501",
+    "mov al, 0x30",
+    "out dx, al",
+    "pop rdx",
+    "pop rax",
+    "iretq",
+    "5: .word 0xfff",
+    ".quad 0x5000",
+    "6: .word 0",
+    ".quad 0",
+    "bulkhead_guest_end:",
+    ".text",
+);
+
+extern "C" {
+    static bulkhead_guest_start: u8;
+    static bulkhead_guest_end: u8;
+}
+
+fn guest_code() -> &'static [u8] {
+    let start = &raw const bulkhead_guest_start;
+    let end = &raw const bulkhead_guest_end;
+    // SAFETY: both symbols delimit one read-only section of this image.
+    unsafe { core::slice::from_raw_parts(start, end as usize - start as usize) }
+}
+
+struct Guest(u64);
+
+impl Guest {
+    fn write(&self, gpa: u64, bytes: &[u8]) {
+        assert!(gpa + bytes.len() as u64 <= 0x20_0000);
+        // SAFETY: system.xml maps the 2 MiB of guest RAM read/write here.
+        unsafe {
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), (self.0 + gpa) as *mut u8, bytes.len())
+        }
+    }
+    fn write64(&self, gpa: u64, v: u64) {
+        self.write(gpa, &v.to_le_bytes());
+    }
+}
+
+struct Vmm;
+
+fn expect(step: &str, got: Result<ExitMessage, VmError>, want: ExitReason) -> Option<ExitMessage> {
+    match got {
+        Ok(m) if m.reason == want => {
+            debug_println!("{step}: {:?} at RIP {:#x}", m.reason, m.rip);
+            Some(m)
+        }
+        other => {
+            fail(T, format_args!("{step}: expected {want:?}, got {other:?}"));
+            None
+        }
+    }
+}
+
+fn skip(v: Vcpu, m: &ExitMessage) -> Result<(), VmError> {
+    v.write(Register::Rip, m.rip + m.insn_len as u64)
+}
+
+fn test() -> Option<()> {
+    let g = Guest(guest_ram.get()?);
+    g.write(CODE, guest_code());
+    // GDT at 0: null, 64-bit code (0x08), data (0x10).
+    g.write64(0x0, 0);
+    g.write64(0x8, 0x00af_9b00_0000_ffff);
+    g.write64(0x10, 0x00cf_9300_0000_ffff);
+    // Page tables: PML4 0x1000 -> PDPT 0x2000 -> PD 0x3000, 1 GiB identity
+    // in 2 MiB pages (the nested tables decide what is really there).
+    g.write64(0x1000, 0x2003);
+    g.write64(0x2000, 0x3003);
+    for i in 0..512u64 {
+        g.write64(0x3000 + i * 8, (i << 21) | 0x83);
+    }
+    let v = Vcpu(0);
+    let ok =
+        |r: Result<(), VmError>, what: &str| check(T, r.is_ok(), format_args!("{what}: {r:?}"));
+
+    // A bad VMCB value (EFER without SVME) is an entry failure, not a crash.
+    let efer = v.read(Register::Efer).ok()?;
+    ok(v.write(Register::Efer, efer & !(1 << 12)), "write EFER").then_some(())?;
+    match v.run() {
+        Ok(m) if matches!(m.reason, ExitReason::EntryFailure { .. }) => {
+            debug_println!("bad EFER: {:?}", m.reason)
+        }
+        other => {
+            fail(
+                T,
+                format_args!("bad EFER: expected an entry failure, got {other:?}"),
+            );
+            return None;
+        }
+    }
+    ok(v.write(Register::Efer, efer), "restore EFER").then_some(())?;
+    ok(v.write(Register::Rip, CODE), "RIP").then_some(())?;
+    ok(v.write(Register::Gpr(Gpr::Rsp), STACK), "RSP").then_some(())?;
+    ok(v.write(Register::Cr3, 0x1000), "CR3").then_some(())?;
+    ok(vcpu::protect(RO_PAGE, 0x1000, Perms::R, 0), "protect").then_some(())?;
+    let view = vcpu::create_view(0);
+    check(T, view == Ok(1), format_args!("create view: {view:?}")).then_some(())?;
+    ok(vcpu::unmap(VIEW_PAGE, 0x1000, 1), "unmap in view 1").then_some(())?;
+    let refused = vcpu::map(OUTSIDE, 0x1000, Perms::RW, 0);
+    check(
+        T,
+        refused == Err(VmError::OutsideGrant),
+        format_args!("map outside the grant: {refused:?}"),
+    )
+    .then_some(())?;
+    debug_println!("map outside the grant refused: {refused:?}");
+    // Hostile requests: each refused with its error, nothing changes.
+    let hostile: [(&str, Result<(), VmError>, VmError); 7] = [
+        (
+            "map wrapping around",
+            vcpu::map(0x1000, 0u64.wrapping_sub(0x1000), Perms::RW, 0),
+            VmError::OutsideGrant,
+        ),
+        (
+            "map in a missing view",
+            vcpu::map(0x1000, 0x1000, Perms::RW, 9),
+            VmError::NoSuchView,
+        ),
+        (
+            "unaligned protect",
+            vcpu::protect(0x800, 0x1000, Perms::R, 0),
+            VmError::Unaligned,
+        ),
+        (
+            "write-only page",
+            vcpu::protect(0x1000, 0x1000, Perms::from_raw(2).unwrap_or(Perms::NONE), 0),
+            VmError::BadPermissions,
+        ),
+        (
+            "switch to a missing view",
+            v.switch_view(7),
+            VmError::NoSuchView,
+        ),
+        (
+            "exception vector 0x30",
+            v.inject(Injection {
+                vector: 0x30,
+                kind: EventType::Exception,
+                error_code: None,
+            }),
+            VmError::BadInjection,
+        ),
+        (
+            "NMI with an error code",
+            v.inject(Injection {
+                vector: 2,
+                kind: EventType::Nmi,
+                error_code: Some(1),
+            }),
+            VmError::BadInjection,
+        ),
+    ];
+    for (what, got, want) in hostile {
+        check(
+            T,
+            got == Err(want),
+            format_args!("{what}: {got:?}, expected {want:?}"),
+        )
+        .then_some(())?;
+    }
+    let not_held = vcpu::set_io_intercept(0x60, 1, false);
+    check(
+        T,
+        not_held == Err(VmError::PortsNotHeld),
+        format_args!("pass-through of port 0x60: {not_held:?}"),
+    )
+    .then_some(())?;
+    ok(
+        vcpu::set_io_intercept(0x80, 1, false),
+        "pass-through of port 0x80",
+    )
+    .then_some(())?;
+    let more = (
+        vcpu::create_view(0),
+        vcpu::create_view(1),
+        vcpu::create_view(0),
+    );
+    check(
+        T,
+        more == (Ok(2), Ok(3), Err(VmError::TooManyViews)),
+        format_args!("views 2, 3 and one too many: {more:?}"),
+    )
+    .then_some(())?;
+    debug_println!("hostile requests refused; views bounded at 4");
+
+    let m = expect(
+        "cpuid",
+        v.run(),
+        ExitReason::Cpuid {
+            leaf: 0x4000_0000,
+            subleaf: 0,
+        },
+    )?;
+    ok(
+        v.write(Register::Gpr(Gpr::Rbx), u32::from_le_bytes(*b"bulk") as u64),
+        "rbx",
+    )
+    .then_some(())?;
+    skip(v, &m).ok()?;
+    let io = |port, size, data| ExitReason::Io {
+        port,
+        size,
+        write: true,
+        string: false,
+        rep: false,
+        data,
+    };
+    let m = expect("out", v.run(), io(0x500, 4, u32::from_le_bytes(*b"bulk")))?;
+    skip(v, &m).ok()?;
+    let m = expect(
+        "npt outside",
+        v.run(),
+        ExitReason::NestedPageFault {
+            gpa: OUTSIDE,
+            access: Access::Read,
+            present: false,
+        },
+    )?;
+    let _ = m;
+    let resume = v.read(Register::Gpr(Gpr::R15)).ok()?;
+    v.write(Register::Rip, resume).ok()?;
+    expect(
+        "npt write",
+        v.run(),
+        ExitReason::NestedPageFault {
+            gpa: RO_PAGE,
+            access: Access::Write,
+            present: true,
+        },
+    )?;
+    ok(vcpu::protect(RO_PAGE, 0x1000, Perms::RW, 0), "open page").then_some(())?;
+    let m = expect("write retried", v.run(), io(0x503, 4, 0x1234))?;
+    skip(v, &m).ok()?;
+    let m = expect("vmmcall", v.run(), ExitReason::Hypercall { nr: 0x42 })?;
+    skip(v, &m).ok()?;
+    let m = expect("hlt", v.run(), ExitReason::Hlt)?;
+    skip(v, &m).ok()?;
+    let irq = Injection {
+        vector: 0x30,
+        kind: EventType::External,
+        error_code: None,
+    };
+    ok(v.inject(irq), "inject").then_some(())?;
+    let m = expect("interrupt handled", v.run(), io(0x501, 1, 0x30))?;
+    skip(v, &m).ok()?;
+    let m = expect("view request", v.run(), ExitReason::Hypercall { nr: 0x43 })?;
+    skip(v, &m).ok()?;
+    ok(v.switch_view(1), "switch to view 1").then_some(())?;
+    expect(
+        "npt in view 1",
+        v.run(),
+        ExitReason::NestedPageFault {
+            gpa: VIEW_PAGE,
+            access: Access::Read,
+            present: false,
+        },
+    )?;
+    ok(v.switch_view(0), "switch to view 0").then_some(())?;
+    let m = expect("read in view 0", v.run(), io(0x502, 4, 0))?;
+    skip(v, &m).ok()?;
+    expect("triple fault", v.run(), ExitReason::TripleFault)?;
+    let again = v.run();
+    check(
+        T,
+        again == Err(VmError::VcpuStopped),
+        format_args!("run after triple fault: {again:?}"),
+    )
+    .then_some(())?;
+    debug_println!("vCPU stopped after the triple fault; the VMM PD keeps running");
+    Some(())
+}
+
+fn init() -> Vmm {
+    if test().is_some() {
+        // The rest of the system must still run: another PD answers.
+        WITNESS.notify();
+    }
+    Vmm
+}
+
+impl Handler for Vmm {
+    type Error = Infallible;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+        if check(
+            T,
+            channels.contains(WITNESS),
+            format_args!("notified on {:#x}", channels.bits()),
+        ) {
+            debug_println!("the witness PD answered");
+            pass(T);
+        }
+        Ok(())
+    }
+}
+
+protection_domain!(init);
