@@ -183,3 +183,15 @@ pub fn fuzz_smoke(fuzz_dir: &Path, target: &str, seconds: u32) -> Result<()> {
     }
     result
 }
+
+/// Makes sure the pinned toolchain has the targets and components
+/// `rust-toolchain.toml` names. rustup installs them by itself only when
+/// automatic installation is on, and a fresh machine may have it off.
+pub fn toolchain() -> Result<()> {
+    run(Command::new("rustup")
+        .current_dir(root())
+        .args(["--quiet", "target", "add", "x86_64-unknown-none", "wasm32-unknown-unknown"]))?;
+    run(Command::new("rustup")
+        .current_dir(root())
+        .args(["--quiet", "component", "add", "rust-src", "llvm-tools"]))
+}

@@ -166,6 +166,10 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let cmd = args.next();
     let rest: Vec<String> = args.collect();
+    if let Err(e) = host::toolchain() {
+        eprintln!("xtask: error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cmd.as_deref() {
         Some("test") => test(),
         Some("run") => run_system(&rest),
