@@ -39,7 +39,7 @@ pub fn extra() -> Result<()> {
         ]))?;
 
     eprintln!("xtask: channels: Miri on the ring's unsafe code");
-    ensure_nightly()?;
+    host::nightly()?;
     host::rustup_component(Some("nightly"), "miri")?;
     host::rustup_component(Some("nightly"), "rust-src")?;
     run(Command::new("cargo")
@@ -122,18 +122,4 @@ fn bench_one(system: &std::path::Path, name: &str) -> Result<u64> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse::<u64>().ok())
         .ok_or_else(|| format!("channel bench {name}: cannot read its line: {line}"))
-}
-
-/// Miri and cargo-fuzz need a nightly toolchain; a fresh machine may lack one.
-fn ensure_nightly() -> Result<()> {
-    let present = Command::new("rustup")
-        .args(["run", "nightly", "rustc", "--version"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if present {
-        return Ok(());
-    }
-    eprintln!("xtask: installing the nightly toolchain (for Miri and fuzzing)");
-    run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))
 }

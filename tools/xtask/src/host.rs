@@ -150,6 +150,7 @@ fn pip_has(python: &Path, spec: &str) -> bool {
 /// input the fuzzer reaches in that time panics. `fuzz_dir` is the crate's
 /// `fuzz/` directory (its own workspace, built with the nightly toolchain).
 pub fn fuzz_smoke(fuzz_dir: &Path, target: &str, seconds: u32) -> Result<()> {
+    nightly()?;
     rustup_component(Some("nightly"), "rust-src")?;
     cargo_install("cargo-fuzz", "0.12.0", &["fuzz", "--version"])?;
     // libFuzzer reports every new input; keep that in a log and show its
@@ -194,4 +195,18 @@ pub fn toolchain() -> Result<()> {
     run(Command::new("rustup")
         .current_dir(root())
         .args(["--quiet", "component", "add", "rust-src", "llvm-tools"]))
+}
+
+/// Miri and cargo-fuzz need a nightly toolchain; a fresh machine may lack one.
+pub fn nightly() -> Result<()> {
+    let present = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if present {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the nightly toolchain (for Miri and fuzzing)");
+    run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))
 }
