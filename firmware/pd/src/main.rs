@@ -23,7 +23,7 @@ use bulkhead_microkit::{
 };
 use bulkhead_protocols::post::PostSummary;
 use bulkhead_protocols::regs;
-use firmware_core::{Decision, Policy};
+use firmware_core::Policy;
 use firmware_runtime::pc::{PcPlatform, PortIo};
 
 mod heap;
@@ -166,18 +166,15 @@ fn init() -> Firmware {
         Ok(policy) => {
             let platform = PcPlatform::new(Ports { clock }, uart, scratch_region);
             let platform = bench_load(&policy, platform, &clock);
-            let (report, _platform) = firmware_runtime::post::run_post(
-                &policy,
-                bundle::CONTAINERS,
-                platform,
-            );
-            (format!("{report}"), report.encode(), summary(&report))
+            let (post, _platform) =
+                firmware_runtime::post::run_post(&policy, bundle::CONTAINERS, platform);
+            (format!("{post}"), post.encode(), summary(&post))
         }
         Err(e) => {
             // No policy, nothing can be trusted: stop, and say so.
             scratch_region.fill(0);
             (
-                format!("embedded policy rejected: {e}\nPOST decision: STOP"),
+                format!("embedded policy does not decode ({e:?}): the image was built wrong, rebuild it with cargo xtask\nPOST decision: STOP"),
                 alloc::vec::Vec::new(),
                 PostSummary {
                     entries: heapless::Vec::new(),
@@ -221,7 +218,6 @@ fn init() -> Firmware {
             debug_println!("BOOT STOPPED: a critical POST container did not pass; the guest will not start");
         }
     }
-    let _ = Decision::Boot;
     Firmware
 }
 

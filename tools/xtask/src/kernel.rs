@@ -23,6 +23,12 @@ const TARGET_PACKAGES: &[&str] = &[
     "bulkhead-placeholder-pds",
     "bulkhead-linux-pingpong",
 ];
+/// RUSTFLAGS of the target build. PDs are loaded at their link address:
+/// static, non-PIE executables. The serial curve25519 backend: with the
+/// default SIMD one, rustc crashes compiling `curve25519-dalek` (the firmware
+/// PD's signature check) for this target.
+pub const PD_RUSTFLAGS: &str =
+    "-C relocation-model=static --cfg curve25519_dalek_backend=\"serial\"";
 /// QEMU exit status when the judging PD wrote the pass value.
 pub const QEMU_PASS: i32 = 33;
 /// The marker the reference system's supervisor prints once every PD is up.
@@ -132,9 +138,10 @@ pub fn build() -> Result<()> {
     for p in TARGET_PACKAGES {
         c.args(["--package", p]);
     }
-    // PDs are loaded at their link address: static, non-PIE executables.
-    c.env("RUSTFLAGS", "-C relocation-model=static");
+    c.env("RUSTFLAGS", PD_RUSTFLAGS);
     run(&mut c)?;
+    // Its own cargo run: built together, its alloc features would reach the kernel.
+    crate::fwpd::build_pd(false)?;
     run(cargo().args(["build", "--release", "--package", "bulkhead"]))?;
     let out = pd_dir();
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
@@ -207,7 +214,7 @@ pub struct RunResult {
 
 /// Runs `cmd`, collecting stdout (echoed if `echo`), until it exits, `stop`
 /// appears in the output (then it is killed), or `limit` passes.
-fn run_collect(
+pub fn run_collect(
     cmd: &mut Command,
     limit: Duration,
     stop: Option<&str>,
@@ -284,6 +291,9 @@ pub fn qemu_command(iso: &Path, uefi: bool) -> Result<Command> {
         "none",
         "-serial",
         "stdio",
+        // COM2, for the firmware PD's UART loopback test.
+        "-serial",
+        "null",
         "-no-reboot",
     ])
     .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
@@ -684,6 +694,9 @@ fn linux_pingpong() -> Result<String> {
         "none",
         "-serial",
         "stdio",
+        // COM2, for the firmware PD's UART loopback test.
+        "-serial",
+        "null",
         "-no-reboot",
     ])
     .args(["-icount", "shift=0"])

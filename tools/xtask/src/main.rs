@@ -18,6 +18,7 @@ mod host;
 mod sdf;
 mod pt;
 mod kernel;
+mod fwpd;
 
 use std::process::{Command, ExitCode};
 
@@ -91,6 +92,7 @@ const AREAS: &[(&str, Setup, Extra)] = &[
     ("gateway", gateway::setup, gateway::extra),
     ("firmware", firmware::setup, firmware::extra),
     ("kernel", kernel::setup, kernel::extra),
+    ("fwpd", fwpd::setup, fwpd::extra),
 ];
 
 /// `cargo xtask run [--uefi]`: builds everything and boots the reference

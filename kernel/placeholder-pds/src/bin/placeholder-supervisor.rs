@@ -6,9 +6,11 @@
 #![deny(unsafe_code)]
 
 use bulkhead_microkit::{
-    debug_println, protection_domain, setvar, Channel, Child, FaultInfo, Handler, Infallible,
-    MessageInfo,
+    debug_println, get_mr, protection_domain, setvar, Channel, Child, FaultInfo, Handler,
+    Infallible, MessageInfo,
 };
+use bulkhead_protocols::post::{Outcome, PostSummary};
+use bulkhead_protocols::regs;
 use bulkhead_placeholder_pds::{channel, LABEL_GUEST_START, LABEL_UP};
 
 setvar!(firmware_report);
@@ -65,6 +67,22 @@ impl Handler for Supervisor {
             LABEL_GUEST_START => {
                 debug_println!("{who}: firmware done, guest start requested");
                 self.guest_started = true;
+            }
+            // The real firmware PD's report: its summary is its "up".
+            l if l == regs::label::<PostSummary>() => {
+                self.up += 1;
+                let words: [u64; regs::MAX_WORDS] = core::array::from_fn(get_mr);
+                let n = info.count().min(regs::MAX_WORDS);
+                match regs::from_words::<PostSummary>(&words[..n]) {
+                    Ok(s) => debug_println!(
+                        "{who}: POST summary: {} container(s), {} failed, decision {:?} ({}/4 up)",
+                        s.entries.len(),
+                        s.entries.iter().filter(|e| e.outcome != Outcome::Passed).count(),
+                        s.decision,
+                        self.up
+                    ),
+                    Err(e) => debug_println!("{who}: malformed POST summary rejected: {e:?}"),
+                }
             }
             other => debug_println!("{who}: unknown request {other}"),
         }
