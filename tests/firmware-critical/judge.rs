@@ -48,22 +48,28 @@ fn check_summary(s: &PostSummary) -> bool {
             .find(|e| e.name.as_str() == name)
             .map(|e| (e.critical, e.outcome))
     };
-    check(T, s.decision == Decision::Halt, format_args!("decision is not Halt"))
+    check(
+        T,
+        s.decision == Decision::Halt,
+        format_args!("decision is not Halt"),
+    ) && check(
+        T,
+        outcome("memtest") == Some((true, Outcome::Refused(Refusal::HashMismatch))),
+        format_args!("memtest is not a critical container refused for its hash"),
+    ) && ["pci-inventory", "timer-rtc", "serial-loopback"]
+        .iter()
+        .all(|n| {
+            check(
+                T,
+                outcome(n).map(|o| o.1) == Some(Outcome::Passed),
+                format_args!("{n} did not pass"),
+            )
+        })
         && check(
             T,
-            outcome("memtest") == Some((true, Outcome::Refused(Refusal::HashMismatch))),
-            format_args!("memtest is not a critical container refused for its hash"),
+            s.entries.len() == 4 && s.omitted == 0,
+            format_args!("not 4 entries"),
         )
-        && ["pci-inventory", "timer-rtc", "serial-loopback"]
-            .iter()
-            .all(|n| {
-                check(
-                    T,
-                    outcome(n).map(|o| o.1) == Some(Outcome::Passed),
-                    format_args!("{n} did not pass"),
-                )
-            })
-        && check(T, s.entries.len() == 4 && s.omitted == 0, format_args!("not 4 entries"))
 }
 
 fn check_report_frame() -> bool {
@@ -111,7 +117,14 @@ impl Handler for Judge {
             }
             self.done = true;
         } else {
-            fail(T, format_args!("unexpected call label {} on channel {}", info.label(), ch.index()));
+            fail(
+                T,
+                format_args!(
+                    "unexpected call label {} on channel {}",
+                    info.label(),
+                    ch.index()
+                ),
+            );
             self.done = true;
         }
         Ok(MessageInfo::new(0, 0))

@@ -116,7 +116,11 @@ fn channel(var: &'static bulkhead_microkit::SetVar, what: &str) -> Channel {
 /// Times verify + load (validate, translate, instantiate) of each container
 /// on this board, the per-container boot cost. The instances are dropped
 /// unrun; their memory is zeroed as the allocator frees it.
-fn bench_load(policy: &Policy, mut platform: PcPlatform<Ports>, clock: &TscClock) -> PcPlatform<Ports> {
+fn bench_load(
+    policy: &Policy,
+    mut platform: PcPlatform<Ports>,
+    clock: &TscClock,
+) -> PcPlatform<Ports> {
     let engine = firmware_runtime::engine();
     for bytes in bundle::CONTAINERS {
         let t0 = rdtsc();
@@ -215,7 +219,9 @@ fn init() -> Firmware {
             vmm.notify();
         }
         bulkhead_protocols::post::Decision::Halt => {
-            debug_println!("BOOT STOPPED: a critical POST container did not pass; the guest will not start");
+            debug_println!(
+                "BOOT STOPPED: a critical POST container did not pass; the guest will not start"
+            );
         }
     }
     Firmware

@@ -16,7 +16,7 @@ pub fn region(vaddr: &'static SetVar, size: &'static SetVar, what: &str) -> &'st
         Some(s) => s as usize,
         None => panic!("setvar {what}_size was not patched: check system.xml"),
     };
-    at(vaddr, len, what)
+    at(vaddr.get(), len, what)
 }
 
 /// As [`region`], with `default` bytes when the size setvar is absent.
@@ -26,11 +26,11 @@ pub fn region_or(
     default: usize,
     what: &str,
 ) -> &'static mut [u8] {
-    at(vaddr, size.get().map_or(default, |s| s as usize), what)
+    at(vaddr.get(), size.get().map_or(default, |s| s as usize), what)
 }
 
-fn at(vaddr: &'static SetVar, len: usize, what: &str) -> &'static mut [u8] {
-    let base = match vaddr.get() {
+fn at(vaddr: Option<u64>, len: usize, what: &str) -> &'static mut [u8] {
+    let base = match vaddr {
         Some(v) if v != 0 => v as usize,
         _ => panic!("setvar {what} was not patched: check system.xml"),
     };

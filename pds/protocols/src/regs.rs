@@ -117,6 +117,24 @@ mod tests {
 
     #[test]
     fn worst_case_summary_fits() {
-        assert!(PostSummary::MAX_SIZE <= MAX_BYTES);
+        const { assert!(PostSummary::MAX_SIZE <= MAX_BYTES) };
+        let mut words = [0u64; MAX_WORDS];
+        let mut entries = heapless::Vec::new();
+        while entries
+            .push(Entry {
+                name: heapless::String::try_from("n".repeat(crate::post::NAME_LEN).as_str())
+                    .unwrap(),
+                critical: true,
+                outcome: Outcome::Failed(u32::MAX),
+            })
+            .is_ok()
+        {}
+        let worst = PostSummary {
+            entries,
+            omitted: u16::MAX,
+            decision: Decision::Halt,
+        };
+        let n = to_words(&worst, &mut words).unwrap();
+        assert_eq!(from_words::<PostSummary>(&words[..n]).unwrap(), worst);
     }
 }

@@ -155,7 +155,10 @@ fn reference_post() -> Result<()> {
         Some(kernel::REFERENCE_MARKER),
         false,
     )?;
-    let log = host::root().join("build").join("reference").join("post-serial.log");
+    let log = host::root()
+        .join("build")
+        .join("reference")
+        .join("post-serial.log");
     let _ = std::fs::write(&log, &r.output);
     let pos = |needle: &str| r.output.find(needle);
     let expect = [

@@ -9,9 +9,9 @@ use bulkhead_microkit::{
     debug_println, get_mr, protection_domain, setvar, Channel, Child, FaultInfo, Handler,
     Infallible, MessageInfo,
 };
+use bulkhead_placeholder_pds::{channel, LABEL_GUEST_START, LABEL_UP};
 use bulkhead_protocols::post::{Outcome, PostSummary};
 use bulkhead_protocols::regs;
-use bulkhead_placeholder_pds::{channel, LABEL_GUEST_START, LABEL_UP};
 
 setvar!(firmware_report);
 setvar!(monitor_alerts);
@@ -74,13 +74,15 @@ impl Handler for Supervisor {
                 let words: [u64; regs::MAX_WORDS] = core::array::from_fn(get_mr);
                 let n = info.count().min(regs::MAX_WORDS);
                 match regs::from_words::<PostSummary>(&words[..n]) {
-                    Ok(s) => debug_println!(
+                    Ok(s) => {
+                        debug_println!(
                         "{who}: POST summary: {} container(s), {} failed, decision {:?} ({}/4 up)",
                         s.entries.len(),
                         s.entries.iter().filter(|e| e.outcome != Outcome::Passed).count(),
                         s.decision,
                         self.up
-                    ),
+                    )
+                    }
                     Err(e) => debug_println!("{who}: malformed POST summary rejected: {e:?}"),
                 }
             }
