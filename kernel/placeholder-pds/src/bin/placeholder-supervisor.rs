@@ -10,7 +10,7 @@ use bulkhead_microkit::{
     Infallible, MessageInfo,
 };
 use bulkhead_placeholder_pds::{channel, LABEL_GUEST_START, LABEL_UP};
-use bulkhead_protocols::post::{Outcome, PostSummary};
+use bulkhead_protocols::post::{Decision, Outcome, PostSummary};
 use bulkhead_protocols::regs;
 
 setvar!(firmware_report);
@@ -26,6 +26,7 @@ setvar!(ch_gateway);
 struct Supervisor {
     up: u32,
     guest_started: bool,
+    post_halted: bool,
     names: [(Channel, &'static str); 4],
 }
 
@@ -41,6 +42,7 @@ fn init() -> Supervisor {
     Supervisor {
         up: 0,
         guest_started: false,
+        post_halted: false,
         names: [
             (channel(&ch_firmware, "ch_firmware"), "firmware"),
             (channel(&ch_vmm, "ch_vmm"), "vmm"),
@@ -75,6 +77,7 @@ impl Handler for Supervisor {
                 let n = info.count().min(regs::MAX_WORDS);
                 match regs::from_words::<PostSummary>(&words[..n]) {
                     Ok(s) => {
+                        self.post_halted = s.decision == Decision::Halt;
                         debug_println!(
                         "{who}: POST summary: {} container(s), {} failed, decision {:?} ({}/4 up)",
                         s.entries.len(),
@@ -87,6 +90,13 @@ impl Handler for Supervisor {
                 }
             }
             other => debug_println!("{who}: unknown request {other}"),
+        }
+        if self.up == 4 && self.post_halted {
+            // A board the POST policy does not accept (Bochs's i440FX is not
+            // the q35 it is written for): up, but rightly not booting.
+            debug_println!(
+                "REFERENCE_SYSTEM_HALTED: every PD started; the firmware's POST stopped the boot"
+            );
         }
         if self.up == 4 && self.guest_started {
             debug_println!(
