@@ -19,7 +19,7 @@ fn main() {
             let order = dir.join("order.txt");
             println!("cargo:rerun-if-changed={}", order.display());
             let list = std::fs::read_to_string(&order).unwrap_or_else(|e| {
-                panic!("{}: cannot read the container order: {e} (run `cargo xtask build` or `cargo xtask test`)", order.display())
+                panic!("{}: cannot read the container order: {e} (`cargo xtask run` or `cargo xtask test` prepare it)", order.display())
             });
             let policy = dir.join("policy.bin");
             println!("cargo:rerun-if-changed={}", policy.display());
@@ -39,7 +39,7 @@ fn main() {
             code.push_str("pub static POLICY: &[u8] = &[];\npub static CONTAINERS: &[&[u8]] = &[];\n");
         }
         Err(_) => panic!(
-            "BULKHEAD_FW_BUNDLE is not set: the firmware PD embeds its policy and signed containers at build time; build it with `cargo xtask build` (or `cargo xtask test`), which signs the containers and sets it"
+            "BULKHEAD_FW_BUNDLE is not set: the firmware PD embeds its policy and signed containers at build time; build it with `cargo xtask run` (or `cargo xtask test`), which signs the containers and sets it"
         ),
     }
     std::fs::write(out.join("bundle.rs"), code).expect("cannot write bundle.rs");

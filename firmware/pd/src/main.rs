@@ -96,12 +96,15 @@ fn calibrate() -> TscClock {
     }
     let end = rdtsc();
     io::outb(0x61, gate);
-    match TscClock::calibrated(start, end - start, u64::from(PIT_COUNT)).filter(|_| done) {
+    match TscClock::calibrated(start, end.saturating_sub(start), u64::from(PIT_COUNT))
+        .filter(|_| done)
+    {
         Some(c) => c,
         None => {
             debug_println!("PIT did not answer: assuming a 1 GHz TSC for the wall-clock limits");
-            TscClock::calibrated(start, FALLBACK_TICKS_PER_MS * 10, PIT_HZ / 100)
-                .unwrap_or_else(|| panic!("fallback clock"))
+            // 1 s of PIT clocks at the fallback rate: never `None`.
+            TscClock::calibrated(start, FALLBACK_TICKS_PER_MS * 1000, PIT_HZ)
+                .unwrap_or_else(|| panic!("fallback TSC rate is zero"))
         }
     }
 }
@@ -137,10 +140,10 @@ fn bench_load(
             "BENCH verify+load {}: {} bytes, verify {} us, load {} us, total {} us ({} TSC ticks)",
             v.manifest().name,
             bytes.len(),
-            clock.us(t1 - t0),
-            clock.us(t2 - t1),
-            clock.us(t2 - t0),
-            t2 - t0
+            clock.us(t1.saturating_sub(t0)),
+            clock.us(t2.saturating_sub(t1)),
+            clock.us(t2.saturating_sub(t0)),
+            t2.saturating_sub(t0)
         );
     }
     platform

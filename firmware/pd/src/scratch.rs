@@ -26,7 +26,11 @@ pub fn region_or(
     default: usize,
     what: &str,
 ) -> &'static mut [u8] {
-    at(vaddr.get(), size.get().map_or(default, |s| s as usize), what)
+    at(
+        vaddr.get(),
+        size.get().map_or(default, |s| s as usize),
+        what,
+    )
 }
 
 fn at(vaddr: Option<u64>, len: usize, what: &str) -> &'static mut [u8] {
