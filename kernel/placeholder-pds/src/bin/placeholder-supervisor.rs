@@ -6,10 +6,12 @@
 #![deny(unsafe_code)]
 
 use bulkhead_microkit::{
-    debug_println, protection_domain, setvar, Channel, Child, FaultInfo, Handler, Infallible,
-    MessageInfo,
+    debug_println, get_mr, protection_domain, setvar, Channel, Child, FaultInfo, Handler,
+    Infallible, MessageInfo,
 };
 use bulkhead_placeholder_pds::{channel, LABEL_GUEST_START, LABEL_UP};
+use bulkhead_protocols::post::{Decision, Outcome, PostSummary};
+use bulkhead_protocols::regs;
 
 setvar!(firmware_report);
 setvar!(monitor_alerts);
@@ -24,6 +26,7 @@ setvar!(ch_gateway);
 struct Supervisor {
     up: u32,
     guest_started: bool,
+    post_halted: bool,
     names: [(Channel, &'static str); 4],
 }
 
@@ -39,6 +42,7 @@ fn init() -> Supervisor {
     Supervisor {
         up: 0,
         guest_started: false,
+        post_halted: false,
         names: [
             (channel(&ch_firmware, "ch_firmware"), "firmware"),
             (channel(&ch_vmm, "ch_vmm"), "vmm"),
@@ -66,7 +70,33 @@ impl Handler for Supervisor {
                 debug_println!("{who}: firmware done, guest start requested");
                 self.guest_started = true;
             }
+            // The real firmware PD's report: its summary is its "up".
+            l if l == regs::label::<PostSummary>() => {
+                self.up += 1;
+                let words: [u64; regs::MAX_WORDS] = core::array::from_fn(get_mr);
+                let n = info.count().min(regs::MAX_WORDS);
+                match regs::from_words::<PostSummary>(&words[..n]) {
+                    Ok(s) => {
+                        self.post_halted = s.decision == Decision::Halt;
+                        debug_println!(
+                        "{who}: POST summary: {} container(s), {} failed, decision {:?} ({}/4 up)",
+                        s.entries.len(),
+                        s.entries.iter().filter(|e| e.outcome != Outcome::Passed).count(),
+                        s.decision,
+                        self.up
+                    )
+                    }
+                    Err(e) => debug_println!("{who}: malformed POST summary rejected: {e:?}"),
+                }
+            }
             other => debug_println!("{who}: unknown request {other}"),
+        }
+        if self.up == 4 && self.post_halted {
+            // A board the POST policy does not accept (Bochs's i440FX is not
+            // the q35 it is written for): up, but rightly not booting.
+            debug_println!(
+                "REFERENCE_SYSTEM_HALTED: every PD started; the firmware's POST stopped the boot"
+            );
         }
         if self.up == 4 && self.guest_started {
             debug_println!(
