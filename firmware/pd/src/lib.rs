@@ -114,10 +114,8 @@ pub fn read_report_frame(region: &[u8]) -> Option<&[u8]> {
     region.get(4..4 + len)
 }
 
-/// PIT input clock in Hz.
-pub const PIT_HZ: u64 = 1_193_182;
-
-/// A TSC-based monotonic clock, calibrated against the PIT.
+/// A TSC-based monotonic clock at the rate the kernel calibrated at boot
+/// (the `tsc_hz` call): the PIT stays the kernel's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TscClock {
     start: u64,
@@ -125,15 +123,11 @@ pub struct TscClock {
 }
 
 impl TscClock {
-    /// A clock from a calibration: `tsc_delta` TSC ticks passed while the
-    /// PIT counted `pit_count` input clocks. `None` if the measurement is
-    /// unusable (no PIT ticks or no TSC ticks).
-    pub fn calibrated(start: u64, tsc_delta: u64, pit_count: u64) -> Option<TscClock> {
-        let ticks_per_ms = (tsc_delta as u128 * PIT_HZ as u128 / 1000)
-            .checked_div(pit_count as u128)
-            .and_then(|t| u64::try_from(t).ok())
-            .filter(|t| *t > 0)?;
-        Some(TscClock {
+    /// A clock starting at TSC value `start` for a TSC of `hz`. `None` if
+    /// the rate is unusable (below 1 kHz: no tick per millisecond).
+    pub fn from_hz(start: u64, hz: u64) -> Option<TscClock> {
+        let ticks_per_ms = hz / 1000;
+        (ticks_per_ms > 0).then_some(TscClock {
             start,
             ticks_per_ms,
         })
@@ -259,16 +253,15 @@ mod tests {
 
     #[test]
     fn tsc_clock() {
-        // One second of PIT input clocks while 2 G TSC ticks passed: 2 GHz.
-        let c = TscClock::calibrated(1000, 2_000_000_000, PIT_HZ).unwrap();
+        // A 2 GHz TSC, as the kernel reports it.
+        let c = TscClock::from_hz(1000, 2_000_000_000).unwrap();
         assert_eq!(c.ticks_per_ms(), 2_000_000);
         assert_eq!(c.ns(1000 + 2_000_000), 1_000_000);
         assert_eq!(c.ns(0), 0);
         assert_eq!(c.us(2_000), 1);
-        assert_eq!(TscClock::calibrated(0, 0, 11932), None);
-        // The PD's 10 ms calibration (11932 PIT clocks = 10.0002 ms).
-        let short = TscClock::calibrated(0, 20_000_000, 11932).unwrap();
-        assert!(short.ticks_per_ms().abs_diff(2_000_000) < 2_000_000 / 1000);
-        assert_eq!(TscClock::calibrated(0, 100, 0), None);
+        // No rate, or less than one tick per millisecond: unusable.
+        assert_eq!(TscClock::from_hz(0, 0), None);
+        assert_eq!(TscClock::from_hz(0, 999), None);
+        assert_eq!(TscClock::from_hz(0, 1000).map(|c| c.ticks_per_ms()), Some(1));
     }
 }

@@ -16,10 +16,10 @@
 extern crate alloc;
 
 use alloc::format;
-use bulkhead_firmware_pd::{summary, write_report_frame, TscClock, PIT_HZ};
+use bulkhead_firmware_pd::{summary, write_report_frame, TscClock};
 use bulkhead_microkit::{
-    debug_println, io, protection_domain, rdtsc, set_mr, setvar, Channel, Handler, Infallible,
-    MessageInfo,
+    debug_println, io, protection_domain, rdtsc, set_mr, setvar, tsc_hz, Channel, Handler,
+    Infallible, MessageInfo,
 };
 use bulkhead_protocols::post::PostSummary;
 use bulkhead_protocols::regs;
@@ -44,12 +44,8 @@ setvar!(uart_port);
 
 /// The report region's size when `system.xml` does not say (one page).
 const REPORT_REGION_DEFAULT: usize = 0x1000;
-/// PIT count for the TSC calibration: 10 ms.
-const PIT_COUNT: u16 = 11_932;
-/// Polls of the PIT's output before the calibration gives up.
-const PIT_POLLS: u32 = 50_000_000;
-/// TSC ticks per ms assumed when the PIT does not answer (a 1 GHz TSC).
-const FALLBACK_TICKS_PER_MS: u64 = 1_000_000;
+/// TSC rate assumed if the kernel reports an unusable one (1 GHz).
+const FALLBACK_TSC_HZ: u64 = 1_000_000_000;
 
 /// The PD's ports, clock and console, as the runtime's PC platform uses them.
 struct Ports {
@@ -77,33 +73,15 @@ impl PortIo for Ports {
     }
 }
 
-/// Measures the TSC against 10 ms of PIT channel 2 (ports 0x42, 0x43 and
-/// the gate at 0x61, granted in system.xml).
-fn calibrate() -> TscClock {
-    let gate = io::inb(0x61);
-    // Gate on, speaker off; mode 0 counts down once and raises OUT (bit 5).
-    io::outb(0x61, (gate & !0x02) | 0x01);
-    io::outb(0x43, 0xb0);
-    io::outb(0x42, PIT_COUNT as u8);
-    io::outb(0x42, (PIT_COUNT >> 8) as u8);
+/// The containers' wall clock: the TSC at the rate the kernel calibrated
+/// at boot. The PD holds no PIT port.
+fn clock() -> TscClock {
     let start = rdtsc();
-    let mut done = false;
-    for _ in 0..PIT_POLLS {
-        if io::inb(0x61) & 0x20 != 0 {
-            done = true;
-            break;
-        }
-    }
-    let end = rdtsc();
-    io::outb(0x61, gate);
-    match TscClock::calibrated(start, end.saturating_sub(start), u64::from(PIT_COUNT))
-        .filter(|_| done)
-    {
+    match TscClock::from_hz(start, tsc_hz()) {
         Some(c) => c,
         None => {
-            debug_println!("PIT did not answer: assuming a 1 GHz TSC for the wall-clock limits");
-            // 1 s of PIT clocks at the fallback rate: never `None`.
-            TscClock::calibrated(start, FALLBACK_TICKS_PER_MS * 1000, PIT_HZ)
+            debug_println!("the kernel reports no TSC rate: assuming 1 GHz for the wall-clock limits");
+            TscClock::from_hz(start, FALLBACK_TSC_HZ)
                 .unwrap_or_else(|| panic!("fallback TSC rate is zero"))
         }
     }
@@ -153,7 +131,7 @@ struct Firmware;
 
 fn init() -> Firmware {
     heap::init();
-    let clock = calibrate();
+    let clock = clock();
     let supervisor = channel(&ch_supervisor, "ch_supervisor");
     let vmm = channel(&ch_vmm, "ch_vmm");
     let uart = uart_port
