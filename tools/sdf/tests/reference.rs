@@ -44,12 +44,12 @@ fn reference_system_passes_without_warnings() {
         .flat_map(|p| &p.maps)
         .all(|m| !(m.perms.write && m.perms.execute)));
     let (_, gw) = sys.pd("gateway").unwrap();
-    assert_eq!(gw.ioports.len(), 2);
+    assert_eq!(gw.ioports.len(), 4);
     assert_eq!(gw.irqs.len(), 3);
     assert!(gw
         .setvars
         .iter()
-        .any(|s| s.symbol == "can0_port" && s.value == SetVarValue::IoPortAddr(0xc000)));
+        .any(|s| s.symbol == "can0_port" && s.value == SetVarValue::IoPortAddr(0xd080)));
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn reference_information_flow() {
         "{text}"
     );
     assert!(
-        text.contains("ioport  0  0xc000..0xc080 (128 ports)"),
+        text.contains("ioport  0  0xd080..0xd100 (128 ports)"),
         "{text}"
     );
     let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
