@@ -21,7 +21,7 @@ pub fn channel(id: &'static SetVar) -> Option<Channel> {
 }
 
 /// Where a ring's memory is mapped, named by the maps' setvars.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub enum RingMap {
     /// Header and data in one region that both ends map read-write.
     Whole {
@@ -59,7 +59,7 @@ pub fn ring_memory(map: &RingMap) -> Option<RingMemory<'static>> {
 /// The ring memory (header then data, one region) of the map whose
 /// `setvar_vaddr`/`setvar_size` are `vaddr`/`size`; `None` if either is
 /// unset or the region is no ring-shaped memory.
-fn memory(vaddr: &'static SetVar, size: &'static SetVar) -> Option<RingMemory<'static>> {
+pub fn memory(vaddr: &'static SetVar, size: &'static SetVar) -> Option<RingMemory<'static>> {
     let (base, len) = (vaddr.get()?, size.get()?);
     #[allow(unsafe_code)]
     // SAFETY: `bulkhead pack` patches these two setvars only from a <map>

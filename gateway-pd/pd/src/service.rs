@@ -24,7 +24,7 @@ use heapless::Vec;
 
 use crate::card::{self, Driver};
 use crate::clock::Clock;
-use crate::ring::{self, Bell};
+use crate::ring::{self, Bell, RingMap};
 use crate::{LABEL_CLOCK, LABEL_STATS, REQ_SLOT, RSP_SLOT};
 
 /// Requests served per ring per round-robin pass.
