@@ -262,6 +262,9 @@ mod tests {
         // No rate, or less than one tick per millisecond: unusable.
         assert_eq!(TscClock::from_hz(0, 0), None);
         assert_eq!(TscClock::from_hz(0, 999), None);
-        assert_eq!(TscClock::from_hz(0, 1000).map(|c| c.ticks_per_ms()), Some(1));
+        assert_eq!(
+            TscClock::from_hz(0, 1000).map(|c| c.ticks_per_ms()),
+            Some(1)
+        );
     }
 }

@@ -80,7 +80,9 @@ fn clock() -> TscClock {
     match TscClock::from_hz(start, tsc_hz()) {
         Some(c) => c,
         None => {
-            debug_println!("the kernel reports no TSC rate: assuming 1 GHz for the wall-clock limits");
+            debug_println!(
+                "the kernel reports no TSC rate: assuming 1 GHz for the wall-clock limits"
+            );
             TscClock::from_hz(start, FALLBACK_TSC_HZ)
                 .unwrap_or_else(|| panic!("fallback TSC rate is zero"))
         }

@@ -170,7 +170,10 @@ fn firmware_reports(
 fn the_post_summary_arrives_in_registers_and_the_report_in_the_region() {
     let h = reference();
     let mut sup = h.start(init);
-    assert_eq!(firmware_reports(&h, &mut sup, 700, Decision::Halt), REPLY_OK);
+    assert_eq!(
+        firmware_reports(&h, &mut sup, 700, Decision::Halt),
+        REPLY_OK
+    );
     let c = sup.handler().counters();
     assert_eq!((c.posts, c.halts, c.rejected), (1, 1, 0));
     let console = h.console();
@@ -198,9 +201,15 @@ fn a_report_frame_that_does_not_fit_its_region_is_not_read() {
     assert_eq!(report_frame_len(region), None);
     assert_eq!(report_frame_len(&[]), None);
     let mut sup = h.start(init);
-    assert_eq!(firmware_reports(&h, &mut sup, u32::MAX, Decision::StartGuest), REPLY_OK);
-    assert!(h.console().iter().any(|l| l
-        == "POST: no full report in the report region (it did not fit, or was not written)"));
+    assert_eq!(
+        firmware_reports(&h, &mut sup, u32::MAX, Decision::StartGuest),
+        REPLY_OK
+    );
+    assert!(h
+        .console()
+        .iter()
+        .any(|l| l
+            == "POST: no full report in the report region (it did not fit, or was not written)"));
 }
 
 #[test]
@@ -221,7 +230,10 @@ fn a_malformed_post_summary_is_rejected_and_does_not_count_as_up() {
     }
     sup.pp_call(CH_VMM, LABEL_GUEST_START, &[]).unwrap();
     // 3/4 up: no marker of either kind.
-    assert!(!h.console().iter().any(|l| l.starts_with("REFERENCE_SYSTEM")));
+    assert!(!h
+        .console()
+        .iter()
+        .any(|l| l.starts_with("REFERENCE_SYSTEM")));
 }
 
 #[test]
@@ -232,7 +244,10 @@ fn a_halting_post_ends_the_boot_with_the_halted_marker() {
     for ch in [CH_VMM, CH_MONITOR] {
         sup.pp_call(ch, LABEL_UP, &[]).unwrap();
     }
-    assert!(!h.console().iter().any(|l| l.starts_with("REFERENCE_SYSTEM")));
+    assert!(!h
+        .console()
+        .iter()
+        .any(|l| l.starts_with("REFERENCE_SYSTEM")));
     sup.pp_call(CH_GATEWAY, LABEL_UP, &[]).unwrap();
     let console = h.console();
     assert_eq!(
@@ -254,14 +269,22 @@ fn a_passing_post_and_the_guest_start_announce_the_reference_system() {
     for ch in [CH_VMM, CH_MONITOR, CH_GATEWAY] {
         sup.pp_call(ch, LABEL_UP, &[]).unwrap();
     }
-    assert!(!h.console().iter().any(|l| l.starts_with("REFERENCE_SYSTEM")));
+    assert!(!h
+        .console()
+        .iter()
+        .any(|l| l.starts_with("REFERENCE_SYSTEM")));
     sup.pp_call(CH_VMM, LABEL_GUEST_START, &[]).unwrap();
     let console = h.console();
     assert_eq!(
-        console.iter().filter(|l| l.starts_with(REFERENCE_MARKER)).count(),
+        console
+            .iter()
+            .filter(|l| l.starts_with(REFERENCE_MARKER))
+            .count(),
         1
     );
-    assert!(!console.iter().any(|l| l.starts_with(REFERENCE_HALTED_MARKER)));
+    assert!(!console
+        .iter()
+        .any(|l| l.starts_with(REFERENCE_HALTED_MARKER)));
 }
 
 #[test]
