@@ -838,6 +838,10 @@ impl Kernel {
                 self.pds[i].ctx.rdi = cpu::rdtsc();
                 ret(self, Error::Ok);
             }
+            Syscall::TscHz => {
+                self.pds[i].ctx.rdi = self.tsc_khz.saturating_mul(1000);
+                ret(self, Error::Ok);
+            }
         }
     }
 

@@ -106,7 +106,7 @@ fn run() -> Result<(), &'static str> {
     let mut d =
         card::open(4, s5920 as u16, sja as u16, false, false).map_err(|_| "no card at 00:04.0")?;
     let gw = ring::channel(&ch_gateway).ok_or("no gateway channel")?;
-    // The gateway's time base (it owns the PIT it calibrated against).
+    // The gateway's time base (the kernel's calibrated TSC rate, as it sees it).
     gw.pp_call(MessageInfo::new(LABEL_CLOCK, 0))
         .map_err(|_| "clock call failed")?;
     let clock = Clock::with_rate(get_mr(0));

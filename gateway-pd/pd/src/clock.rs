@@ -1,14 +1,22 @@
 //! A microsecond clock for the engine (token buckets, state staleness): the
-//! TSC, calibrated once at init over 1 ms of PIT channel 2 (the speaker channel,
-//! which the kernel does not use after boot). Needs ports 0x42-0x43 and
-//! 0x61 granted in `system.xml`.
+//! TSC, at the rate the kernel calibrated at boot (`tsc_hz`, a syscall). The
+//! PIT stays the kernel's: this PD needs no port for its clock, and every PD
+//! that asks gets the same rate, so their time bases agree.
 
-use bulkhead_microkit::{io, rdtsc};
+use bulkhead_microkit::{rdtsc, tsc_hz};
 
-const PIT_HZ: u64 = 1_193_182;
-/// 1 ms of PIT ticks: short enough to fit in one budget slice of the PD
-/// (a preemption inside the window would inflate the measured rate).
-const COUNT: u16 = 1_193;
+/// The rate assumed if the kernel reports less than 1 MHz (it never should:
+/// it calibrates at boot and refuses to start without a TSC): 1 GHz.
+const FALLBACK_PER_US: u64 = 1_000;
+
+/// TSC ticks per microsecond for a TSC of `hz`; [`FALLBACK_PER_US`] for a
+/// rate below 1 MHz (a zero divisor, or a clock too coarse to be real).
+pub fn per_us_from_hz(hz: u64) -> u64 {
+    match hz / 1_000_000 {
+        0 => FALLBACK_PER_US,
+        n => n,
+    }
+}
 
 /// TSC ticks per microsecond, and the TSC at calibration (time zero).
 #[derive(Clone, Copy, Debug)]
@@ -18,34 +26,12 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// Measures the TSC over 1 ms of PIT channel 2 (mode 0, gate via port
-    /// 0x61). Falls back to 1 GHz if the PIT never counts down.
-    pub fn calibrate() -> Clock {
-        let gate = io::inb(0x61);
-        io::outb(0x61, gate & !0x03); // gate low, speaker off
-        io::outb(0x43, 0b1011_0000); // channel 2, lo/hi byte, mode 0, binary
-        io::outb(0x42, COUNT as u8);
-        io::outb(0x42, (COUNT >> 8) as u8);
-        io::outb(0x61, (gate & !0x02) | 0x01); // gate high: count
-        let start = rdtsc();
-        let mut end = start;
-        let mut done = false;
-        // OUT2 (port 0x61 bit 5) goes high at terminal count.
-        while end.wrapping_sub(start) < 20_000_000_000 {
-            end = rdtsc();
-            if io::inb(0x61) & 0x20 != 0 {
-                done = true;
-                break;
-            }
+    /// A clock at the kernel's calibrated TSC rate; time zero is now.
+    pub fn from_kernel() -> Clock {
+        Clock {
+            per_us: per_us_from_hz(tsc_hz()),
+            t0: rdtsc(),
         }
-        io::outb(0x61, gate);
-        let us = u64::from(COUNT) * 1_000_000 / PIT_HZ;
-        let per_us = if done {
-            (end.wrapping_sub(start) / us).max(1)
-        } else {
-            1_000
-        };
-        Clock { per_us, t0: start }
     }
 
     /// A clock with a known rate (tests, or a board that knows its TSC).
@@ -64,5 +50,20 @@ impl Clock {
     /// TSC ticks per microsecond.
     pub fn ticks_per_us(&self) -> u64 {
         self.per_us
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_from_the_kernel() {
+        assert_eq!(per_us_from_hz(2_400_000_000), 2_400);
+        assert_eq!(per_us_from_hz(1_999_999), 1);
+        assert_eq!(per_us_from_hz(999_999), FALLBACK_PER_US);
+        assert_eq!(per_us_from_hz(0), FALLBACK_PER_US);
+        // The host kernel's default rate (1 GHz) reaches the clock.
+        assert_eq!(Clock::from_kernel().ticks_per_us(), 1_000);
     }
 }

@@ -2,7 +2,7 @@
 //! `gateway_core::service::Gateway`, and nothing else. Every decision is the
 //! core's; this crate only wires hardware and rings to it.
 //!
-//! - `clock`: a microsecond clock (TSC calibrated against PIT channel 2).
+//! - `clock`: a microsecond clock (the TSC at the kernel's calibrated rate).
 //! - `pci`: placing a Kvaser card's I/O BARs at the ports `system.xml` grants.
 //! - `card`: the SJA1000's `Registers` over granted ports, the S5920 INTCSR.
 //! - `ring`: typed rings over the shared regions `system.xml` maps.
@@ -34,7 +34,7 @@ pub const RSP_SLOT: usize = 40;
 pub const LABEL_STATS: u64 = 1;
 /// Label of the clock call: the reply carries the TSC ticks per
 /// microsecond (register 0) and the gateway's time in microseconds
-/// (register 1), for PDs that share its time base without a PIT of their own.
+/// (register 1), for PDs that share its time base.
 pub const LABEL_CLOCK: u64 = 2;
 
 // The policy loader allocates once at init (the compiled policy's vectors);

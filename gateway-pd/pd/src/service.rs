@@ -116,7 +116,7 @@ pub struct GatewayPd {
 /// Whatever is missing is reported and left out; the PD keeps serving the
 /// rest (with no policy, every request is refused).
 pub fn init(policy: &[u8], cards: &[CardConfig], links: &[LinkConfig]) -> GatewayPd {
-    let clock = Clock::calibrate();
+    let clock = Clock::from_kernel();
     let gw = match Gateway::from_bytes(policy, clock.now_us()) {
         Ok(g) => Some(g),
         Err(e) => {

@@ -70,6 +70,10 @@ pub enum Syscall {
     /// The PD gives up: it faults with [`FaultKind::Panic`] (its runtime
     /// calls this from the panic handler after printing the message).
     Panic = 9,
+    /// The TSC frequency in Hz that the kernel calibrated at boot against
+    /// the PIT (returns in `rdi`). PDs time with `rdtsc` at this rate; the
+    /// PIT itself stays the kernel's, so no PD needs a grant for it.
+    TscHz = 10,
 }
 
 impl Syscall {
@@ -85,6 +89,7 @@ impl Syscall {
             7 => Self::ChildStop,
             8 => Self::ReadTsc,
             9 => Self::Panic,
+            10 => Self::TscHz,
             _ => return None,
         })
     }
@@ -302,6 +307,8 @@ mod tests {
             }
         }
         assert_eq!(Syscall::from_raw(0), None);
+        assert_eq!(Syscall::from_raw(10), Some(Syscall::TscHz));
+        assert_eq!(Syscall::from_raw(11), None);
         assert_eq!(FaultKind::from_raw(12), Some(FaultKind::Panic));
     }
 }

@@ -203,6 +203,13 @@ pub fn read_tsc() -> u64 {
     sys::read_tsc()
 }
 
+/// The TSC frequency in Hz, as the kernel calibrated it at boot (a
+/// syscall). Time a PD measures with [`rdtsc`] converts at this rate; no PD
+/// needs the PIT for it.
+pub fn tsc_hz() -> u64 {
+    sys::tsc_hz()
+}
+
 /// The time-stamp counter, read directly with `rdtsc` (for benches).
 pub fn rdtsc() -> u64 {
     sys::rdtsc()
@@ -270,7 +277,16 @@ pub mod host {
         fn inl(&mut self, port: u16) -> u32 {
             panic!("unexpected inl({port:#x})")
         }
+        /// `tsc_hz`: the TSC rate the kernel calibrated. Unlike the calls
+        /// above it has a working default, [`HOST_TSC_HZ`]: every clock in
+        /// PD code asks for it, and a test that cares installs its own.
+        fn tsc_hz(&mut self) -> u64 {
+            HOST_TSC_HZ
+        }
     }
+
+    /// The TSC rate a host kernel reports unless it says otherwise (1 GHz).
+    pub const HOST_TSC_HZ: u64 = 1_000_000_000;
 
     /// The default host kernel: console output only.
     struct ConsoleOnly;
@@ -654,6 +670,21 @@ mod tests {
     #[should_panic(expected = "unexpected irq_ack on channel 2")]
     fn calls_a_double_does_not_expect_panic_with_their_name() {
         Channel::new(2).irq_ack();
+    }
+
+    #[test]
+    fn tsc_hz_comes_from_the_installed_kernel() {
+        // Without a double: the documented host default.
+        assert_eq!(tsc_hz(), host::HOST_TSC_HZ);
+        struct Fixed;
+        impl host::HostKernel for Fixed {
+            fn tsc_hz(&mut self) -> u64 {
+                2_400_000_000
+            }
+        }
+        host::install(std::boxed::Box::new(Fixed));
+        assert_eq!(tsc_hz(), 2_400_000_000);
+        assert!(host::uninstall().is_some());
     }
 
     setvar!(test_unset_var);

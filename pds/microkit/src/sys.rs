@@ -117,6 +117,9 @@ mod imp {
     pub fn read_tsc() -> u64 {
         call(Syscall::ReadTsc, 0, 0).1
     }
+    pub fn tsc_hz() -> u64 {
+        call(Syscall::TscHz, 0, 0).1
+    }
     pub fn panic() -> ! {
         call(Syscall::Panic, 0, 0);
         loop {
@@ -248,6 +251,9 @@ mod imp {
     }
     pub fn read_tsc() -> u64 {
         0
+    }
+    pub fn tsc_hz() -> u64 {
+        with_kernel("tsc_hz", |k| k.tsc_hz())
     }
     pub fn rdtsc() -> u64 {
         0

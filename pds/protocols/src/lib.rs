@@ -20,6 +20,7 @@
 pub mod envelope;
 pub mod gateway;
 pub mod post;
+pub mod regs;
 pub mod supervisor;
 pub mod vmi;
 

@@ -4,11 +4,18 @@
 //!   ([`RestartPolicy`]): restart a faulted child, at most
 //!   [`MAX_RESTARTS`] times in its life; after that, stop it for good and
 //!   raise a critical log line. A restart loop cannot starve the system.
-//! - **Reports** arrive on typed rings (`bulkhead-channel`): the monitor's
-//!   alerts (`supervisor::Report`) and the firmware's POST summary
-//!   (`post::PostSummary`). On a notification from a child it drains that
-//!   child's ring. Rejected records are counted (the ring does it) and
-//!   the count is logged, never trusted.
+//! - **Reports** arrive on a typed ring (`bulkhead-channel`): the monitor's
+//!   alerts (`supervisor::Report`). On the monitor's notification it drains
+//!   the ring. Rejected records are counted (the ring does it) and the
+//!   count is logged, never trusted.
+//! - **The firmware's POST** arrives once, at boot: its summary
+//!   (`post::PostSummary`) in the message registers of a protected call
+//!   (label `regs::label::<PostSummary>()`, framed by
+//!   `bulkhead_protocols::regs`), which also counts as the firmware's "up";
+//!   the full report is a frame (little-endian `u32` length, then the
+//!   bytes) in the `firmware_report` region the supervisor maps read-only.
+//!   A summary that says `Halt` ends the boot with
+//!   [`REFERENCE_HALTED_MARKER`] instead of [`REFERENCE_MARKER`].
 //! - **Small calls** over PPC: the boot handshake (label [`LABEL_UP`]: a
 //!   child is up; [`LABEL_GUEST_START`]: the VMM was told to start the
 //!   guest), and a `Report` in message registers ([`LABEL_REPORT`],
@@ -24,12 +31,15 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use bulkhead_channel::{Notify, Receiver, RecvError, RingMemory};
 use bulkhead_microkit::{
     debug_println, get_mr, setvar, shared_words, Channel, ChannelSet, Child, FaultInfo, Handler,
     MessageInfo, SetVar, MAX_MESSAGE_REGISTERS,
 };
 use bulkhead_protocols::post::{Decision, Outcome, PostSummary};
+use bulkhead_protocols::regs;
 use bulkhead_protocols::supervisor::{Report, Severity};
 
 /// Label of a child's "I am up" call.
@@ -47,11 +57,12 @@ pub const MAX_RESTARTS: u8 = 3;
 /// The line printed once every child is up and the guest start was asked
 /// for (the reference boot test waits for it).
 pub const REFERENCE_MARKER: &str = "REFERENCE_SYSTEM_UP";
+/// The line printed instead once every child is up but the firmware's POST
+/// stopped the boot (e.g. a board its policy is not written for).
+pub const REFERENCE_HALTED_MARKER: &str = "REFERENCE_SYSTEM_HALTED";
 
 /// Slot size of the alerts ring (`Report::MAX_SIZE` 103 + 16, rounded up).
 pub const ALERT_SLOT: usize = 128;
-/// Slot size of the POST ring (`PostSummary::MAX_SIZE` 265 + 16, rounded up).
-pub const POST_SLOT: usize = 288;
 
 setvar!(ch_firmware);
 setvar!(ch_vmm);
@@ -68,10 +79,8 @@ setvar!(rx_alerts_header);
 setvar!(rx_alerts_header_size);
 setvar!(rx_alerts_data);
 setvar!(rx_alerts_data_size);
-setvar!(rx_post_header);
-setvar!(rx_post_header_size);
-setvar!(rx_post_data);
-setvar!(rx_post_data_size);
+setvar!(post_report);
+setvar!(post_report_size);
 
 /// The ring hook: tell the producer that space was freed.
 pub struct NotifyPeer(Option<Channel>);
@@ -135,6 +144,8 @@ pub struct Counters {
     pub logs: u64,
     /// POST summaries received.
     pub posts: u64,
+    /// Of them, summaries that stopped the boot.
+    pub halts: u64,
     /// Records and calls rejected (malformed, wrong protocol, ...).
     pub rejected: u64,
     /// Children stopped by the policy.
@@ -154,11 +165,12 @@ pub struct Supervisor {
     children: [Known; 4],
     up: u32,
     guest_started: bool,
+    post_halted: bool,
     announced: bool,
     policy: RestartPolicy,
     counters: Counters,
     alerts: Option<Receiver<'static, Report, ALERT_SLOT, NotifyPeer>>,
-    post: Option<Receiver<'static, PostSummary, POST_SLOT, NotifyPeer>>,
+    post_report: Option<&'static [AtomicU64]>,
     com1_irq: Option<Channel>,
 }
 
@@ -212,22 +224,16 @@ pub fn init() -> Supervisor {
         &rx_alerts_data_size,
     )
     .and_then(|m| Receiver::new(m, NotifyPeer(children[2].channel)).ok());
-    let post = ring(
-        &rx_post_header,
-        &rx_post_header_size,
-        &rx_post_data,
-        &rx_post_data_size,
-    )
-    .and_then(|m| Receiver::new(m, NotifyPeer(children[0].channel)).ok());
+    let report_region = shared_words(&post_report, &post_report_size);
     debug_println!(
-        "supervisor: up; alerts ring {}, POST ring {}; restart policy: {} restarts per child",
+        "supervisor: up; alerts ring {}, POST report region {}; restart policy: {} restarts per child",
         if alerts.is_some() {
             "ready"
         } else {
             "not mapped"
         },
-        if post.is_some() {
-            "ready"
+        if report_region.is_some() {
+            "mapped"
         } else {
             "not mapped"
         },
@@ -245,12 +251,25 @@ pub fn init() -> Supervisor {
         children,
         up: 0,
         guest_started: false,
+        post_halted: false,
         announced: false,
         policy: RestartPolicy::default(),
         counters: Counters::default(),
         alerts,
-        post,
+        post_report: report_region,
     }
+}
+
+/// The length of the report frame at the start of `region` (a
+/// little-endian `u32`, then that many bytes), if one is there and fits
+/// the region. 0 (the firmware's "did not fit") and any length past the
+/// region's end are `None`: the supervisor never reads beyond what the
+/// frame can hold.
+pub fn report_frame_len(region: &[AtomicU64]) -> Option<usize> {
+    let first = region.first()?.load(Ordering::Acquire);
+    let len = (first & 0xffff_ffff) as usize;
+    let room = (region.len() * 8).checked_sub(4)?;
+    (len > 0 && len <= room).then_some(len)
 }
 
 fn severity(s: Severity) -> &'static str {
@@ -319,6 +338,10 @@ impl Supervisor {
 
     fn post_summary(&mut self, p: &PostSummary) {
         self.counters.posts += 1;
+        if p.decision == Decision::Halt {
+            self.counters.halts += 1;
+            self.post_halted = true;
+        }
         let failed = p
             .entries
             .iter()
@@ -344,6 +367,13 @@ impl Supervisor {
                 );
             }
         }
+        match self.post_report.map(report_frame_len) {
+            Some(Some(n)) => debug_println!("POST: full report, {n} bytes, in the report region"),
+            Some(None) => debug_println!(
+                "POST: no full report in the report region (it did not fit, or was not written)"
+            ),
+            None => debug_println!("POST: the report region is not mapped"),
+        }
     }
 
     /// Drains the alerts ring; returns how many records it rejected.
@@ -364,21 +394,16 @@ impl Supervisor {
         rejected
     }
 
-    fn drain_post(&mut self) -> u64 {
-        let mut rejected = 0;
-        for _ in 0..1024 {
-            let Some(rx) = self.post.as_mut() else { break };
-            match rx.recv() {
-                Ok(p) => self.post_summary(&p),
-                Err(RecvError::Empty) => break,
-                Err(_) => rejected += 1,
-            }
-        }
-        rejected
-    }
-
     fn check_up(&mut self) {
-        if self.up >= 4 && self.guest_started && !self.announced {
+        if self.up < 4 || self.announced {
+            return;
+        }
+        if self.post_halted {
+            self.announced = true;
+            debug_println!(
+                "{REFERENCE_HALTED_MARKER}: every PD started; the firmware's POST stopped the boot"
+            );
+        } else if self.guest_started {
             self.announced = true;
             debug_println!(
                 "{REFERENCE_MARKER}: every PD started and the firmware->vmm notification arrived"
@@ -410,8 +435,6 @@ impl Handler for Supervisor {
                 0
             } else if Some(ch) == self.children[2].channel {
                 self.drain_alerts()
-            } else if Some(ch) == self.children[0].channel {
-                self.drain_post()
             } else {
                 debug_println!(
                     "notification from {} (nothing to read)",
@@ -458,6 +481,28 @@ impl Handler for Supervisor {
                     Err(e) => {
                         self.counters.rejected += 1;
                         debug_println!("{who}: rejected a malformed report ({e:?})");
+                        REPLY_REJECTED
+                    }
+                }
+            }
+            l if l == regs::label::<PostSummary>() => {
+                let mut mrs = [0u64; MAX_MESSAGE_REGISTERS];
+                let n = info.count().min(MAX_MESSAGE_REGISTERS);
+                for (i, m) in mrs.iter_mut().enumerate().take(n) {
+                    *m = get_mr(i);
+                }
+                match regs::from_words::<PostSummary>(&mrs[..n]) {
+                    Ok(p) => {
+                        // The summary is the firmware's "up": it is sent
+                        // once the POST is over.
+                        self.up += 1;
+                        debug_println!("{who}: POST summary ({}/4 up)", self.up);
+                        self.post_summary(&p);
+                        REPLY_OK
+                    }
+                    Err(e) => {
+                        self.counters.rejected += 1;
+                        debug_println!("{who}: rejected a malformed POST summary ({e:?})");
                         REPLY_REJECTED
                     }
                 }

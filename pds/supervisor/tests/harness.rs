@@ -3,14 +3,17 @@
 //! monitor, the firmware and the other children.
 
 use bulkhead_channel::adversary::{Adversary, Attack};
+use std::sync::atomic::Ordering;
+
 use bulkhead_channel::{NoNotify, SendError, Sender};
 use bulkhead_harness::{Call, Harness, HarnessError};
 use bulkhead_microkit::{FaultKind, MAX_MESSAGE_REGISTERS};
 use bulkhead_protocols::post::{Decision, Entry, Outcome, PostSummary, Refusal};
+use bulkhead_protocols::regs;
 use bulkhead_protocols::supervisor::{Alert, AlertKind, Level, Log, Report, Severity};
 use bulkhead_supervisor::{
-    init, Counters, ALERT_SLOT, LABEL_GUEST_START, LABEL_REPORT, LABEL_UP, MAX_RESTARTS, POST_SLOT,
-    REFERENCE_MARKER, REPLY_OK, REPLY_REJECTED,
+    init, report_frame_len, Counters, ALERT_SLOT, LABEL_GUEST_START, LABEL_REPORT, LABEL_UP,
+    MAX_RESTARTS, REFERENCE_HALTED_MARKER, REFERENCE_MARKER, REPLY_OK, REPLY_REJECTED,
 };
 
 // The supervisor's channel ids and its children's ids in system.xml.
@@ -37,12 +40,13 @@ fn alert(subject: u64, severity: Severity) -> Report {
 }
 
 #[test]
-fn init_finds_both_rings_from_system_xml() {
+fn init_finds_its_ring_and_the_report_region_from_system_xml() {
     let h = reference();
     let _sup = h.start(init);
     let console = h.console();
     assert!(
-        console[0].contains("alerts ring ready") && console[0].contains("POST ring ready"),
+        console[0].contains("alerts ring ready")
+            && console[0].contains("POST report region mapped"),
         "{console:?}"
     );
     assert!(h.take_calls().is_empty(), "init made kernel calls");
@@ -125,41 +129,162 @@ fn hostile_records_on_the_alerts_ring_are_rejected_and_counted() {
         .any(|l| l.contains(&format!("rejected {records} bad records from monitor"))));
 }
 
-#[test]
-fn the_post_summary_is_read_from_the_firmware_ring() {
-    let h = reference();
-    let mut sup = h.start(init);
-    let mut fw =
-        Sender::<PostSummary, POST_SLOT, _>::new(h.ring("post").unwrap(), NoNotify).unwrap();
+fn summary(decision: Decision) -> PostSummary {
     let mut entries = heapless::Vec::new();
     for (name, outcome) in [
         ("memtest", Outcome::Passed),
-        ("pci-scan", Outcome::Refused(Refusal::BadSignature)),
+        ("pci-inventory", Outcome::Refused(Refusal::BadSignature)),
     ] {
         let _ = entries.push(Entry {
             name: heapless::String::try_from(name).unwrap(),
-            critical: name == "pci-scan",
+            critical: name == "pci-inventory",
             outcome,
         });
     }
-    fw.send(&PostSummary {
+    PostSummary {
         entries,
         omitted: 0,
-        decision: Decision::Halt,
-    })
-    .unwrap();
-    sup.notify(&[CH_FIRMWARE]).unwrap();
-    assert_eq!(sup.handler().counters().posts, 1);
+        decision,
+    }
+}
+
+/// What the firmware PD does: the full report's frame in the region (here
+/// `len` bytes of filler), the summary in a protected call.
+fn firmware_reports(
+    h: &Harness,
+    sup: &mut bulkhead_harness::Pd<bulkhead_supervisor::Supervisor>,
+    frame_len: u32,
+    decision: Decision,
+) -> u64 {
+    let region = h.region("firmware_report").expect("firmware_report mapped");
+    region[0].store(u64::from(frame_len) | 0x5a5a_5a5a << 32, Ordering::Release);
+    let mut words = [0u64; regs::MAX_WORDS];
+    let n = regs::to_words(&summary(decision), &mut words).unwrap();
+    let (reply, _) = sup
+        .pp_call(CH_FIRMWARE, regs::label::<PostSummary>(), &words[..n])
+        .unwrap();
+    reply.label()
+}
+
+#[test]
+fn the_post_summary_arrives_in_registers_and_the_report_in_the_region() {
+    let h = reference();
+    let mut sup = h.start(init);
+    assert_eq!(
+        firmware_reports(&h, &mut sup, 700, Decision::Halt),
+        REPLY_OK
+    );
+    let c = sup.handler().counters();
+    assert_eq!((c.posts, c.halts, c.rejected), (1, 1, 0));
     let console = h.console();
-    assert!(
+    for want in [
+        "firmware: POST summary (1/4 up)",
+        "POST: 2 containers (0 omitted), 1 not passed, decision: HALT",
+        "POST: pci-inventory (critical): Refused(BadSignature)",
+        "POST: full report, 700 bytes, in the report region",
+    ] {
+        assert!(console.iter().any(|l| l == want), "{want:?} in {console:?}");
+    }
+}
+
+#[test]
+fn a_report_frame_that_does_not_fit_its_region_is_not_read() {
+    let h = reference();
+    let region = h.region("firmware_report").unwrap();
+    // One page: 4 bytes of length, 4092 of report at most.
+    assert_eq!(region.len() * 8, 0x1000);
+    region[0].store(4092, Ordering::Relaxed);
+    assert_eq!(report_frame_len(region), Some(4092));
+    region[0].store(4093, Ordering::Relaxed);
+    assert_eq!(report_frame_len(region), None);
+    region[0].store(0, Ordering::Relaxed);
+    assert_eq!(report_frame_len(region), None);
+    assert_eq!(report_frame_len(&[]), None);
+    let mut sup = h.start(init);
+    assert_eq!(
+        firmware_reports(&h, &mut sup, u32::MAX, Decision::StartGuest),
+        REPLY_OK
+    );
+    assert!(h
+        .console()
+        .iter()
+        .any(|l| l
+            == "POST: no full report in the report region (it did not fit, or was not written)"));
+}
+
+#[test]
+fn a_malformed_post_summary_is_rejected_and_does_not_count_as_up() {
+    let h = reference();
+    let mut sup = h.start(init);
+    let mut words = [0u64; regs::MAX_WORDS];
+    let n = regs::to_words(&summary(Decision::StartGuest), &mut words).unwrap();
+    // One register short of the length it claims.
+    let (reply, _) = sup
+        .pp_call(CH_FIRMWARE, regs::label::<PostSummary>(), &words[..n - 1])
+        .unwrap();
+    assert_eq!(reply.label(), REPLY_REJECTED);
+    let c = sup.handler().counters();
+    assert_eq!((c.posts, c.rejected), (0, 1));
+    for ch in [CH_VMM, CH_MONITOR, CH_GATEWAY] {
+        sup.pp_call(ch, LABEL_UP, &[]).unwrap();
+    }
+    sup.pp_call(CH_VMM, LABEL_GUEST_START, &[]).unwrap();
+    // 3/4 up: no marker of either kind.
+    assert!(!h
+        .console()
+        .iter()
+        .any(|l| l.starts_with("REFERENCE_SYSTEM")));
+}
+
+#[test]
+fn a_halting_post_ends_the_boot_with_the_halted_marker() {
+    let h = reference();
+    let mut sup = h.start(init);
+    firmware_reports(&h, &mut sup, 100, Decision::Halt);
+    for ch in [CH_VMM, CH_MONITOR] {
+        sup.pp_call(ch, LABEL_UP, &[]).unwrap();
+    }
+    assert!(!h
+        .console()
+        .iter()
+        .any(|l| l.starts_with("REFERENCE_SYSTEM")));
+    sup.pp_call(CH_GATEWAY, LABEL_UP, &[]).unwrap();
+    let console = h.console();
+    assert_eq!(
         console
             .iter()
-            .any(|l| l == "POST: 2 containers (0 omitted), 1 not passed, decision: HALT"),
+            .filter(|l| l.starts_with(REFERENCE_HALTED_MARKER))
+            .count(),
+        1,
         "{console:?}"
     );
-    assert!(console
+    assert!(!console.iter().any(|l| l.starts_with(REFERENCE_MARKER)));
+}
+
+#[test]
+fn a_passing_post_and_the_guest_start_announce_the_reference_system() {
+    let h = reference();
+    let mut sup = h.start(init);
+    firmware_reports(&h, &mut sup, 100, Decision::StartGuest);
+    for ch in [CH_VMM, CH_MONITOR, CH_GATEWAY] {
+        sup.pp_call(ch, LABEL_UP, &[]).unwrap();
+    }
+    assert!(!h
+        .console()
         .iter()
-        .any(|l| l == "POST: pci-scan (critical): Refused(BadSignature)"));
+        .any(|l| l.starts_with("REFERENCE_SYSTEM")));
+    sup.pp_call(CH_VMM, LABEL_GUEST_START, &[]).unwrap();
+    let console = h.console();
+    assert_eq!(
+        console
+            .iter()
+            .filter(|l| l.starts_with(REFERENCE_MARKER))
+            .count(),
+        1
+    );
+    assert!(!console
+        .iter()
+        .any(|l| l.starts_with(REFERENCE_HALTED_MARKER)));
 }
 
 #[test]

@@ -44,7 +44,7 @@ fn reference_system_passes_without_warnings() {
         .flat_map(|p| &p.maps)
         .all(|m| !(m.perms.write && m.perms.execute)));
     let (_, gw) = sys.pd("gateway").unwrap();
-    assert_eq!(gw.ioports.len(), 7);
+    assert_eq!(gw.ioports.len(), 4);
     assert_eq!(gw.irqs.len(), 3);
     assert!(gw
         .setvars

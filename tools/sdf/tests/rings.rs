@@ -129,7 +129,6 @@ fn the_reference_system_declares_its_rings_by_the_rule() {
     assert_eq!(
         names,
         [
-            "post",
             "alerts",
             "vmi_requests",
             "vmi_events",

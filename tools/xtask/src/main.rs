@@ -24,6 +24,7 @@ mod kernel;
 mod debian;
 mod vmi;
 mod virt;
+mod fwpd;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -161,6 +162,7 @@ const AREAS: &[(&str, Setup, Extra)] = &[
     ("kernel", kernel::setup, kernel::extra),
     ("vmi", vmi::setup, vmi::extra),
     ("virt", virt::setup, virt::extra),
+    ("fwpd", fwpd::setup, fwpd::extra),
 ];
 
 /// `cargo xtask run [--uefi]`: builds everything and boots the reference

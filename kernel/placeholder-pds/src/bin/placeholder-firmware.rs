@@ -12,17 +12,10 @@ setvar!(scratch_size);
 setvar!(report);
 setvar!(ch_supervisor);
 setvar!(ch_vmm);
-bulkhead_placeholder_pds::ring_setvars!(
-    tx_post_header,
-    tx_post_header_size,
-    tx_post_data,
-    tx_post_data_size,
-);
 
 struct Firmware;
 
 fn init() -> Firmware {
-    debug_println!("{} ring setvars patched", ring_setvars());
     debug_println!(
         "placeholder firmware PD: scratch {:#x} ({} KiB), no containers run",
         scratch.get().unwrap_or(0),
