@@ -37,6 +37,32 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
+    /// All registers zero: a context that has not run yet.
+    pub const ZERO: TrapFrame = TrapFrame {
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        r11: 0,
+        r10: 0,
+        r9: 0,
+        r8: 0,
+        rbp: 0,
+        rdi: 0,
+        rsi: 0,
+        rdx: 0,
+        rcx: 0,
+        rbx: 0,
+        rax: 0,
+        vector: 0,
+        error: 0,
+        rip: 0,
+        cs: 0,
+        rflags: 0,
+        rsp: 0,
+        ss: 0,
+    };
+
     /// Whether the trap came from ring 3.
     pub fn came_from_user(&self) -> bool {
         self.cs & 3 == 3
@@ -59,30 +85,7 @@ unsafe extern "C" {
     fn trap_return();
 }
 
-static mut FIRST_FRAME: TrapFrame = TrapFrame {
-    r15: 0,
-    r14: 0,
-    r13: 0,
-    r12: 0,
-    r11: 0,
-    r10: 0,
-    r9: 0,
-    r8: 0,
-    rbp: 0,
-    rdi: 0,
-    rsi: 0,
-    rdx: 0,
-    rcx: 0,
-    rbx: 0,
-    rax: 0,
-    vector: 0,
-    error: 0,
-    rip: 0,
-    cs: 0,
-    rflags: 0,
-    rsp: 0,
-    ss: 0,
-};
+static mut FIRST_FRAME: TrapFrame = TrapFrame::ZERO;
 
 /// Leaves the kernel for the first time, into the user context `frame`.
 /// Later entries arrive on the TSS kernel stack; this boot stack is abandoned.
