@@ -309,41 +309,27 @@ impl XView {
     }
 }
 
+/// The psxview row of `t`'s task address, made by whichever view finds it first.
+fn seen(by_addr: &mut BTreeMap<u64, XView>, t: Task) -> &mut XView {
+    by_addr.entry(t.addr).or_insert(XView {
+        task: t,
+        in_list: false,
+        in_idr: false,
+        in_scan: false,
+    })
+}
+
 /// psxview: tasks by list, by PID IDR, by scan.
 pub fn psxview(linux: &Linux) -> Result<Vec<XView>, VmiError> {
     let mut by_addr: BTreeMap<u64, XView> = BTreeMap::new();
     for t in linux.tasks()? {
-        by_addr
-            .entry(t.addr)
-            .or_insert(XView {
-                task: t,
-                in_list: false,
-                in_idr: false,
-                in_scan: false,
-            })
-            .in_list = true;
+        seen(&mut by_addr, t).in_list = true;
     }
     for t in linux.idr_tasks()? {
-        by_addr
-            .entry(t.addr)
-            .or_insert(XView {
-                task: t,
-                in_list: false,
-                in_idr: false,
-                in_scan: false,
-            })
-            .in_idr = true;
+        seen(&mut by_addr, t).in_idr = true;
     }
     for t in linux.scan_tasks()? {
-        by_addr
-            .entry(t.addr)
-            .or_insert(XView {
-                task: t,
-                in_list: false,
-                in_idr: false,
-                in_scan: false,
-            })
-            .in_scan = true;
+        seen(&mut by_addr, t).in_scan = true;
     }
     let mut v: Vec<XView> = by_addr.into_values().collect();
     v.sort_by_key(|x| (x.task.pid, x.task.addr));
