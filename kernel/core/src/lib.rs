@@ -31,4 +31,5 @@ pub mod plan_vm;
 pub mod sched;
 pub mod vm;
 pub mod vmcb;
+pub mod vmcs;
 pub mod vmexit;
