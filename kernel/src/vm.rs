@@ -12,6 +12,8 @@
 
 #![deny(unsafe_code)]
 
+mod vmx;
+
 use bulkhead_abi::vcpu::{
     ExitMessage, Injection, Intercepts, Perms, Register, VmCall, VmError, GUEST_PAGE_SIZE,
     MAX_VIEWS,
@@ -123,7 +125,7 @@ pub fn create(plan: &BootPlan, region_base: &[u64], frames: &mut FrameAllocator)
             return;
         }
         None => {
-            vmx_probe(frames);
+            vmx::create(plan, region_base, frames);
             return;
         }
     };
@@ -152,35 +154,6 @@ pub fn create(plan: &BootPlan, region_base: &[u64], frames: &mut FrameAllocator)
             ),
         }
     }
-}
-
-/// The first step of the VT-x path: say what the CPU offers and enter VMX
-/// root operation; VMs are not started (VMCS/EPT are not implemented).
-fn vmx_probe(frames: &mut FrameAllocator) {
-    use crate::arch::vmx;
-    let Some(f) = vmx::detect() else {
-        kprintln!("bulkhead: VMs not started: neither AMD-V nor VT-x usable");
-        return;
-    };
-    let yes = |b: bool| if b { "yes" } else { "no" };
-    kprintln!(
-        "bulkhead: VT-x: EPT {} (2 MiB {}), VPID {}, unrestricted guest {}, VMFUNC EPTP switching {}, #VE {}, preemption timer {}",
-        yes(f.ept),
-        yes(f.ept_2m),
-        yes(f.vpid),
-        yes(f.unrestricted),
-        yes(f.eptp_switching),
-        yes(f.ve),
-        yes(f.preemption_timer)
-    );
-    let on = frames.alloc().is_some_and(|region| {
-        paging::zero_frame(region);
-        vmx::enable(&f, region)
-    });
-    kprintln!(
-        "bulkhead: VT-x: VMXON {}; VMs not started: the VT-x VM path (VMCS, EPT) is not implemented",
-        if on { "ok" } else { "refused" }
-    );
 }
 
 fn build(
@@ -328,6 +301,9 @@ fn write_exit(ipc_frame: u64, m: &ExitMessage) {
 
 /// A VM call by PD `pd`; `args` = (rdi, rsi, rdx, r8).
 pub fn call(pd: usize, c: VmCall, args: [u64; 4], ipc_frame: u64) -> Outcome {
+    if vmx::active() {
+        return vmx::call(pd, c, args, ipc_frame);
+    }
     let vms = VMS.get();
     let Some(vi) = vms.vms.iter().position(|v| v.owner == pd) else {
         return Outcome::NotYours(args[0]);

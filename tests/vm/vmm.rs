@@ -35,6 +35,8 @@ core::arch::global_asm!(
     ".section .rodata.guest, \"a\"",
     ".global bulkhead_guest_start",
     ".global bulkhead_guest_end",
+    ".global bulkhead_guest_hc1",
+    ".global bulkhead_guest_hc2",
     "bulkhead_guest_start:",
     // CPUID: the VMM answers leaf 0x4000_0000 with EBX = "bulk".
     "mov eax, 0x40000000",
@@ -58,6 +60,7 @@ core::arch::global_asm!(
     "out dx, eax",
     // VMMCALL 0x42.
     "mov eax, 0x42",
+    "bulkhead_guest_hc1:",
     "vmmcall",
     // An IDT entry for vector 0x30, then wait for the injected interrupt.
     "lea rax, [rip + 3f]",
@@ -77,6 +80,7 @@ core::arch::global_asm!(
     // Back from the handler: ask for view 1 (VMMCALL 0x43), in which the
     // VMM unmapped VIEW_PAGE; the read exits, the VMM switches back.
     "mov eax, 0x43",
+    "bulkhead_guest_hc2:",
     "vmmcall",
     "mov rax, qword ptr [0x101000]",
     "mov dx, 0x502",
@@ -107,6 +111,25 @@ core::arch::global_asm!(
 extern "C" {
     static bulkhead_guest_start: u8;
     static bulkhead_guest_end: u8;
+    static bulkhead_guest_hc1: u8;
+    static bulkhead_guest_hc2: u8;
+}
+
+/// Whether this CPU is an Intel VT-x one (Bochs) rather than AMD-V (QEMU):
+/// the same guest and expectations, but the hypercall instruction and the
+/// invalid state that makes an entry fail are the vendor's own.
+fn vtx() -> bool {
+    core::arch::x86_64::__cpuid(1).ecx & (1 << 5) != 0
+}
+
+/// Offsets of the guest's two `vmmcall`s, rewritten to `vmcall` (same
+/// length) on VT-x, where `vmmcall` is #UD.
+fn hypercall_sites() -> [u64; 2] {
+    let start = &raw const bulkhead_guest_start as u64;
+    [
+        &raw const bulkhead_guest_hc1 as u64 - start,
+        &raw const bulkhead_guest_hc2 as u64 - start,
+    ]
 }
 
 fn guest_code() -> &'static [u8] {
@@ -153,6 +176,13 @@ fn skip(v: Vcpu, m: &ExitMessage) -> Result<(), VmError> {
 fn test() -> Option<()> {
     let g = Guest(guest_ram.get()?);
     g.write(CODE, guest_code());
+    let vtx = vtx();
+    if vtx {
+        for off in hypercall_sites() {
+            g.write(CODE + off, &[0x0f, 0x01, 0xc1]);
+        }
+    }
+    debug_println!("vendor: {}", if vtx { "VT-x" } else { "AMD-V" });
     // GDT at 0: null, 64-bit code (0x08), data (0x10).
     g.write64(0x0, 0);
     g.write64(0x8, 0x00af_9b00_0000_ffff);
@@ -168,9 +198,12 @@ fn test() -> Option<()> {
     let ok =
         |r: Result<(), VmError>, what: &str| check(T, r.is_ok(), format_args!("{what}: {r:?}"));
 
-    // A bad VMCB value (EFER without SVME) is an entry failure, not a crash.
+    // A bad guest state is an entry failure, not a crash: on AMD-V EFER
+    // without SVME (VMRUN's check), on VT-x EFER.LMA without LME while
+    // paging is on (a VM-entry guest-state check).
     let efer = v.read(Register::Efer).ok()?;
-    ok(v.write(Register::Efer, efer & !(1 << 12)), "write EFER").then_some(())?;
+    let bad = if vtx { 1 << 8 } else { 1 << 12 };
+    ok(v.write(Register::Efer, efer & !bad), "write EFER").then_some(())?;
     match v.run() {
         Ok(m) if matches!(m.reason, ExitReason::EntryFailure { .. }) => {
             debug_println!("bad EFER: {:?}", m.reason)

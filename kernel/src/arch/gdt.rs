@@ -147,3 +147,28 @@ pub fn set_io_ports(base: u16, size: u32, allow: bool) {
         }
     }
 }
+
+/// Restores what a VMX exit truncates: the GDTR and IDTR limits (set to
+/// 0xffff) and the TR limit (set to 0x67, which would cut off the I/O
+/// permission bitmap and make every granted port fault).
+pub fn reload_after_vm_exit() {
+    // SAFETY: the same tables `init` installed are reloaded with their real
+    // limits; the TSS descriptor's busy bit is cleared first so LTR accepts
+    // it again (it is the only TSS, and this CPU's current one).
+    unsafe {
+        let gdt = addr_of_mut!(GDT);
+        let ptr = DescriptorPtr {
+            limit: (7 * 8 - 1) as u16,
+            base: gdt as u64,
+        };
+        core::arch::asm!("lgdt [{}]", in(reg) &ptr, options(nostack));
+        (*gdt)[5] &= !(1 << 41);
+        core::arch::asm!("ltr {:x}", in(reg) TSS_SEL, options(nostack));
+        let idt = addr_of_mut!(IDT);
+        let ptr = DescriptorPtr {
+            limit: (256 * 16 - 1) as u16,
+            base: idt as u64,
+        };
+        core::arch::asm!("lidt [{}]", in(reg) &ptr, options(nostack));
+    }
+}

@@ -469,7 +469,7 @@ clock: sync=none, time0=local
 
 /// Boots `iso` in Bochs until `marker` appears in the serial log or
 /// `limit` passes; returns the log. Bochs's own exit status is always 1.
-fn bochs_until(iso: &Path, marker: &str, limit: Duration, echo: bool) -> Result<String> {
+pub fn bochs_until(iso: &Path, marker: &str, limit: Duration, echo: bool) -> Result<String> {
     let dir = host::cache_dir().join("bochs");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let serial = dir.join("com1.log");
