@@ -462,6 +462,13 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4], ipc_frame: u64) -> Outcome {
             }
             Err(e) => done(e),
         },
+        // VT-x only: VMFUNC, #VE and raw VMCS access have no AMD-V form
+        // (views are switched by the kernel here).
+        VmCall::AllowVmfunc
+        | VmCall::SetVeInfo
+        | VmCall::SetVe
+        | VmCall::ReadVmcs
+        | VmCall::WriteVmcs => done(VmError::NotSupported),
         VmCall::SetIoIntercept => {
             let (base, count) = (b & 0xffff, (b >> 16) & 0x1_ffff);
             if count == 0 || base + count > 0x1_0000 {

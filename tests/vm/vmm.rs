@@ -30,6 +30,13 @@ const STACK: u64 = 0x8_0000;
 const RO_PAGE: u64 = 0x10_0000;
 const VIEW_PAGE: u64 = 0x10_1000;
 const OUTSIDE: u64 = 0x30_0000;
+/// The VE information area (VT-x #VE).
+const VE_INFO: u64 = 0x7000;
+/// VMCS encodings the VMM reads raw (SDM vol. 3, appendix B).
+const VMCS_EPTP_INDEX: u32 = 0x0004;
+const VMCS_GUEST_RIP: u32 = 0x681e;
+const VMCS_HOST_RIP: u32 = 0x6c16;
+const VMCS_EPTP: u32 = 0x201a;
 
 core::arch::global_asm!(
     ".section .rodata.guest, \"a\"",
@@ -85,6 +92,38 @@ core::arch::global_asm!(
     "mov rax, qword ptr [0x101000]",
     "mov dx, 0x502",
     "out dx, eax",
+    // VT-x only (the VMM sets R14): VMFUNC to view 1 and back, each
+    // confirmed by a VMCALL; then a #VE on the page view 1 lacks.
+    "test r14, r14",
+    "jz 7f",
+    "xor eax, eax",
+    "mov ecx, 1",
+    "vmfunc",
+    "mov eax, 0x44",
+    "vmcall",
+    "xor eax, eax",
+    "xor ecx, ecx",
+    "vmfunc",
+    "mov eax, 0x45",
+    "vmcall",
+    "lea rax, [rip + 8f]",
+    "mov rdi, 0x5140",
+    "mov word ptr [rdi], ax",
+    "mov word ptr [rdi + 2], 0x08",
+    "mov word ptr [rdi + 4], 0x8e00",
+    "shr rax, 16",
+    "mov word ptr [rdi + 6], ax",
+    "shr rax, 16",
+    "mov dword ptr [rdi + 8], eax",
+    "mov dword ptr [rdi + 12], 0",
+    "xor eax, eax",
+    "mov ecx, 1",
+    "vmfunc",
+    // #VE here; the handler returns to view 0 and the read completes.
+    "mov rax, qword ptr [0x101000]",
+    "mov dx, 0x506",
+    "out dx, eax",
+    "7:",
     // Triple fault: no IDT, then #UD -> #GP -> #DF -> shutdown.
     "lea rax, [rip + 6f]",
     "lidt [rax]",
@@ -98,6 +137,26 @@ core::arch::global_asm!(
     "mov al, 0x30",
     "out dx, al",
     "pop rdx",
+    "pop rax",
+    "iretq",
+    // The #VE handler: report the GPA and exit reason from the VE
+    // information area, re-arm it, switch back to view 0.
+    "8:",
+    "push rax",
+    "push rcx",
+    "push rdx",
+    "mov eax, dword ptr [0x7018]",
+    "mov dx, 0x504",
+    "out dx, eax",
+    "mov eax, dword ptr [0x7000]",
+    "mov dx, 0x505",
+    "out dx, eax",
+    "mov dword ptr [0x7004], 0",
+    "xor eax, eax",
+    "xor ecx, ecx",
+    "vmfunc",
+    "pop rdx",
+    "pop rcx",
     "pop rax",
     "iretq",
     "5: .word 0xfff",
@@ -151,6 +210,12 @@ impl Guest {
     }
     fn write64(&self, gpa: u64, v: u64) {
         self.write(gpa, &v.to_le_bytes());
+    }
+    fn read64(&self, gpa: u64) -> u64 {
+        assert!(gpa + 8 <= 0x20_0000);
+        // SAFETY: as in `write`; the guest may write it concurrently only
+        // while it runs, and it does not run now.
+        unsafe { ((self.0 + gpa) as *const u64).read_volatile() }
     }
 }
 
@@ -386,6 +451,24 @@ fn test() -> Option<()> {
     ok(v.switch_view(0), "switch to view 0").then_some(())?;
     let m = expect("read in view 0", v.run(), io(0x502, 4, 0))?;
     skip(v, &m).ok()?;
+    if vtx {
+        vmfunc_and_ve(&g, v)?;
+    } else {
+        // VMFUNC, #VE and raw VMCS access are VT-x's: refused on AMD-V.
+        let got = [
+            v.allow_vmfunc(true),
+            v.set_ve_info(VE_INFO),
+            vcpu::set_ve(VIEW_PAGE, 0x1000, 1, true),
+            v.read_vmcs(VMCS_GUEST_RIP).map(|_| ()),
+        ];
+        check(
+            T,
+            got.iter().all(|r| *r == Err(VmError::NotSupported)),
+            format_args!("VT-x-only calls on AMD-V: {got:?}"),
+        )
+        .then_some(())?;
+        debug_println!("VMFUNC, #VE and raw VMCS calls refused on AMD-V");
+    }
     expect("triple fault", v.run(), ExitReason::TripleFault)?;
     let again = v.run();
     check(
@@ -396,6 +479,84 @@ fn test() -> Option<()> {
     .then_some(())?;
     debug_println!("vCPU stopped after the triple fault; the VMM PD keeps running");
     Some(())
+}
+
+/// VT-x: the guest switches to view 1 and back with VMFUNC (the VMM reads
+/// the EPTP index raw at each confirming VMCALL), then takes a #VE on the
+/// page view 1 lacks, reports it from the VE information area and returns
+/// to view 0 itself. Raw VMCS access to the kernel's fields is refused.
+fn vmfunc_and_ve(g: &Guest, v: Vcpu) -> Option<()> {
+    let ok =
+        |r: Result<(), VmError>, what: &str| check(T, r.is_ok(), format_args!("{what}: {r:?}"));
+    ok(v.write(Register::Gpr(Gpr::R14), 1), "R14").then_some(())?;
+    ok(v.allow_vmfunc(true), "allow VMFUNC").then_some(())?;
+    let outside = v.set_ve_info(OUTSIDE);
+    check(
+        T,
+        outside == Err(VmError::OutsideGrant),
+        format_args!("VE info outside the grant: {outside:?}"),
+    )
+    .then_some(())?;
+    ok(v.set_ve_info(VE_INFO), "VE info page").then_some(())?;
+    let refused = (
+        v.read_vmcs(VMCS_HOST_RIP),
+        v.write_vmcs(VMCS_EPTP, 0),
+        v.write_vmcs(VMCS_GUEST_RIP + 1, 0),
+    );
+    check(
+        T,
+        refused
+            == (
+                Err(VmError::BadRegister),
+                Err(VmError::BadRegister),
+                Err(VmError::BadRegister),
+            ),
+        format_args!("raw VMCS access to kernel fields: {refused:?}"),
+    )
+    .then_some(())?;
+    debug_println!("raw VMCS access to host state, EPTP refused");
+    for (nr, view) in [(0x44, 1), (0x45, 0)] {
+        let m = expect("vmfunc", v.run(), ExitReason::Hypercall { nr })?;
+        let index = v.read_vmcs(VMCS_EPTP_INDEX);
+        let rip = v.read_vmcs(VMCS_GUEST_RIP);
+        check(
+            T,
+            index == Ok(view) && rip == Ok(m.rip),
+            format_args!("after VMFUNC: EPTP index {index:?} (want {view}), RIP {rip:?}"),
+        )
+        .then_some(())?;
+        debug_println!("VMFUNC: the guest is in view {view}");
+        skip(v, &m).ok()?;
+    }
+    ok(vcpu::set_ve(VIEW_PAGE, 0x1000, 1, true), "#VE on").then_some(())?;
+    g.write64(VE_INFO, 0); // busy word clear: #VE armed
+    let m = expect("#VE GPA", v.run(), io_out(0x504, 4, VIEW_PAGE as u32))?;
+    skip(v, &m).ok()?;
+    let m = expect("#VE reason", v.run(), io_out(0x505, 4, 48))?;
+    // Exit qualification: a read (bit 0) of a page not present in view 1.
+    let q = g.read64(VE_INFO + 8);
+    check(
+        T,
+        q & 7 == 1 && q & 0x38 == 0,
+        format_args!("#VE qualification {q:#x}"),
+    )
+    .then_some(())?;
+    debug_println!("#VE delivered: GPA {VIEW_PAGE:#x}, reason 48, qualification {q:#x}");
+    skip(v, &m).ok()?;
+    let m = expect("read after #VE", v.run(), io_out(0x506, 4, 0))?;
+    skip(v, &m).ok()?;
+    Some(())
+}
+
+fn io_out(port: u16, size: u8, data: u32) -> ExitReason {
+    ExitReason::Io {
+        port,
+        size,
+        write: true,
+        string: false,
+        rep: false,
+        data,
+    }
 }
 
 fn init() -> Vmm {

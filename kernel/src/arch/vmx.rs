@@ -215,6 +215,17 @@ pub fn invept(eptp: u64) {
     }
 }
 
+/// INVEPT all-context: drops every EPT-derived translation (every view of
+/// every VM; used when a leaf changed in a view the guest may have
+/// switched to itself with VMFUNC).
+pub fn invept_all() {
+    let desc = [0u64, 0u64];
+    // SAFETY: as in `invept`; the caller checked the CPU supports type 2.
+    unsafe {
+        asm!("invept {}, [{}]", in(reg) 2u64, in(reg) desc.as_ptr(), options(nostack));
+    }
+}
+
 /// INVVPID single-context: drops `vpid`'s cached linear translations.
 pub fn invvpid(vpid: u16) {
     let desc = [vpid as u64, 0u64];

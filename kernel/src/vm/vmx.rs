@@ -38,6 +38,8 @@ pub struct Cpu {
     proc_cap: u64,
     proc: u32,
     proc2: u32,
+    proc2_cap: u64,
+    invept_all: bool,
     exit: u32,
     entry: u32,
     cr0: Fixed,
@@ -97,6 +99,8 @@ pub fn enable(frames: &mut FrameAllocator) -> Option<Cpu> {
             )
             .ok()?,
             proc2: vmcs::control(hw::cap(msr::PROCBASED2), p2).ok()?,
+            proc2_cap: hw::cap(msr::PROCBASED2),
+            invept_all: hw::cap(msr::EPT_VPID_CAP) & (1 << 26) != 0,
             exit: vmcs::control(
                 capm(msr::EXIT),
                 exit::HOST_64
@@ -174,6 +178,7 @@ pub struct Vcpu {
     /// STAR, LSTAR, CSTAR, SFMASK, KernelGSBase (`vmcs::SOFT_MSRS`).
     msrs: [u64; 5],
     proc: u32,
+    proc2: u32,
     eptp: u64,
     vpid: u16,
     /// Flush the VPID's and EPTP's cached translations before the next entry.
@@ -240,6 +245,7 @@ impl Vcpu {
             run: RunState::default(),
             msrs: [0; 5],
             proc: cpu.proc,
+            proc2: cpu.proc2,
             eptp,
             vpid,
             flush: true,
@@ -367,12 +373,54 @@ impl Vcpu {
         Ok(())
     }
 
-    /// Points the vCPU at another view's EPT root.
-    pub fn set_root(&mut self, eptp: u64) {
+    /// Points the vCPU at view `view`'s EPT root.
+    pub fn set_root(&mut self, eptp: u64, view: u8) {
         make_current(self.vmcs);
         hw::write(field::EPTP, eptp);
+        if self.proc2 & (proc2::VMFUNC | proc2::EPT_VE) != 0 {
+            hw::write(field::EPTP_INDEX, view as u64);
+        }
         self.eptp = eptp;
         self.flush = true;
+    }
+
+    fn set_proc2(&mut self, cpu: &Cpu, bit: u32, on: bool) -> Result<(), VmError> {
+        let want = if on { self.proc2 | bit } else { self.proc2 & !bit };
+        let p = vmcs::control(cpu.proc2_cap, want).map_err(|_| VmError::NotSupported)?;
+        self.proc2 = p;
+        hw::write(field::PROC2_CONTROLS, p as u64);
+        Ok(())
+    }
+
+    /// Lets the guest switch among the views of the EPTP list at `list`
+    /// (host-physical) with VMFUNC leaf 0; `active` is its current view.
+    pub fn allow_vmfunc(&mut self, cpu: &Cpu, list: u64, active: u8, on: bool) -> Result<(), VmError> {
+        if !cpu.feat.eptp_switching {
+            return Err(VmError::NotSupported);
+        }
+        make_current(self.vmcs);
+        if on {
+            hw::write(field::EPTP_LIST, list);
+            hw::write(field::VMFUNC_CONTROLS, 1);
+        }
+        self.set_proc2(cpu, proc2::VMFUNC, on)?;
+        hw::write(field::EPTP_INDEX, active as u64);
+        Ok(())
+    }
+
+    /// #VE with the VE information area at host-physical `info` (`None`:
+    /// off); `active` is the current view (the EPTP index #VE reports).
+    pub fn set_ve_info(&mut self, cpu: &Cpu, info: Option<u64>, active: u8) -> Result<(), VmError> {
+        if !cpu.feat.ve {
+            return Err(VmError::NotSupported);
+        }
+        make_current(self.vmcs);
+        if let Some(p) = info {
+            hw::write(field::VE_INFO, p);
+        }
+        self.set_proc2(cpu, proc2::EPT_VE, info.is_some())?;
+        hw::write(field::EPTP_INDEX, active as u64);
+        Ok(())
     }
 
     /// The view's leaves changed: flush cached translations before entry.
@@ -428,7 +476,12 @@ impl Vcpu {
             );
         }
         if self.flush {
-            hw::invept(self.eptp);
+            if cpu.invept_all {
+                hw::invept_all();
+            } else {
+                // The guest may have switched views with VMFUNC.
+                hw::invept(hw::read(field::EPTP).unwrap_or(self.eptp));
+            }
             if cpu.proc2 & proc2::VPID != 0 {
                 hw::invvpid(self.vpid);
             }
@@ -511,6 +564,8 @@ struct Vm {
     roots: [u64; MAX_VIEWS],
     /// The two I/O bitmap pages (a set bit intercepts the port).
     io: u64,
+    /// The EPTP list (VMFUNC leaf 0): the EPTPs of the views that exist.
+    eptp_list: u64,
     ports: heapless::Vec<(u16, u32), { kernel_core::plan::MAX_IOPORTS }>,
     vcpus: heapless::Vec<VcpuSlot, MAX_VCPUS>,
 }
@@ -595,6 +650,8 @@ fn build(
         }
     }
     let io = contiguous(frames, 2, 0xff)?;
+    let eptp_list = contiguous(frames, 1, 0)?;
+    write64(eptp_list, vmcs::eptp_list_entry(Some(roots[0])));
     let msr_bitmap = contiguous(frames, 1, 0xff)?;
     let mut vcpus = heapless::Vec::new();
     for &id in &pvm.vcpus {
@@ -612,6 +669,7 @@ fn build(
         views: Views::new(pvm.vcpus.len()),
         roots,
         io,
+        eptp_list,
         ports: plan.pds[pvm.owner as usize]
             .ioports
             .iter()
@@ -642,7 +700,11 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4], ipc_frame: u64) -> Outcome {
         | VmCall::Inject
         | VmCall::Run
         | VmCall::SwitchView
-        | VmCall::SetIntercepts => {
+        | VmCall::SetIntercepts
+        | VmCall::AllowVmfunc
+        | VmCall::SetVeInfo
+        | VmCall::ReadVmcs
+        | VmCall::WriteVmcs => {
             let Some(n) = vm.vcpus.iter().position(|v| v.id as u64 == a) else {
                 return Outcome::NotYours(a);
             };
@@ -673,11 +735,51 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4], ipc_frame: u64) -> Outcome {
                 },
                 VmCall::SwitchView => match vm.views.switch(n as u64, b) {
                     Ok(_) => {
-                        vm.vcpus[n].hw.set_root(eptp(vm.roots[b as usize]));
+                        vm.vcpus[n].hw.set_root(eptp(vm.roots[b as usize]), b as u8);
                         done(VmError::Ok)
                     }
                     Err(e) => done(e),
                 },
+                VmCall::AllowVmfunc => {
+                    let active = vm.views.active(n);
+                    match vm.vcpus[n].hw.allow_vmfunc(&cpu, vm.eptp_list, active, b == 1) {
+                        Ok(()) => done(VmError::Ok),
+                        Err(e) => done(e),
+                    }
+                }
+                VmCall::SetVeInfo => {
+                    // The CPU writes the VE information area by host-physical
+                    // address: it must be a whole guest page the VMM may
+                    // make writable.
+                    let info = if b == 0 {
+                        None
+                    } else {
+                        match vm.grants.resolve(b, GUEST_PAGE_SIZE, Perms::RW) {
+                            Ok(r) if !r.uncached => Some(r.phys),
+                            Ok(_) => return done(VmError::BadPermissions),
+                            Err(e) => return done(e),
+                        }
+                    };
+                    let active = vm.views.active(n);
+                    match vm.vcpus[n].hw.set_ve_info(&cpu, info, active) {
+                        Ok(()) => done(VmError::Ok),
+                        Err(e) => done(e),
+                    }
+                }
+                VmCall::ReadVmcs => match vm.vcpus[n].hw.read_field(b as u32) {
+                    Ok(v) if b >> 32 == 0 => Outcome::Done(VmError::Ok, v),
+                    Ok(_) => done(VmError::BadRegister),
+                    Err(e) => done(e),
+                },
+                VmCall::WriteVmcs => {
+                    if b >> 32 != 0 {
+                        return done(VmError::BadRegister);
+                    }
+                    match vm.vcpus[n].hw.write_field(b as u32, cc) {
+                        Ok(()) => done(VmError::Ok),
+                        Err(e) => done(e),
+                    }
+                }
                 _ => run(vm, &cpu, n, ipc_frame),
             }
         }
@@ -704,7 +806,9 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4], ipc_frame: u64) -> Outcome {
                 let Some(slot) = leaf_slot(root, b + off, None) else {
                     return done(VmError::OutsideGrant);
                 };
-                let Some(e) = leaf(r.phys + off, perms, r.uncached, false) else {
+                // A page's #VE setting survives a permission change.
+                let ve = read64(slot) & ept::SUPPRESS_VE == 0;
+                let Some(e) = leaf(r.phys + off, perms, r.uncached, ve) else {
                     return done(VmError::BadPermissions);
                 };
                 write64(slot, e);
@@ -715,8 +819,45 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4], ipc_frame: u64) -> Outcome {
             }
             done(VmError::Ok)
         }
+        VmCall::SetVe => {
+            let view = d >> 8;
+            if !vm.views.exists(view) {
+                return done(VmError::NoSuchView);
+            }
+            if !cpu.feat.ve {
+                return done(VmError::NotSupported);
+            }
+            if let Err(e) = vm.grants.resolve(b, cc, Perms::R) {
+                return done(e);
+            }
+            let root = vm.roots[view as usize];
+            let mut off = 0;
+            while off < cc {
+                let Some(slot) = leaf_slot(root, b + off, None) else {
+                    return done(VmError::OutsideGrant);
+                };
+                let old = read64(slot);
+                write64(
+                    slot,
+                    if d & 1 != 0 {
+                        old & !ept::SUPPRESS_VE
+                    } else {
+                        old | ept::SUPPRESS_VE
+                    },
+                );
+                off += GUEST_PAGE_SIZE;
+            }
+            for v in vm.vcpus.iter_mut() {
+                v.hw.flush();
+            }
+            done(VmError::Ok)
+        }
         VmCall::CreateView => match vm.views.create(a) {
             Ok(new) => {
+                write64(
+                    vm.eptp_list + new as u64 * 8,
+                    vmcs::eptp_list_entry(Some(vm.roots[new as usize])),
+                );
                 let (from, to) = (vm.roots[a as usize], vm.roots[new as usize]);
                 for g in vm.grants.grants() {
                     let mut off = 0;

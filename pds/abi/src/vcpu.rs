@@ -41,6 +41,26 @@ pub const EXIT_MESSAGE_WORDS: usize = 6;
 #[repr(u64)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum VmCall {
+    /// VT-x only (`NotSupported` on AMD-V): let vCPU `rdi`'s guest switch
+    /// views itself with VMFUNC leaf 0 (EPTP switching) when `rsi` = 1, or
+    /// stop it (`rsi` = 0). The EPTP list holds the VM's existing views.
+    AllowVmfunc = 0x50,
+    /// VT-x only: deliver EPT violations on #VE-enabled pages to vCPU
+    /// `rdi`'s guest as vector 20, with the VE information area at
+    /// guest-physical `rsi` (page-aligned, inside a writable grant); `rsi`
+    /// = 0 switches #VE off.
+    SetVeInfo = 0x51,
+    /// VT-x only: enable (`r8 & 1` = 1) or disable #VE for `rdx` bytes of
+    /// guest-physical pages at `rsi` in view `r8 >> 8` (inside one grant).
+    SetVe = 0x52,
+    /// VT-x only: raw VMCS read of field `rsi` (its encoding) of vCPU
+    /// `rdi`, value in `rdi`. Guest state, controls and exit information;
+    /// host-state fields are refused (`BadRegister`).
+    ReadVmcs = 0x53,
+    /// VT-x only: raw VMCS write of `rdx` to guest-state field `rsi` of
+    /// vCPU `rdi`. Controls, host state, EPTP, VPID, the VMCS link pointer
+    /// and the preemption timer stay the kernel's (`BadRegister`).
+    WriteVmcs = 0x54,
     /// Read register `rsi` ([`Register::to_raw`]) of vCPU `rdi`; value in `rdi`.
     ReadRegister = 0x40,
     /// Write `rdx` to register `rsi` of vCPU `rdi`.
@@ -75,6 +95,11 @@ impl VmCall {
     /// Decodes a raw syscall number; `None` outside the VM range.
     pub fn from_raw(raw: u64) -> Option<Self> {
         Some(match raw {
+            0x50 => Self::AllowVmfunc,
+            0x51 => Self::SetVeInfo,
+            0x52 => Self::SetVe,
+            0x53 => Self::ReadVmcs,
+            0x54 => Self::WriteVmcs,
             0x40 => Self::ReadRegister,
             0x41 => Self::WriteRegister,
             0x42 => Self::Inject,

@@ -61,6 +61,32 @@ impl Vcpu {
     pub fn set_intercepts(self, i: Intercepts) -> Result<(), VmError> {
         result(sys::vm_call(VmCall::SetIntercepts as u64, self.0 as u64, i.raw(), 0, 0).0)
     }
+    /// VT-x: lets the guest switch views itself with VMFUNC (EPTP switching).
+    pub fn allow_vmfunc(self, allow: bool) -> Result<(), VmError> {
+        result(sys::vm_call(VmCall::AllowVmfunc as u64, self.0 as u64, allow as u64, 0, 0).0)
+    }
+    /// VT-x: #VE delivery with the VE information area at `gpa` (0: off).
+    pub fn set_ve_info(self, gpa: u64) -> Result<(), VmError> {
+        result(sys::vm_call(VmCall::SetVeInfo as u64, self.0 as u64, gpa, 0, 0).0)
+    }
+    /// VT-x: raw VMCS read of the field with this encoding.
+    pub fn read_vmcs(self, encoding: u32) -> Result<u64, VmError> {
+        let (rax, v) = sys::vm_call(VmCall::ReadVmcs as u64, self.0 as u64, encoding as u64, 0, 0);
+        result(rax).map(|()| v)
+    }
+    /// VT-x: raw VMCS write of a guest-state field.
+    pub fn write_vmcs(self, encoding: u32, value: u64) -> Result<(), VmError> {
+        result(
+            sys::vm_call(
+                VmCall::WriteVmcs as u64,
+                self.0 as u64,
+                encoding as u64,
+                value,
+                0,
+            )
+            .0,
+        )
+    }
     /// Makes `view` this vCPU's active guest-physical view.
     pub fn switch_view(self, view: u8) -> Result<(), VmError> {
         result(sys::vm_call(VmCall::SwitchView as u64, self.0 as u64, view as u64, 0, 0).0)
@@ -88,6 +114,13 @@ pub fn protect(gpa: u64, len: u64, perms: Perms, view: u8) -> Result<(), VmError
 pub fn create_view(from: u8) -> Result<u8, VmError> {
     let (rax, v) = sys::vm_call(VmCall::CreateView as u64, from as u64, 0, 0, 0);
     result(rax).map(|()| v as u8)
+}
+
+/// VT-x: enables (`on`) or disables #VE for `len` bytes of pages at `gpa`
+/// in `view`: an EPT violation there reaches the guest as vector 20.
+pub fn set_ve(gpa: u64, len: u64, view: u8, on: bool) -> Result<(), VmError> {
+    let arg = on as u64 | (view as u64) << 8;
+    result(sys::vm_call(VmCall::SetVe as u64, 0, gpa, len, arg).0)
 }
 
 /// Intercepts (`intercept`) or passes `count` guest I/O ports from `base`;
