@@ -921,10 +921,12 @@ fn run(vm: &mut Vm, cpu: &Cpu, n: usize, ipc_frame: u64) -> Outcome {
                 "bulkhead: VM '{}' vCPU {} {} (RIP {:#x}), reported to the VMM",
                 vm.name.as_str(),
                 slot.id,
-                if slot.stopped {
-                    "stopped: triple fault"
-                } else {
-                    "entry failure: invalid guest state"
+                match r {
+                    ExitReason::TripleFault => "stopped: triple fault",
+                    ExitReason::EntryFailure { code } if code & VMFAIL != 0 => {
+                        "entry failure: VMLAUNCH/VMRESUME refused the controls"
+                    }
+                    _ => "entry failure: invalid guest state",
                 },
                 rip
             );
