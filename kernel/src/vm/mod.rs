@@ -1,41 +1,88 @@
-//! Virtual machines on AMD-V: created at boot from the plan's VMs (VMCB per
-//! vCPU, nested page tables per view built from the VM's grants, ASID),
-//! and the VM calls of the owning VMM PD.
+//! Virtual machines: created at boot from the plan's VMs (a vCPU state per
+//! vCPU, nested page tables per view built from the VM's grants), the VM
+//! calls of the owning VMM PD, and the running of vCPUs on the VMM's behalf.
 //!
-//! Design rules: no `unsafe` here (the arch layer's `svm` does the
-//! hardware); nothing is allocated after boot, so every view's nested
-//! tables are built at boot with 4 KiB leaves for every granted page, and
-//! later map/unmap/protect/create-view only rewrite leaves that exist; every
-//! request is checked by `kernel_core::vm` before a leaf changes. A vCPU's
-//! exit is written into the VMM's message registers as an `ExitMessage`;
-//! a triple fault or failed entry stops that vCPU only.
+//! Design rules: no `unsafe` here (the vendor backends call the arch
+//! layer); nothing is allocated after boot, so every view's nested tables
+//! are built at boot with 4 KiB leaves for every granted page, and later
+//! map/unmap/protect/create-view only rewrite leaves that exist; every
+//! request is checked by `kernel_core::vm` before a leaf changes.
+//!
+//! Delivery (Microkit's model): `Run` (or the VMM's reply to an exit) makes
+//! a vCPU runnable; the kernel enters it when the VMM waits for events
+//! ([`enter`], called by the scheduler loop) and turns each exit into a
+//! fault event for the VMM, an `ExitMessage` in its message registers. A
+//! host interrupt ends the guest's turn without an event; a triple fault
+//! stops that vCPU only; a failed entry is reported and the VMM may fix the
+//! state. The vendor backends (`svm`; VT-x to come) only load state, enter
+//! and translate exits.
 
 #![deny(unsafe_code)]
 
+mod svm;
+
 use bulkhead_abi::vcpu::{
-    ExitMessage, Injection, Intercepts, Perms, Register, VmCall, VmError, GUEST_PAGE_SIZE,
-    MAX_VIEWS,
+    EventType, ExitMessage, ExitReason, Injection, Intercepts, Perms, Register, VmCall, VmError,
+    GUEST_PAGE_SIZE, MAX_VIEWS,
 };
 use kernel_core::boot_info::FrameAllocator;
 use kernel_core::nested::{self, npt};
 use kernel_core::plan::{BootPlan, PAGE};
 use kernel_core::plan_vm::MAX_VMS;
 use kernel_core::vm::{GrantSet, Views, MAX_VCPUS};
-use kernel_core::vmcb::{self, misc1, misc2, Slot};
-use kernel_core::vmexit::{self, Action, SvmExit};
+use kernel_core::vmexit::Action;
 
-use crate::arch::svm::{self, Page, RunState};
 use crate::arch::{paging, Global};
 use crate::kprintln;
 
-#[derive(Clone, Copy)]
+/// A vCPU exit as the backends report it.
+pub struct HwExit {
+    /// What the kernel does with it.
+    pub action: Action,
+    /// The guest RIP at the exit.
+    pub rip: u64,
+    /// The exiting instruction's length (0 when it has none).
+    pub insn_len: u8,
+}
+
+/// The vendor state of one vCPU.
+enum Hw {
+    Svm(svm::Vcpu),
+}
+
+/// The vendor state of one VM.
+enum HwVm {
+    Svm(svm::Maps),
+}
+
+/// Calls the same method on whichever backend a vCPU has.
+macro_rules! hw {
+    ($v:expr, $h:ident => $e:expr) => {
+        match $v {
+            Hw::Svm($h) => $e,
+        }
+    };
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum RunState {
+    /// Not runnable until the VMM runs it (never started, or held).
+    Held,
+    /// Runs while its VMM waits for events.
+    Runnable,
+    /// Its exit is with the VMM; the reply resumes it.
+    Exited,
+    /// Triple-faulted: stopped until the VMM PD is restarted.
+    Stopped,
+}
+
 struct Vcpu {
     id: u8,
-    run: RunState,
-    stopped: bool,
-    /// Flush this ASID's TLB on the next VMRUN (nested tables changed).
-    flush: bool,
+    hw: Hw,
+    state: RunState,
     intercepts: Intercepts,
+    /// An external interrupt waiting for the guest to be interruptible.
+    pending_irq: Option<u8>,
 }
 
 struct Vm {
@@ -44,12 +91,12 @@ struct Vm {
     grants: GrantSet,
     views: Views,
     roots: [u64; MAX_VIEWS],
-    /// The I/O permission map (3 pages, a set bit intercepts the port).
-    iopm: u64,
+    hw: HwVm,
     /// The owner's own I/O port grants: the only ports it may pass through.
     ports: heapless::Vec<(u16, u32), { kernel_core::plan::MAX_IOPORTS }>,
     vcpus: heapless::Vec<Vcpu, MAX_VCPUS>,
-    nrips: bool,
+    /// The vCPU entered last (round robin among runnable ones).
+    last: usize,
 }
 
 struct Vms {
@@ -64,10 +111,18 @@ pub enum Outcome {
     Done(VmError, u64),
     /// The vCPU id or VM is not the caller's: a capability fault.
     NotYours(u64),
-    /// A host interrupt ended the guest's run: return to the caller with
-    /// its RIP back on the `int 0x80`, so the interrupt is taken in its
-    /// context and the call repeats afterwards.
-    Again,
+}
+
+/// What entering a VMM's guest came to.
+pub enum Entered {
+    /// vCPU `.0` exited: its `ExitMessage` is in the VMM's message
+    /// registers; deliver it as a fault event.
+    Exit(u8),
+    /// A host interrupt (or an exit the kernel handled itself) ended the
+    /// guest's turn; the vCPU stays runnable.
+    Interrupted,
+    /// The VMM has no runnable vCPU.
+    Idle,
 }
 
 fn read64(phys: u64) -> u64 {
@@ -99,14 +154,6 @@ fn leaf_slot(root: u64, gpa: u64, mut frames: Option<&mut FrameAllocator>) -> Op
     Some(table + idx[3] as u64 * 8)
 }
 
-fn contiguous(frames: &mut FrameAllocator, n: u64, fill: u8) -> Option<u64> {
-    let base = frames.alloc_contiguous(n)?;
-    for p in 0..n {
-        paging::copy_to_phys(base + p * PAGE, &[fill; PAGE as usize]);
-    }
-    Some(base)
-}
-
 /// Creates every VM of the plan, or says why not (the rest of the system
 /// runs either way).
 pub fn create(plan: &BootPlan, region_base: &[u64], frames: &mut FrameAllocator) {
@@ -135,7 +182,7 @@ pub fn create(plan: &BootPlan, region_base: &[u64], frames: &mut FrameAllocator)
     svm::enable(hsave);
     for (vi, pvm) in plan.vms.iter().enumerate() {
         let name = pvm.name.as_str();
-        match build(plan, vi, region_base, frames, feat) {
+        match build(plan, vi, region_base, frames, &feat) {
             Some(vm) => {
                 kprintln!(
                     "bulkhead: VM '{}': AMD-V, NPT, ASID {}, {} vCPU(s), NRIP save {}",
@@ -188,7 +235,7 @@ fn build(
     vi: usize,
     region_base: &[u64],
     frames: &mut FrameAllocator,
-    feat: svm::Features,
+    feat: &svm::Features,
 ) -> Option<Vm> {
     let pvm = &plan.vms[vi];
     let grants = plan.vm_grants(pvm, region_base).ok()?;
@@ -213,52 +260,16 @@ fn build(
             }
         }
     }
-    // The maps: every port and MSR intercepted (the VMM decides).
-    let iopm = contiguous(frames, 3, 0xff)?;
-    let msrpm = contiguous(frames, 2, 0xff)?;
+    let maps = svm::Maps::new(frames)?;
     let mut vcpus = heapless::Vec::new();
     for &id in &pvm.vcpus {
-        let vmcb = frames.alloc()?;
-        let host_save = frames.alloc()?;
-        paging::zero_frame(vmcb);
-        paging::zero_frame(host_save);
-        let v = Page(vmcb);
-        v.write(
-            vmcb::INTERCEPT_MISC1,
-            4,
-            (misc1::INTR
-                | misc1::NMI
-                | misc1::CPUID
-                | misc1::HLT
-                | misc1::IOIO
-                | misc1::MSR
-                | misc1::SHUTDOWN) as u64,
-        );
-        v.write(vmcb::INTERCEPT_MISC2, 4, misc2::SVM_INSNS as u64);
-        v.write(vmcb::IOPM_BASE, 8, iopm);
-        v.write(vmcb::MSRPM_BASE, 8, msrpm);
-        v.write(
-            vmcb::ASID,
-            4,
-            (vi as u64 + 1).min(feat.asids.saturating_sub(1) as u64),
-        );
-        v.write(vmcb::TLB_CONTROL, 1, 1);
-        v.write(vmcb::NP_ENABLE, 8, 1);
-        v.write(vmcb::N_CR3, 8, roots[0]);
-        // V_INTR_MASKING: the guest's IF masks only virtual interrupts,
-        // host interrupts still exit.
-        v.write(vmcb::V_INTR, 8, 1 << 24);
-        reset_state(v);
+        let hw = svm::Vcpu::new(frames, &maps, vi as u32 + 1, roots[0], feat)?;
         let _ = vcpus.push(Vcpu {
             id,
-            run: RunState {
-                gprs: [0; 16],
-                vmcb,
-                host_save,
-            },
-            stopped: false,
-            flush: true,
+            hw: Hw::Svm(hw),
+            state: RunState::Held,
             intercepts: Intercepts::HLT,
+            pending_irq: None,
         });
     }
     Some(Vm {
@@ -267,54 +278,15 @@ fn build(
         grants,
         views: Views::new(pvm.vcpus.len()),
         roots,
-        iopm,
+        hw: HwVm::Svm(maps),
         ports: plan.pds[pvm.owner as usize]
             .ioports
             .iter()
             .map(|io| (io.base, io.size))
             .collect(),
         vcpus,
-        nrips: feat.nrips,
+        last: 0,
     })
-}
-
-/// Architectural reset-like state for a 64-bit guest whose VMM sets CR3,
-/// RIP and RSP: long mode on, flat segments.
-fn reset_state(v: Page) {
-    use bulkhead_abi::vcpu::{Segment as S, SegmentField as F};
-    let set = |r: Register, val: u64| {
-        if let Slot::Vmcb(off, w) = vmcb::slot(r) {
-            v.write(off, w, val);
-        }
-    };
-    set(Register::Cr0, 0x8000_0031); // PG, NE, ET, PE
-    set(Register::Cr4, 0x20); // PAE
-    set(Register::Efer, 0x1d00); // SVME, LMA, LME, NXE
-    set(Register::Rflags, 2);
-    set(Register::Dr7, 0x400);
-    v.write(0x568, 8, 0xffff_0ff0); // DR6
-    set(
-        Register::Msr(bulkhead_abi::vcpu::Msr::Pat),
-        0x0007_0406_0007_0406,
-    );
-    for (s, sel, attrs) in [
-        (S::Cs, 0x08, 0xa9b),
-        (S::Ds, 0x10, 0xc93),
-        (S::Es, 0x10, 0xc93),
-        (S::Ss, 0x10, 0xc93),
-        (S::Fs, 0x10, 0xc93),
-        (S::Gs, 0x10, 0xc93),
-        (S::Tr, 0x18, 0x08b),
-        (S::Ldtr, 0, 0x082),
-    ] {
-        set(Register::Segment(s, F::Selector), sel);
-        set(Register::Segment(s, F::Limit), 0xffff_ffff);
-        if let Slot::Vmcb(off, _) = vmcb::slot(Register::Segment(s, F::Attributes)) {
-            v.write(off, 2, attrs);
-        }
-    }
-    set(Register::Gdtr(true), 0xffff);
-    set(Register::Idtr(true), 0xffff);
 }
 
 fn write_exit(ipc_frame: u64, m: &ExitMessage) {
@@ -326,15 +298,46 @@ fn write_exit(ipc_frame: u64, m: &ExitMessage) {
     paging::copy_to_phys(ipc_frame, &b);
 }
 
+fn vm_of(pd: usize) -> Option<&'static mut Vm> {
+    VMS.get().vms.iter_mut().find(|v| v.owner == pd)
+}
+
+/// Whether PD `pd` owns a vCPU that should run while it waits.
+pub fn runnable(pd: usize) -> bool {
+    vm_of(pd).is_some_and(|vm| vm.vcpus.iter().any(|v| v.state == RunState::Runnable))
+}
+
+/// The VMM replied to vCPU `id`'s exit: resume it.
+pub fn reply(pd: usize, id: u8) {
+    if let Some(v) = vm_of(pd).and_then(|vm| vm.vcpus.iter_mut().find(|v| v.id == id)) {
+        if v.state == RunState::Exited {
+            v.state = RunState::Runnable;
+        }
+    }
+}
+
+/// PD `pd` was restarted: its vCPUs are held with reset state, so the new
+/// VMM instance starts its guest afresh (a triple-faulted vCPU included).
+pub fn reset_owner(pd: usize) {
+    if let Some(vm) = vm_of(pd) {
+        for v in vm.vcpus.iter_mut() {
+            v.state = RunState::Held;
+            v.pending_irq = None;
+            v.intercepts = Intercepts::HLT;
+            hw!(&mut v.hw, h => {
+                h.reset();
+                h.set_intercepts(Intercepts::HLT, false);
+            });
+        }
+    }
+}
+
 /// A VM call by PD `pd`; `args` = (rdi, rsi, rdx, r8).
-pub fn call(pd: usize, c: VmCall, args: [u64; 4], ipc_frame: u64) -> Outcome {
-    let vms = VMS.get();
-    let Some(vi) = vms.vms.iter().position(|v| v.owner == pd) else {
+pub fn call(pd: usize, c: VmCall, args: [u64; 4]) -> Outcome {
+    let Some(vm) = vm_of(pd) else {
         return Outcome::NotYours(args[0]);
     };
-    let vm = &mut vms.vms[vi];
     let [a, b, cc, d] = args;
-    let vcpu = |vm: &Vm, id: u64| vm.vcpus.iter().position(|v| v.id as u64 == id);
     let done = |e: VmError| Outcome::Done(e, 0);
     match c {
         VmCall::ReadRegister
@@ -343,45 +346,30 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4], ipc_frame: u64) -> Outcome {
         | VmCall::Run
         | VmCall::SwitchView
         | VmCall::SetIntercepts => {
-            let Some(n) = vcpu(vm, a) else {
+            let Some(n) = vm.vcpus.iter().position(|v| v.id as u64 == a) else {
                 return Outcome::NotYours(a);
             };
             let v = &mut vm.vcpus[n];
-            let page = Page(v.run.vmcb);
             match c {
                 VmCall::ReadRegister | VmCall::WriteRegister => {
                     let Some(r) = Register::from_raw(b) else {
                         return done(VmError::BadRegister);
                     };
-                    let write = c == VmCall::WriteRegister;
-                    let value = match (vmcb::slot(r), r) {
-                        (Slot::Saved(i), _) => {
-                            if write {
-                                v.run.gprs[i] = cc;
-                            }
-                            v.run.gprs[i]
-                        }
-                        (
-                            Slot::Vmcb(off, w),
-                            Register::Segment(_, bulkhead_abi::vcpu::SegmentField::Attributes),
-                        ) => {
-                            if write {
-                                page.write(off, w, vmcb::attrs_to_vmcb(cc) as u64);
-                            }
-                            vmcb::attrs_from_vmcb(page.read(off, w) as u16)
-                        }
-                        (Slot::Vmcb(off, w), _) => {
-                            if write {
-                                page.write(off, w, cc);
-                            }
-                            page.read(off, w)
-                        }
-                    };
-                    Outcome::Done(VmError::Ok, value)
+                    if c == VmCall::WriteRegister {
+                        hw!(&mut v.hw, h => h.write(r, cc));
+                    }
+                    Outcome::Done(VmError::Ok, hw!(&v.hw, h => h.read(r)))
                 }
                 VmCall::Inject => match Injection::from_raw(b) {
+                    Some(inj) if inj.kind == EventType::External => {
+                        if v.pending_irq.is_some() {
+                            return done(VmError::Busy);
+                        }
+                        v.pending_irq = Some(inj.vector);
+                        done(VmError::Ok)
+                    }
                     Some(inj) => {
-                        page.write(vmcb::EVENTINJ, 8, inj.to_raw());
+                        hw!(&mut v.hw, h => h.inject(inj));
                         done(VmError::Ok)
                     }
                     None => done(VmError::BadInjection),
@@ -391,46 +379,25 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4], ipc_frame: u64) -> Outcome {
                         return done(VmError::BadRegister);
                     };
                     v.intercepts = i;
-                    let mut m = page.read(vmcb::INTERCEPT_MISC1, 4) as u32;
-                    m &= !(misc1::HLT | misc1::VINTR);
-                    if i.contains(Intercepts::HLT) {
-                        m |= misc1::HLT;
-                    }
-                    let mut vi = page.read(vmcb::V_INTR, 8) & !(1 << 8);
-                    if i.contains(Intercepts::INTERRUPT_WINDOW) {
-                        m |= misc1::VINTR;
-                        vi |= 1 << 8; // V_IRQ: exit when the guest can take it
-                    }
-                    page.write(vmcb::V_INTR, 8, vi);
-                    page.write(vmcb::INTERCEPT_MISC1, 4, m as u64);
-                    let mut ex = 0u64;
-                    if i.contains(Intercepts::INT3) {
-                        ex |= 1 << 3;
-                    }
-                    if i.contains(Intercepts::DEBUG) {
-                        ex |= 1 << 1;
-                    }
-                    page.write(vmcb::INTERCEPT_EXCEPTIONS, 4, ex);
-                    let mut cr = 0u64;
-                    if i.contains(Intercepts::CR3_STORE) {
-                        cr |= 1 << 3;
-                    }
-                    if i.contains(Intercepts::CR3_LOAD) {
-                        cr |= 1 << (16 + 3);
-                    }
-                    page.write(vmcb::INTERCEPT_CR, 4, cr);
+                    let window = i.contains(Intercepts::INTERRUPT_WINDOW) || v.pending_irq.is_some();
+                    hw!(&mut v.hw, h => h.set_intercepts(i, window));
                     done(VmError::Ok)
                 }
                 VmCall::SwitchView => match vm.views.switch(n as u64, b) {
                     Ok(_) => {
-                        let v = &mut vm.vcpus[n];
-                        Page(v.run.vmcb).write(vmcb::N_CR3, 8, vm.roots[b as usize]);
-                        v.flush = true;
+                        let root = vm.roots[b as usize];
+                        hw!(&mut vm.vcpus[n].hw, h => h.set_root(root));
                         done(VmError::Ok)
                     }
                     Err(e) => done(e),
                 },
-                _ => run(vm, n, ipc_frame),
+                _ => {
+                    if v.state == RunState::Stopped {
+                        return done(VmError::VcpuStopped);
+                    }
+                    v.state = RunState::Runnable;
+                    done(VmError::Ok)
+                }
             }
         }
         VmCall::Map | VmCall::Unmap | VmCall::Protect => {
@@ -463,7 +430,7 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4], ipc_frame: u64) -> Outcome {
                 off += GUEST_PAGE_SIZE;
             }
             for v in vm.vcpus.iter_mut() {
-                v.flush = true;
+                hw!(&mut v.hw, h => h.flush());
             }
             done(VmError::Ok)
         }
@@ -499,92 +466,110 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4], ipc_frame: u64) -> Outcome {
                 return done(VmError::PortsNotHeld);
             }
             for port in base..base + count {
-                let at = vm.iopm + port / 8;
-                let mut byte = [0u8];
-                crate::arch::read_phys(at, &mut byte);
-                let bit = 1u8 << (port % 8);
-                byte[0] = if cc == 0 {
-                    byte[0] & !bit
-                } else {
-                    byte[0] | bit
-                };
-                paging::copy_to_phys(at, &byte);
+                match &vm.hw {
+                    HwVm::Svm(m) => m.set_port(port as u16, cc != 0),
+                }
             }
             done(VmError::Ok)
+        }
+        VmCall::SetMsrIntercept => {
+            let Ok(msr) = u32::try_from(b) else {
+                return done(VmError::BadRegister);
+            };
+            let ok = match &vm.hw {
+                HwVm::Svm(m) => m.set_msr(msr, cc != 0),
+            };
+            done(if ok {
+                VmError::Ok
+            } else {
+                VmError::MsrNotSwitched
+            })
         }
     }
 }
 
-fn run(vm: &mut Vm, n: usize, ipc_frame: u64) -> Outcome {
-    let nrips = vm.nrips;
-    let name = vm.name.clone();
+/// Enters a runnable vCPU of PD `pd`'s VM until its next exit, writing
+/// that exit into the message registers at `ipc_frame`.
+pub fn enter(pd: usize, ipc_frame: u64) -> Entered {
+    let Some(vm) = vm_of(pd) else {
+        return Entered::Idle;
+    };
+    let count = vm.vcpus.len();
+    let Some(n) = (1..=count)
+        .map(|k| (vm.last + k) % count)
+        .find(|&k| vm.vcpus[k].state == RunState::Runnable)
+    else {
+        return Entered::Idle;
+    };
+    vm.last = n;
     let v = &mut vm.vcpus[n];
-    if v.stopped {
-        return Outcome::Done(VmError::VcpuStopped, 0);
+    // A queued external interrupt goes in when the guest can take it;
+    // until then the guest runs with an interrupt-window exit armed.
+    if let Some(vector) = v.pending_irq {
+        let ready = hw!(&v.hw, h => !h.event_pending() && h.interruptible());
+        if ready {
+            hw!(&mut v.hw, h => h.inject(Injection {
+                vector,
+                kind: EventType::External,
+                error_code: None,
+            }));
+            v.pending_irq = None;
+        }
+        let window = v.pending_irq.is_some() || v.intercepts.contains(Intercepts::INTERRUPT_WINDOW);
+        let i = v.intercepts;
+        hw!(&mut v.hw, h => h.set_intercepts(i, window));
     }
-    let page = Page(v.run.vmcb);
-    page.write(vmcb::TLB_CONTROL, 1, v.flush as u64);
-    v.flush = false;
-    page.write(vmcb::CLEAN, 4, 0);
-    svm::run(&mut v.run);
-    let exit = SvmExit {
-        code: page.read(vmcb::EXITCODE, 8),
-        info1: page.read(vmcb::EXITINFO1, 8),
-        info2: page.read(vmcb::EXITINFO2, 8),
-        rax: page.read(0x5f8, 8),
-        rcx: v.run.gprs[1],
-        rdx: v.run.gprs[2],
-    };
-    // EVENTINJ was consumed at entry; an event whose delivery this exit
-    // interrupted (e.g. by a nested page fault or a host interrupt) is in
-    // EXITINTINFO and is injected again on the next entry, so it is not lost.
-    let pending = page.read(vmcb::EXITINTINFO, 8);
-    page.write(
-        vmcb::EVENTINJ,
-        8,
-        if pending & (1 << 31) != 0 { pending } else { 0 },
-    );
-    let rip = page.read(0x578, 8);
-    let insn_len = if nrips && page.read(vmcb::NRIP, 8) > rip {
-        page.read(vmcb::NRIP, 8).wrapping_sub(rip).min(15) as u8
-    } else {
-        vmexit::svm_insn_len(&exit, rip)
-    };
-    let reason = match vmexit::normalize_svm(&exit) {
-        Action::HostInterrupt | Action::Preempted => return Outcome::Again,
-        Action::Deliver(r) => r,
+    let exit = hw!(&mut v.hw, h => h.enter());
+    let reason = match exit.action {
+        Action::HostInterrupt | Action::Preempted => return Entered::Interrupted,
+        Action::Deliver(ExitReason::InterruptWindow)
+            if !v.intercepts.contains(Intercepts::INTERRUPT_WINDOW) =>
+        {
+            // The kernel's own window, for a queued interrupt: not the VMM's.
+            return Entered::Interrupted;
+        }
+        Action::Deliver(r) => {
+            if r == ExitReason::InterruptWindow {
+                // One-shot for the VMM too: it asks again for the next one.
+                v.intercepts = Intercepts::from_raw(
+                    v.intercepts.raw() & !Intercepts::INTERRUPT_WINDOW.raw(),
+                )
+                .unwrap_or(v.intercepts);
+            }
+            v.state = RunState::Exited;
+            r
+        }
         Action::Stop(r) => {
             // A triple fault ends the vCPU; after an entry failure the VMM
             // may correct the state and run it again.
-            v.stopped = r == bulkhead_abi::vcpu::ExitReason::TripleFault;
+            let stopped = r == ExitReason::TripleFault;
+            v.state = if stopped {
+                RunState::Stopped
+            } else {
+                RunState::Exited
+            };
             kprintln!(
                 "bulkhead: VM '{}' vCPU {} {} (RIP {:#x}), reported to the VMM",
-                name.as_str(),
+                vm.name.as_str(),
                 v.id,
-                if v.stopped {
+                if stopped {
                     "stopped: triple fault"
                 } else {
                     "entry failure: invalid guest state"
                 },
-                rip
+                exit.rip
             );
             r
         }
     };
-    if reason == bulkhead_abi::vcpu::ExitReason::InterruptWindow {
-        // One-shot: the VMM asks again for the next one.
-        page.write(vmcb::V_INTR, 8, page.read(vmcb::V_INTR, 8) & !(1 << 8));
-        let m = page.read(vmcb::INTERCEPT_MISC1, 4) & !(misc1::VINTR as u64);
-        page.write(vmcb::INTERCEPT_MISC1, 4, m);
-    }
     write_exit(
         ipc_frame,
         &ExitMessage {
             vcpu: v.id,
             reason,
-            rip,
-            insn_len,
+            rip: exit.rip,
+            insn_len: exit.insn_len,
         },
     );
-    Outcome::Done(VmError::Ok, 0)
+    Entered::Exit(v.id)
 }
