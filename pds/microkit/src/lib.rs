@@ -53,6 +53,7 @@
 
 #[allow(unsafe_code)] // the syscall layer; each block has its SAFETY comment
 mod sys;
+pub mod bytes;
 pub mod vcpu;
 
 #[allow(unsafe_code)] // the GlobalAlloc impl; each block has its SAFETY comment
