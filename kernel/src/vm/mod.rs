@@ -345,7 +345,9 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4]) -> Outcome {
         | VmCall::Inject
         | VmCall::Run
         | VmCall::SwitchView
-        | VmCall::SetIntercepts => {
+        | VmCall::SetIntercepts
+        | VmCall::Pause
+        | VmCall::Reset => {
             let Some(n) = vm.vcpus.iter().position(|v| v.id as u64 == a) else {
                 return Outcome::NotYours(a);
             };
@@ -391,6 +393,25 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4]) -> Outcome {
                     }
                     Err(e) => done(e),
                 },
+                VmCall::Pause => {
+                    if v.state == RunState::Runnable {
+                        v.state = RunState::Held;
+                    }
+                    done(VmError::Ok)
+                }
+                VmCall::Reset => {
+                    v.state = RunState::Held;
+                    v.pending_irq = None;
+                    v.intercepts = Intercepts::HLT;
+                    hw!(&mut v.hw, h => {
+                        h.reset();
+                        h.set_intercepts(Intercepts::HLT, false);
+                    });
+                    let view0 = vm.roots[0];
+                    let _ = vm.views.switch(n as u64, 0);
+                    hw!(&mut vm.vcpus[n].hw, h => h.set_root(view0));
+                    done(VmError::Ok)
+                }
                 _ => {
                     if v.state == RunState::Stopped {
                         return done(VmError::VcpuStopped);

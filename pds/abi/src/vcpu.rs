@@ -81,6 +81,15 @@ pub enum VmCall {
     /// MSR `rsi`; passing is refused (`MsrNotSwitched`) unless the hardware
     /// switches that MSR between host and guest on every entry and exit.
     SetMsrIntercept = 0x4b,
+    /// Hold vCPU `rdi`: it does not run until `Run` (a vCPU whose exit is
+    /// with the VMM is held by not replying; this holds a runnable one,
+    /// e.g. for the monitor's pause).
+    Pause = 0x4c,
+    /// Reset vCPU `rdi` to the architectural start state the kernel gives
+    /// a new vCPU (64-bit mode, flat segments, GPRs zero, nothing pending)
+    /// and hold it; this also ends a triple-faulted vCPU's stop, so a VMM
+    /// can reboot its guest.
+    Reset = 0x4d,
 }
 
 impl VmCall {
@@ -99,6 +108,8 @@ impl VmCall {
             0x49 => Self::SetIntercepts,
             0x4a => Self::SetIoIntercept,
             0x4b => Self::SetMsrIntercept,
+            0x4c => Self::Pause,
+            0x4d => Self::Reset,
             _ => return None,
         })
     }

@@ -51,6 +51,18 @@ impl Vcpu {
         result(sys::vm_call(VmCall::Run as u64, self.0 as u64, 0, 0, 0).0)
     }
 
+    /// Holds the vCPU: it does not run until [`Vcpu::resume`].
+    pub fn pause(self) -> Result<(), VmError> {
+        result(sys::vm_call(VmCall::Pause as u64, self.0 as u64, 0, 0, 0).0)
+    }
+
+    /// Resets the vCPU to the kernel's start state (64-bit mode, flat
+    /// segments, GPRs zero) and holds it, ending a triple-fault stop: how
+    /// a VMM reboots its guest.
+    pub fn reset(self) -> Result<(), VmError> {
+        result(sys::vm_call(VmCall::Reset as u64, self.0 as u64, 0, 0, 0).0)
+    }
+
     /// Runs the guest until this vCPU's next exit and returns it: for a
     /// VMM that drives one vCPU as a straight-line program (tests, benches)
     /// instead of an event loop. Notifications arriving meanwhile are kept
