@@ -184,6 +184,9 @@ impl Vcpu {
                 v.write(off, w, val);
             }
         };
+        for r in [Register::Rip, Register::Gpr(bulkhead_abi::vcpu::Gpr::Rsp), Register::Gpr(bulkhead_abi::vcpu::Gpr::Rax), Register::Cr2, Register::Cr3] {
+            set(r, 0);
+        }
         set(Register::Cr0, 0x8000_0031); // PG, NE, ET, PE
         set(Register::Cr4, 0x20); // PAE
         set(Register::Efer, 0x1d00); // SVME, LMA, LME, NXE

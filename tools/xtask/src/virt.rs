@@ -29,6 +29,12 @@ pub fn extra() -> Result<()> {
             "witness| alive after the guest's triple fault",
         ],
         &["-cpu", "qemu64,+svm,+npt"],
+    )?;
+    kernel::system_test(
+        "vm-loop",
+        90,
+        &["bulkhead: VM 'loopguest' vCPU 0 stopped: triple fault"],
+        &["-cpu", "qemu64,+svm,+npt"],
     )
 }
 
