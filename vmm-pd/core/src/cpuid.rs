@@ -156,10 +156,13 @@ pub mod bits {
     /// VNNI (11), BITALG (12), VPOPCNTDQ (14).
     pub const L7_ECX_XSAVE: u32 =
         (1 << 1) | (1 << 6) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 14);
-    /// Leaf 7.0 EDX: hybrid (15), PCONFIG (18), arch LBR (19), CET IBT (20),
-    /// IBRS/IBPB (26), STIBP (27), L1D flush (28), ARCH_CAPABILITIES (29),
-    /// CORE_CAPABILITIES (30), SSBD (31) — every bit that implies an MSR we refuse.
-    pub const L7_EDX_HIDDEN: u32 = (1 << 15)
+    /// Leaf 7.0 EDX: SRBDS control (9), TSX force-abort (13), hybrid (15),
+    /// PCONFIG (18), arch LBR (19), CET IBT (20), IBRS/IBPB (26), STIBP
+    /// (27), L1D flush (28), ARCH_CAPABILITIES (29), CORE_CAPABILITIES
+    /// (30), SSBD (31) — every bit that implies an MSR we refuse.
+    pub const L7_EDX_HIDDEN: u32 = (1 << 9)
+        | (1 << 13)
+        | (1 << 15)
         | (1 << 18)
         | (1 << 19)
         | (1 << 20)
@@ -178,7 +181,8 @@ pub mod bits {
     /// Leaf 7.1 EAX: LAM (26).
     pub const L7_1_EAX_HIDDEN: u32 = 1 << 26;
     /// Leaf 0x8000_0001 ECX: CmpLegacy (1), SVM (2), ExtApicSpace (3),
-    /// OSVW (9), IBS (10), WDT (13), LWP (15), NodeId (19), TOPOEXT (22),
+    /// OSVW (9), IBS (10), WDT (13), LWP (15), TCE (17, an EFER bit the
+    /// MSR policy refuses), NodeId (19), TOPOEXT (22),
     /// PerfCtrCore (23), PerfCtrNb (24), DBX (26), PerfTsc (27),
     /// PerfCtrLlc (28), MWAITX (29).
     pub const E1_ECX_HIDDEN: u32 = (1 << 1)
@@ -188,6 +192,7 @@ pub mod bits {
         | (1 << 10)
         | (1 << 13)
         | (1 << 15)
+        | (1 << 17)
         | (1 << 19)
         | (1 << 22)
         | (1 << 23)
@@ -198,8 +203,9 @@ pub mod bits {
         | (1 << 29);
     /// Leaf 0x8000_0001 ECX: XOP (11), FMA4 (16), TBM (21).
     pub const E1_ECX_XSAVE: u32 = (1 << 11) | (1 << 16) | (1 << 21);
-    /// Leaf 0x8000_0001 EDX: RDTSCP (27) (TSC_AUX is not switched per guest).
-    pub const E1_EDX_HIDDEN: u32 = 1 << 27;
+    /// Leaf 0x8000_0001 EDX: FFXSR (25, an EFER bit the MSR policy
+    /// refuses), RDTSCP (27) (TSC_AUX is not switched per guest).
+    pub const E1_EDX_HIDDEN: u32 = (1 << 25) | (1 << 27);
     /// Leaf 0x8000_0007 EDX: only invariant TSC (8) is kept.
     pub const E7_EDX_KEPT: u32 = 1 << 8;
     /// Leaf 0x8000_0008 EBX: IRPERF (1), IBPB (12), IBRS (14), STIBP (15),
@@ -493,6 +499,10 @@ mod tests {
             (0x8000_0001, 0, C, 29, "MWAITX"),
             (0x8000_0001, 0, C, 11, "XOP"),
             (0x8000_0001, 0, D, 27, "RDTSCP"),
+            (0x8000_0001, 0, D, 25, "FFXSR"),
+            (0x8000_0001, 0, C, 17, "TCE"),
+            (7, 0, D, 9, "SRBDS_CTRL"),
+            (7, 0, D, 13, "TSX_FORCE_ABORT"),
             (0x8000_0007, 0, D, 7, "hardware P-states"),
             (0x8000_0008, 0, B, 12, "IBPB"),
             (0x8000_0008, 0, B, 24, "SSBD"),
