@@ -386,6 +386,102 @@ mod tests {
         buf[..n].to_vec()
     }
 
+    /// The decision tree of Linux 6.1's 8250 `autoconfig` and
+    /// `autoconfig_16550a`, register access for register access; returns
+    /// the type it would settle on.
+    fn linux_autoconfig(u: &mut Uart) -> &'static str {
+        let scratch = u.read(1);
+        u.write(1, 0);
+        let s2 = u.read(1) & 0x0f;
+        u.write(1, 0x0f);
+        let s3 = u.read(1) & 0x0f;
+        u.write(1, scratch);
+        if s2 != 0 || s3 != 0x0f {
+            return "none";
+        }
+        let (save_mcr, save_lcr) = (u.read(4), u.read(3));
+        u.write(4, MCR_LOOP | 0x0a);
+        let st = u.read(6) & 0xf0;
+        u.write(4, save_mcr);
+        if st != 0x90 {
+            return "none (loopback)";
+        }
+        u.write(3, 0xbf);
+        u.write(2, 0); // EFR, which on a 16550A is FCR
+        u.write(3, 0);
+        u.write(2, 0x01);
+        let kind = match u.read(2) >> 6 {
+            0 => "8250/16450",
+            1 => "unknown",
+            2 => "16550",
+            _ => {
+                u.write(3, 0x80);
+                let efr_a = u.read(2);
+                u.write(3, 0xbf);
+                let efr_b = u.read(2);
+                u.write(3, 0);
+                let st1 = u.read(4);
+                u.write(3, 0xe0);
+                let mut st2 = u.read(2);
+                let mut natsemi = false;
+                if (st2 ^ st1) & MCR_LOOP == 0 {
+                    u.write(3, 0);
+                    u.write(4, st1 ^ MCR_LOOP);
+                    u.write(3, 0xe0);
+                    st2 = u.read(2);
+                    u.write(3, 0);
+                    u.write(4, st1);
+                    natsemi = (st2 ^ st1) & MCR_LOOP != 0;
+                }
+                u.write(3, 0);
+                u.write(2, 0x21);
+                let iir1 = u.read(2) >> 5;
+                u.write(2, 0x01);
+                u.write(3, 0x80);
+                u.write(2, 0x21);
+                let iir2 = u.read(2) >> 5;
+                u.write(2, 0x01);
+                u.write(3, 0);
+                let ier = u.read(1);
+                u.write(1, ier & !0x40);
+                let mut xscale = false;
+                if u.read(1) & 0x40 == 0 {
+                    u.write(1, ier | 0x40);
+                    xscale = u.read(1) & 0x40 != 0;
+                }
+                u.write(1, ier);
+                if efr_a == 0 {
+                    "ST16650"
+                } else if efr_b == 0 {
+                    "EFRv2"
+                } else if natsemi {
+                    "NS16550A"
+                } else if iir1 == 6 && iir2 == 7 {
+                    "TI16750"
+                } else if xscale {
+                    "XScale"
+                } else {
+                    "16550A"
+                }
+            }
+        };
+        u.write(3, save_lcr);
+        u.write(4, save_mcr);
+        kind
+    }
+
+    #[test]
+    fn linux_autoconfig_detects_a_16550a() {
+        let mut u = Uart::new();
+        assert_eq!(linux_autoconfig(&mut u), "16550A");
+        // The same with interrupts enabled and pending while it probes.
+        let mut u = Uart::new();
+        u.write(MCR, MCR_OUT2);
+        u.write(IER_DLM, 0x0f);
+        u.push_input(b"typed ahead");
+        assert_eq!(linux_autoconfig(&mut u), "16550A");
+    }
+
     #[test]
     fn linux_autoconfig_scratch_test_sees_a_uart() {
         // 8250 autoconfig: IER=0 reads 0, IER=0x0f reads 0x0f.
