@@ -413,6 +413,43 @@ mod tests {
         assert_eq!(p.pending_interrupt(), None);
     }
 
+    /// Linux's `mc146818_get_time`: wait for UIP to clear, read the time
+    /// registers, and accept them only if UIP stayed clear and the seconds
+    /// did not change; the VMM advances the clock at every exit.
+    fn linux_read_rtc(p: &mut Platform, mut now: u64) -> (u64, [u8; 6]) {
+        let mut cmos = |p: &mut Platform, now: &mut u64, reg: u8| {
+            *now += 20_000; // an exit round trip
+            p.advance(*now);
+            p.io_out(0x70, 1, u32::from(reg));
+            p.io_in(0x71, 1) as u8
+        };
+        for _ in 0..1000 {
+            let seconds = cmos(p, &mut now, 0);
+            if cmos(p, &mut now, 0x0a) & 0x80 != 0 {
+                now += 1_000_000; // mdelay(1)
+                continue;
+            }
+            let t = [0u8, 2, 4, 7, 8, 9].map(|r| cmos(p, &mut now, r));
+            if cmos(p, &mut now, 0x0a) & 0x80 != 0 || cmos(p, &mut now, 0) != seconds {
+                continue;
+            }
+            return (now, t);
+        }
+        panic!("UIP never cleared");
+    }
+
+    #[test]
+    fn linux_reads_a_consistent_rtc_time_across_updates() {
+        // 2023-11-14 23:59:59 UTC, read starting just before the update.
+        let mut p = Platform::new(0, 1_700_006_399);
+        let (now, t) = linux_read_rtc(&mut p, 999_700_000);
+        assert!(now > 1_000_000_000, "waited out UIP and the update");
+        assert_eq!(t, [0x00, 0x00, 0x00, 0x15, 0x11, 0x23]);
+        let mut p = Platform::new(0, 1_700_006_399);
+        let (_, t) = linux_read_rtc(&mut p, 0);
+        assert_eq!(t, [0x59, 0x59, 0x23, 0x14, 0x11, 0x23]);
+    }
+
     #[test]
     fn unknown_ports_read_all_ones_and_are_counted() {
         let mut p = Platform::new(0, 0);

@@ -357,6 +357,16 @@ impl PicPair {
         self.update_cascade();
     }
 
+    /// Raises ISA interrupt line `irq` (see [`PicPair::set_irq`]).
+    pub fn raise_irq(&mut self, irq: u8) {
+        self.set_irq(irq, true);
+    }
+
+    /// Lowers ISA interrupt line `irq` (see [`PicPair::set_irq`]).
+    pub fn lower_irq(&mut self, irq: u8) {
+        self.set_irq(irq, false);
+    }
+
     /// A low-to-high edge on `irq` that leaves the line high: how the PIT's
     /// output is presented (its rising edges are what requests IRQ 0).
     pub fn pulse_irq(&mut self, irq: u8) {
