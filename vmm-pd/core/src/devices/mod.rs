@@ -417,7 +417,7 @@ mod tests {
     /// registers, and accept them only if UIP stayed clear and the seconds
     /// did not change; the VMM advances the clock at every exit.
     fn linux_read_rtc(p: &mut Platform, mut now: u64) -> (u64, [u8; 6]) {
-        let mut cmos = |p: &mut Platform, now: &mut u64, reg: u8| {
+        let cmos = |p: &mut Platform, now: &mut u64, reg: u8| {
             *now += 20_000; // an exit round trip
             p.advance(*now);
             p.io_out(0x70, 1, u32::from(reg));
