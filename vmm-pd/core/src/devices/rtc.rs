@@ -214,15 +214,37 @@ impl Rtc {
         self.ram[9] = self.enc(t.year % 100);
     }
 
-    /// Whether the alarm registers match the encoded time of day `secs`.
-    fn alarm_matches(&self, secs_of_day: u64) -> bool {
-        let h = (secs_of_day / 3600) as u32;
-        let m = (secs_of_day / 60 % 60) as u32;
-        let s = (secs_of_day % 60) as u32;
+    /// Whether the alarm matched any second in `first..=last` (Unix
+    /// seconds, less than a day apart). Each alarm byte is compared with the
+    /// encoded time field, 0xc0-0xff matching anything; the walk goes a
+    /// minute at a time, so it is short whatever the alarm holds.
+    fn alarm_in(&self, first: u64, last: u64) -> bool {
         let field = |alarm: u8, now: u8| alarm & 0xc0 == 0xc0 || alarm == now;
-        field(self.ram[1], self.enc(s))
-            && field(self.ram[3], self.enc(m))
-            && field(self.ram[5], self.enc_hour(h))
+        let mut sec_ok = [false; 60];
+        let mut min_ok = [false; 60];
+        let mut hour_ok = [false; 24];
+        for v in 0..60u32 {
+            sec_ok[v as usize] = field(self.ram[1], self.enc(v));
+            min_ok[v as usize] = field(self.ram[3], self.enc(v));
+        }
+        for (h, ok) in hour_ok.iter_mut().enumerate() {
+            *ok = field(self.ram[5], self.enc_hour(h as u32));
+        }
+        if !(sec_ok.contains(&true) && min_ok.contains(&true) && hour_ok.contains(&true)) {
+            return false;
+        }
+        let mut t = first;
+        while t <= last {
+            let sod = t % 86_400;
+            let (h, m, s) = ((sod / 3600) as usize, (sod / 60 % 60) as usize, (sod % 60) as usize);
+            let minute_last = last.min(t + (59 - s as u64));
+            let s_last = s + (minute_last - t) as usize;
+            if hour_ok[h] && min_ok[m] && sec_ok[s..=s_last].contains(&true) {
+                return true;
+            }
+            t = minute_last + 1;
+        }
+        false
     }
 
     /// The periodic interrupt's divisor of the 32.768 kHz base, if enabled.
@@ -264,7 +286,7 @@ impl Rtc {
         // The alarm is checked at every second passed; a day covers every
         // time of day, so longer gaps need not be walked.
         let first = before + 1 + elapsed.saturating_sub(86_400);
-        if (first..=before + elapsed).any(|t| self.alarm_matches(t % 86_400)) {
+        if self.alarm_in(first, before + elapsed) {
             self.flags |= C_AF;
         }
         self.store_time(DateTime::from_unix(before + elapsed));
@@ -497,6 +519,44 @@ mod tests {
         write(&mut rtc, 0x0b, B_24H | B_UIE);
         rtc.advance(11 * NS_PER_S);
         assert!(rtc.irq_line());
+    }
+
+    #[test]
+    fn alarm_walk_agrees_with_checking_every_second() {
+        let mut rtc = Rtc::new(0, T0);
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut outcomes = [0u32; 2];
+        for round in 0..400 {
+            // Mostly valid alarm bytes, some don't-care and some garbage.
+            let pick = |r: u64, max: u64| match r % 8 {
+                0 => 0xc0 | (r >> 8) as u8,
+                1 => (r >> 8) as u8,
+                _ => to_bcd(((r >> 8) % max) as u8),
+            };
+            let (a, b, c) = (next(), next(), next());
+            rtc.ram[1] = pick(a, 60);
+            rtc.ram[3] = pick(b, 60);
+            rtc.ram[5] = pick(c, 24);
+            rtc.ram[REG_B] = if round % 3 == 0 { 0 } else { B_24H };
+            let first = T0 + next() % 200_000;
+            let len = next() % if round % 2 == 0 { 200 } else { 86_400 };
+            let brute = (first..=first + len).any(|t| {
+                let sod = t % 86_400;
+                let f = |alarm: u8, now: u8| alarm & 0xc0 == 0xc0 || alarm == now;
+                f(rtc.ram[1], rtc.enc((sod % 60) as u32))
+                    && f(rtc.ram[3], rtc.enc((sod / 60 % 60) as u32))
+                    && f(rtc.ram[5], rtc.enc_hour((sod / 3600) as u32))
+            });
+            assert_eq!(rtc.alarm_in(first, first + len), brute, "round {round}");
+            outcomes[usize::from(brute)] += 1;
+        }
+        assert!(outcomes[0] > 50 && outcomes[1] > 50, "{outcomes:?}");
     }
 
     #[test]
