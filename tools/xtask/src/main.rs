@@ -25,6 +25,7 @@ mod debian;
 mod vmi;
 mod virt;
 mod fwpd;
+mod vmm;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -163,6 +164,7 @@ const AREAS: &[(&str, Setup, Extra)] = &[
     ("vmi", vmi::setup, vmi::extra),
     ("virt", virt::setup, virt::extra),
     ("fwpd", fwpd::setup, fwpd::extra),
+    ("vmm", vmm::setup, vmm::extra),
 ];
 
 /// `cargo xtask run [--uefi]`: builds everything and boots the reference
