@@ -8,6 +8,9 @@
 //! State of a PD (Microkit semantics):
 //! - `Ready`: runnable (subject to budget);
 //! - `Recv`: waiting in `ReplyRecv` for a notification, PPC or child fault;
+//! - `Guest`: waiting as in `Recv`, with a runnable vCPU: the kernel runs
+//!   the guest on the PD's budget until an event for the PD arrives (a
+//!   vCPU exit is one);
 //! - `Calling`: blocked in `ppcall` until the callee replies;
 //! - `Faulted`: waiting for its parent to restart or stop it;
 //! - `Stopped`: for good (by its parent, or a parentless fault).
@@ -32,6 +35,7 @@ const TICK_MS: u32 = 1;
 enum State {
     Ready,
     Recv,
+    Guest,
     Calling { callee: usize, served: bool },
     Faulted,
     Stopped,
@@ -50,6 +54,10 @@ struct PdState {
     ipc_frame: u64,
     fault: (FaultKind, u64, u64),
     line_start: bool,
+    /// The vCPU whose exit was this PD's last event: a reply resumes it.
+    vcpu_reply: Option<u8>,
+    /// The TSC deadline of the PD's one-shot timer (0 = none).
+    deadline: u64,
 }
 
 impl PdState {
@@ -63,6 +71,8 @@ impl PdState {
         ipc_frame: 0,
         fault: (FaultKind::OtherException, 0, 0),
         line_start: true,
+        vcpu_reply: None,
+        deadline: 0,
     };
 }
 
@@ -237,12 +247,7 @@ pub fn boot(magic: u32, info_phys: u64) -> ! {
     );
     k.last_tsc = cpu::rdtsc();
     let mut frame = TrapFrame::default();
-    loop {
-        if k.pick_and_load(&mut frame) {
-            break;
-        }
-        cpu::wait_for_interrupt();
-    }
+    schedule(&mut frame);
     crate::arch::trap::enter_user(&frame)
 }
 
@@ -363,6 +368,8 @@ impl Kernel {
 
     /// Fresh data, bss, stack, IPC buffer and registers; runnable.
     fn reset_pd(&mut self, i: usize) {
+        self.pds[i].vcpu_reply = None;
+        self.pds[i].deadline = 0;
         let pd = &self.plan.pds[i];
         let space = self.pds[i].space;
         for seg in &pd.segments {
@@ -478,7 +485,7 @@ impl Kernel {
 
     /// Tries to hand PD `i` (in `Recv`) its next event; true if delivered.
     fn deliver(&mut self, i: usize) -> bool {
-        if self.pds[i].state != State::Recv {
+        if !matches!(self.pds[i].state, State::Recv | State::Guest) {
             return false;
         }
         // 1. Faults of children.
@@ -549,7 +556,44 @@ impl Kernel {
             self.wake(i);
             return true;
         }
+        // 4. Nothing to deliver: a VMM with a runnable vCPU runs its guest.
+        if self.pds[i].state == State::Recv && crate::vm::runnable(i) {
+            self.pds[i].state = State::Guest;
+            self.sched.set_runnable(i, true);
+        }
         false
+    }
+
+    /// Runs the guest of PD `i` (in `Guest`) until its next exit or a host
+    /// interrupt; an exit becomes the PD's fault event.
+    fn run_guest(&mut self, i: usize) {
+        match crate::vm::enter(i, self.pds[i].ipc_frame) {
+            crate::vm::Entered::Exit(id) => {
+                let c = &mut self.pds[i].ctx;
+                c.rax = Error::Ok as u64;
+                c.rdi = Event::Fault as u64;
+                c.rsi = bulkhead_abi::vcpu::VCPU_FAULT_BIT | id as u64;
+                c.rdx = 0;
+                c.r8 = 0;
+                c.r9 = 0;
+                self.pds[i].vcpu_reply = Some(id);
+                self.wake(i);
+            }
+            crate::vm::Entered::Interrupted => {}
+            crate::vm::Entered::Idle => self.block(i, State::Recv),
+        }
+    }
+
+    /// Notifies every PD whose one-shot timer has expired.
+    fn expire_timers(&mut self) {
+        let now = cpu::rdtsc();
+        for i in 0..self.plan.pds.len() {
+            let d = self.pds[i].deadline;
+            if d != 0 && now >= d {
+                self.pds[i].deadline = 0;
+                self.signal(i, bulkhead_abi::TIMER_CHANNEL as u8);
+            }
+        }
     }
 
     fn copy_mrs(&mut self, from: usize, to: usize, count: usize) {
@@ -669,15 +713,12 @@ impl Kernel {
             // VM calls have their own number range, off the IPC hot path.
             if let Some(c) = bulkhead_abi::vcpu::VmCall::from_raw(ctx.rax) {
                 let args = [ctx.rdi, ctx.rsi, ctx.rdx, ctx.r8];
-                match crate::vm::call(i, c, args, self.pds[i].ipc_frame) {
+                match crate::vm::call(i, c, args) {
                     crate::vm::Outcome::Done(e, v) => {
                         self.pds[i].ctx.rax = e as u64;
                         self.pds[i].ctx.rdi = v;
                     }
                     crate::vm::Outcome::NotYours(id) => self.fault(i, FaultKind::Capability, id),
-                    // `int 0x80` is two bytes: the call repeats after the
-                    // host interrupt has been taken.
-                    crate::vm::Outcome::Again => self.pds[i].ctx.rip -= 2,
                 }
                 return;
             }
@@ -758,7 +799,14 @@ impl Kernel {
                 self.deliver(peer.pd);
             }
             Syscall::ReplyRecv => {
-                if ctx.rdi != 0 {
+                let vcpu_reply = self.pds[i].vcpu_reply.take();
+                if ctx.rdi != 0 && self.pds[i].serving.is_none() {
+                    // The reply to a vCPU's exit resumes that vCPU.
+                    let Some(id) = vcpu_reply else {
+                        return ret(self, Error::NothingToReply);
+                    };
+                    crate::vm::reply(i, id);
+                } else if ctx.rdi != 0 {
                     let Some(caller) = self.pds[i].serving.take() else {
                         return ret(self, Error::NothingToReply);
                     };
@@ -803,6 +851,7 @@ impl Kernel {
                     self.wake(caller);
                 }
                 if call == Syscall::ChildRestart {
+                    crate::vm::reset_owner(child);
                     self.reset_pd(child);
                 } else {
                     self.block(child, State::Stopped);
@@ -817,6 +866,10 @@ impl Kernel {
             }
             Syscall::TscHz => {
                 self.pds[i].ctx.rdi = self.tsc_khz.saturating_mul(1000);
+                ret(self, Error::Ok);
+            }
+            Syscall::SetTimeout => {
+                self.pds[i].deadline = ctx.rdi;
                 ret(self, Error::Ok);
             }
         }
@@ -841,6 +894,7 @@ impl Kernel {
                 apic::rearm_timer();
                 apic::eoi();
                 self.sched.end_slice();
+                self.expire_timers();
             }
             apic::SPURIOUS_VECTOR => {}
             v @ plan::MIN_IRQ_VECTOR..=plan::MAX_IRQ_VECTOR => {
@@ -881,6 +935,7 @@ pub fn trap(frame: &mut TrapFrame) {
                 apic::rearm_timer();
                 apic::eoi();
                 k.sched.end_slice();
+                k.expire_timers();
             }
             v if v == apic::SPURIOUS_VECTOR as u64 => {}
             v if (plan::MIN_IRQ_VECTOR as u64..=plan::MAX_IRQ_VECTOR as u64).contains(&v) => {
@@ -904,10 +959,31 @@ pub fn trap(frame: &mut TrapFrame) {
             }
         }
     }
+    schedule(frame);
+}
+
+/// Picks the next PD to run in user mode and loads it into `frame`. A PD
+/// waiting with a runnable vCPU runs its guest here, in the kernel's loop:
+/// after each guest turn interrupts that ended it are taken, and the choice
+/// is made again.
+fn schedule(frame: &mut TrapFrame) {
     loop {
-        if k().pick_and_load(frame) {
-            return;
+        let picked = {
+            let k = k();
+            match k.pick_and_load(frame).then_some(k.current).flatten() {
+                Some(i) if k.pds[i].state == State::Guest => {
+                    k.run_guest(i);
+                    None
+                }
+                Some(_) => return,
+                None => Some(()),
+            }
+        };
+        match picked {
+            // Idle: wait for an interrupt.
+            Some(()) => cpu::wait_for_interrupt(),
+            // After a guest turn: take what interrupted it.
+            None => cpu::take_interrupts(),
         }
-        cpu::wait_for_interrupt();
     }
 }

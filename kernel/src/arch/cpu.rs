@@ -118,6 +118,16 @@ pub fn wait_for_interrupt() {
     unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) }
 }
 
+/// Takes the interrupts that are pending (e.g. the one that ended a
+/// guest's turn), with interrupts enabled for one instruction only: `sti`
+/// opens the window after the `nop`, `cli` closes it.
+pub fn take_interrupts() {
+    // SAFETY: as in `wait_for_interrupt`; the handlers run on this stack
+    // and may change kernel state, so no `nomem`: the compiler reloads what
+    // it cached.
+    unsafe { asm!("sti", "nop", "cli", options(nostack)) }
+}
+
 /// Stops the CPU for good.
 pub fn halt_forever() -> ! {
     loop {

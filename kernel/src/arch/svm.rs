@@ -141,13 +141,18 @@ pub fn run(state: &mut RunState) {
     // rbx and rbp, which inline asm may not name, are pushed and popped;
     // every other GPR is declared clobbered. Host RSP and RAX come back from
     // the host save area at #VMEXIT; GIF is cleared around the switch so no
-    // interrupt lands between the halves.
+    // interrupt lands between the halves, and the kernel's IF=0 is restored
+    // before GIF is set again.
     unsafe {
         asm!(
             "push rbx",
             "push rbp",
             "push rdi",
             "clgi",
+            // With V_INTR_MASKING the host's IF at VMRUN decides whether a
+            // physical interrupt ends the guest: set it (GIF=0 still holds
+            // every interrupt off until the guest runs).
+            "sti",
             "mov rax, [rdi + 8*17]",
             "vmsave rax",
             "mov rax, [rdi + 8*16]",
@@ -188,6 +193,9 @@ pub fn run(state: &mut RunState) {
             "vmsave rax",
             "mov rax, [rdi + 8*17]",
             "vmload rax",
+            // IF off again before GIF opens: the interrupt that ended the
+            // guest waits for the kernel's scheduler loop to take it.
+            "cli",
             "stgi",
             "pop rdi",
             "pop rbp",

@@ -10,7 +10,7 @@
 //! request produced, e.g. a malformed injection) is reported the same way
 //! with the VM-instruction error, and the kernel carries on.
 
-use bulkhead_abi::vcpu::{Injection, Intercepts, Perms, Register, VmError};
+use bulkhead_abi::vcpu::{ExitReason, Injection, Intercepts, Perms, Register, VmError, MAX_VIEWS};
 use kernel_core::boot_info::FrameAllocator;
 use kernel_core::nested::{self, ept};
 use kernel_core::plan::PAGE;
@@ -19,6 +19,7 @@ use kernel_core::vmexit::{self, Action, VmxExit};
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use super::HwExit;
 use crate::arch::vmx::{self as hw, Features, RunState};
 use crate::arch::{paging, read_phys};
 use crate::kprintln;
@@ -169,10 +170,100 @@ pub fn eptp(root: u64) -> u64 {
     ept::eptp(root).unwrap_or(0)
 }
 
+/// Per-VM pages: the I/O bitmaps (two pages), the MSR bitmap and the
+/// EPTP list (VMFUNC leaf 0: the EPTPs of the views that exist).
+pub struct Maps {
+    io: u64,
+    msr: u64,
+    /// The EPTP list page.
+    pub eptp_list: u64,
+}
+
+/// MSRs a guest may access without an exit: those the VMCS switches
+/// between host and guest on every entry and exit (guest-state fields), so
+/// a pass-through never leaks or changes the host's value. The syscall
+/// MSRs are not among them: VMX does not switch them (the kernel loads a
+/// vCPU's copies before its entry; a guest's direct write would bypass it).
+const SWITCHED_MSRS: [u32; 5] = [0xc000_0100, 0xc000_0101, 0x174, 0x175, 0x176];
+
+fn contiguous(frames: &mut FrameAllocator, n: u64, fill: u8) -> Option<u64> {
+    let base = frames.alloc_contiguous(n)?;
+    for p in 0..n {
+        paging::copy_to_phys(base + p * PAGE, &[fill; PAGE as usize]);
+    }
+    Some(base)
+}
+
+impl Maps {
+    /// Every port and MSR intercepted (the VMM decides); an EPTP list with
+    /// view 0 only.
+    pub fn new(frames: &mut FrameAllocator, view0: u64) -> Option<Self> {
+        let m = Self {
+            io: contiguous(frames, 2, 0xff)?,
+            msr: contiguous(frames, 1, 0xff)?,
+            eptp_list: contiguous(frames, 1, 0)?,
+        };
+        m.set_view(0, view0);
+        Some(m)
+    }
+
+    fn set_bit(at: u64, bit: u8, on: bool) {
+        let mut byte = [0u8];
+        read_phys(at, &mut byte);
+        byte[0] = if on {
+            byte[0] | 1 << bit
+        } else {
+            byte[0] & !(1 << bit)
+        };
+        paging::copy_to_phys(at, &byte);
+    }
+
+    /// Intercepts or passes one port (bitmap A then B: one bit per port).
+    pub fn set_port(&self, port: u16, intercept: bool) {
+        Self::set_bit(self.io + port as u64 / 8, (port % 8) as u8, intercept);
+    }
+
+    /// Intercepts or passes reads and writes of one MSR; false if it may
+    /// not be passed through (not switched by the VMCS).
+    pub fn set_msr(&self, msr: u32, intercept: bool) -> bool {
+        if !intercept && !SWITCHED_MSRS.contains(&msr) {
+            return false;
+        }
+        // Read bitmaps for low / high MSRs at 0 / 0x400, writes at 0x800 / 0xc00.
+        let (base, index) = match msr {
+            0..=0x1fff => (0, msr),
+            0xc000_0000..=0xc000_1fff => (0x400, msr & 0x1fff),
+            _ => return intercept, // outside the bitmap: always exits
+        };
+        for rw in [0u64, 0x800] {
+            let at = self.msr + base + rw + index as u64 / 8;
+            Self::set_bit(at, (index % 8) as u8, intercept);
+        }
+        true
+    }
+
+    /// Puts view `view`'s root in the EPTP list (a view now exists).
+    pub fn set_view(&self, view: u8, root: u64) {
+        if (view as usize) < MAX_VIEWS {
+            write64(
+                self.eptp_list + view as u64 * 8,
+                vmcs::eptp_list_entry(Some(root)),
+            );
+        }
+    }
+
+    /// The 4 KiB EPT leaf for a map request, keeping the page's #VE setting.
+    pub fn leaf(old: u64, phys: u64, perms: Perms, uncached: bool) -> Option<u64> {
+        leaf(phys, perms, uncached, old & ept::SUPPRESS_VE == 0)
+    }
+}
+
 /// One vCPU: its VMCS, the state VMX does not switch, and what the kernel
 /// tracks to rebuild controls.
 #[derive(Clone, Copy, Debug)]
 pub struct Vcpu {
+    cpu: Cpu,
+    eptp_list: u64,
     vmcs: u64,
     run: RunState,
     /// STAR, LSTAR, CSTAR, SFMASK, KernelGSBase (`vmcs::SOFT_MSRS`).
@@ -184,6 +275,11 @@ pub struct Vcpu {
     /// Flush the VPID's and EPTP's cached translations before the next entry.
     flush: bool,
 }
+
+/// The TSC cycles a guest may run before the preemption timer ends it
+/// (the host's 1 ms tick ends it sooner; this bounds a guest even if that
+/// tick were late).
+pub const RUN_SLICE_TSC: u64 = 50_000_000;
 
 /// The VMCS that is current on this CPU (VMPTRLD is skipped when it is).
 static CURRENT: AtomicU64 = AtomicU64::new(0);
@@ -204,11 +300,12 @@ impl Vcpu {
     pub fn new(
         cpu: &Cpu,
         frames: &mut FrameAllocator,
+        maps: &Maps,
         vpid: u16,
-        eptp: u64,
-        io: u64,
-        msr_bitmap: u64,
+        root: u64,
     ) -> Option<Self> {
+        let eptp = eptp(root);
+        let (io, msr_bitmap) = (maps.io, maps.msr);
         let vmcs = frames.alloc()?;
         paging::zero_frame(vmcs);
         if !hw::init_vmcs(&cpu.feat, vmcs) {
@@ -241,6 +338,8 @@ impl Vcpu {
         w(field::MSR_BITMAP, msr_bitmap);
         hw::write_host_state();
         let mut v = Self {
+            cpu: *cpu,
+            eptp_list: maps.eptp_list,
             vmcs,
             run: RunState::default(),
             msrs: [0; 5],
@@ -250,18 +349,33 @@ impl Vcpu {
             vpid,
             flush: true,
         };
-        v.reset_state(cpu);
+        v.reset();
         Some(v)
     }
 
-    fn reset_state(&mut self, cpu: &Cpu) {
-        use bulkhead_abi::vcpu::{Msr, Segment as S, SegmentField as F};
-        self.write(cpu, Register::Cr0, 0x8000_0031); // PG, NE, ET, PE
-        self.write(cpu, Register::Cr4, 0x20); // PAE
-        self.write(cpu, Register::Efer, 0xd00); // LMA, LME, NXE
-        self.write(cpu, Register::Rflags, 2);
-        self.write(cpu, Register::Dr7, 0x400);
-        self.write(cpu, Register::Msr(Msr::Pat), 0x0007_0406_0007_0406);
+    /// Architectural reset-like state for a 64-bit guest whose VMM sets
+    /// CR3, RIP and RSP (the one the AMD-V backend gives): long mode on,
+    /// flat segments, GPRs zero, nothing pending, VMFUNC and #VE off.
+    pub fn reset(&mut self) {
+        use bulkhead_abi::vcpu::{Gpr, Msr, Segment as S, SegmentField as F};
+        let cpu = self.cpu;
+        make_current(self.vmcs);
+        self.run.gprs = [0; 16];
+        self.run.cr2 = 0;
+        self.msrs = [0; 5];
+        MSRS_OF.store(0, Relaxed);
+        hw::write(field::ENTRY_INTR_INFO, 0);
+        self.proc2 = cpu.proc2;
+        hw::write(field::PROC2_CONTROLS, cpu.proc2 as u64);
+        for r in [Register::Rip, Register::Gpr(Gpr::Rsp), Register::Cr3] {
+            self.write(r, 0);
+        }
+        self.write(Register::Cr0, 0x8000_0031); // PG, NE, ET, PE
+        self.write(Register::Cr4, 0x20); // PAE
+        self.write(Register::Efer, 0xd00); // LMA, LME, NXE
+        self.write(Register::Rflags, 2);
+        self.write(Register::Dr7, 0x400);
+        self.write(Register::Msr(Msr::Pat), 0x0007_0406_0007_0406);
         for (s, sel, attrs, limit) in [
             (S::Cs, 0x08, 0xa09b, 0xffff_ffff),
             (S::Ds, 0x10, 0xc093, 0xffff_ffff),
@@ -274,21 +388,23 @@ impl Vcpu {
             (S::Tr, 0x18, 0x008b, 0xffff),
             (S::Ldtr, 0, 0, 0xffff), // unusable
         ] {
-            self.write(cpu, Register::Segment(s, F::Selector), sel);
-            self.write(cpu, Register::Segment(s, F::Limit), limit);
-            self.write(cpu, Register::Segment(s, F::Base), 0);
-            self.write(cpu, Register::Segment(s, F::Attributes), attrs);
+            self.write(Register::Segment(s, F::Selector), sel);
+            self.write(Register::Segment(s, F::Limit), limit);
+            self.write(Register::Segment(s, F::Base), 0);
+            self.write(Register::Segment(s, F::Attributes), attrs);
         }
-        self.write(cpu, Register::Gdtr(true), 0xffff);
-        self.write(cpu, Register::Idtr(true), 0xffff);
+        self.write(Register::Gdtr(true), 0xffff);
+        self.write(Register::Idtr(true), 0xffff);
         hw::write(field::GUEST_ACTIVITY, 0);
         hw::write(field::GUEST_INTERRUPTIBILITY, 0);
         hw::write(field::GUEST_PENDING_DEBUG, 0);
         hw::write(field::GUEST_DEBUGCTL, 0);
+        self.flush = true;
     }
 
     /// Reads a register as the guest sees it.
-    pub fn read(&mut self, cpu: &Cpu, r: Register) -> u64 {
+    pub fn read(&self, r: Register) -> u64 {
+        let cpu = &self.cpu;
         make_current(self.vmcs);
         match vmcs::slot(r) {
             Slot::Field(f) => hw::read(f).unwrap_or(0),
@@ -305,7 +421,8 @@ impl Vcpu {
 
     /// Writes a register. Writing RIP ends an STI/MOV-SS interrupt shadow
     /// (the VMM skipped the instruction that had it), as hardware would.
-    pub fn write(&mut self, cpu: &Cpu, r: Register, v: u64) {
+    pub fn write(&mut self, r: Register, v: u64) {
+        let cpu = self.cpu;
         make_current(self.vmcs);
         match vmcs::slot(r) {
             Slot::Field(f) => {
@@ -343,21 +460,43 @@ impl Vcpu {
         hw::write(field::ENTRY_INSN_LEN, 2);
     }
 
-    /// Applies the VMM's intercept choice (HLT, INT3, #DB, CR3 load/store,
-    /// the one-shot interrupt window); `NotSupported` if the CPU cannot.
-    pub fn set_intercepts(&mut self, cpu: &Cpu, i: Intercepts) -> Result<(), VmError> {
+    /// Whether the entry interruption field already holds an event.
+    pub fn event_pending(&self) -> bool {
+        make_current(self.vmcs);
+        hw::read(field::ENTRY_INTR_INFO).unwrap_or(0) & (1 << 31) != 0
+    }
+
+    /// Whether the guest would take an external interrupt now: IF set and
+    /// no STI/MOV-SS shadow.
+    pub fn interruptible(&self) -> bool {
+        make_current(self.vmcs);
+        hw::read(field::GUEST_RFLAGS).unwrap_or(0) & (1 << 9) != 0
+            && hw::read(field::GUEST_INTERRUPTIBILITY).unwrap_or(0) & 3 == 0
+    }
+
+    /// Applies the VMM's intercept choice (HLT, INT3, #DB, CR3 load/store);
+    /// `window` asks for an exit as soon as the guest can take an
+    /// interrupt. A control the CPU cannot set is left off.
+    pub fn set_intercepts(&mut self, i: Intercepts, window: bool) {
+        let _ = self.try_set_intercepts(i, window);
+    }
+
+    fn try_set_intercepts(&mut self, i: Intercepts, window: bool) -> Result<(), VmError> {
+        let cpu = self.cpu;
         make_current(self.vmcs);
         let mut want =
             cpu.proc & !(proc::HLT | proc::INTERRUPT_WINDOW | proc::CR3_LOAD | proc::CR3_STORE);
         for (flag, bit) in [
             (Intercepts::HLT, proc::HLT),
-            (Intercepts::INTERRUPT_WINDOW, proc::INTERRUPT_WINDOW),
             (Intercepts::CR3_LOAD, proc::CR3_LOAD),
             (Intercepts::CR3_STORE, proc::CR3_STORE),
         ] {
             if i.contains(flag) {
                 want |= bit;
             }
+        }
+        if window {
+            want |= proc::INTERRUPT_WINDOW;
         }
         let p = vmcs::control(cpu.proc_cap, want).map_err(|_| VmError::NotSupported)?;
         let mut ex = 0u64;
@@ -373,18 +512,29 @@ impl Vcpu {
         Ok(())
     }
 
-    /// Points the vCPU at view `view`'s EPT root.
-    pub fn set_root(&mut self, eptp: u64, view: u8) {
+    /// Points the vCPU at a view's EPT root (and, for VMFUNC and #VE, at
+    /// its index in the EPTP list).
+    pub fn set_root(&mut self, root: u64) {
+        let eptp = eptp(root);
         make_current(self.vmcs);
         hw::write(field::EPTP, eptp);
-        if self.proc2 & (proc2::VMFUNC | proc2::EPT_VE) != 0 {
-            hw::write(field::EPTP_INDEX, view as u64);
-        }
+        hw::write(field::EPTP_INDEX, self.view_of(eptp) as u64);
         self.eptp = eptp;
         self.flush = true;
     }
 
-    fn set_proc2(&mut self, cpu: &Cpu, bit: u32, on: bool) -> Result<(), VmError> {
+    fn view_of(&self, eptp: u64) -> u8 {
+        (0..MAX_VIEWS as u8)
+            .find(|&i| read64(self.eptp_list + i as u64 * 8) == eptp)
+            .unwrap_or(0)
+    }
+
+    fn active_view(&self) -> u8 {
+        self.view_of(hw::read(field::EPTP).unwrap_or(self.eptp))
+    }
+
+    fn set_proc2(&mut self, bit: u32, on: bool) -> Result<(), VmError> {
+        let cpu = self.cpu;
         let want = if on { self.proc2 | bit } else { self.proc2 & !bit };
         let p = vmcs::control(cpu.proc2_cap, want).map_err(|_| VmError::NotSupported)?;
         self.proc2 = p;
@@ -392,34 +542,34 @@ impl Vcpu {
         Ok(())
     }
 
-    /// Lets the guest switch among the views of the EPTP list at `list`
-    /// (host-physical) with VMFUNC leaf 0; `active` is its current view.
-    pub fn allow_vmfunc(&mut self, cpu: &Cpu, list: u64, active: u8, on: bool) -> Result<(), VmError> {
-        if !cpu.feat.eptp_switching {
+    /// Lets the guest switch among the views of the VM's EPTP list with
+    /// VMFUNC leaf 0 (`on`), or stops it.
+    pub fn allow_vmfunc(&mut self, on: bool) -> Result<(), VmError> {
+        if !self.cpu.feat.eptp_switching {
             return Err(VmError::NotSupported);
         }
         make_current(self.vmcs);
         if on {
-            hw::write(field::EPTP_LIST, list);
+            hw::write(field::EPTP_LIST, self.eptp_list);
             hw::write(field::VMFUNC_CONTROLS, 1);
         }
-        self.set_proc2(cpu, proc2::VMFUNC, on)?;
-        hw::write(field::EPTP_INDEX, active as u64);
+        self.set_proc2(proc2::VMFUNC, on)?;
+        hw::write(field::EPTP_INDEX, self.active_view() as u64);
         Ok(())
     }
 
     /// #VE with the VE information area at host-physical `info` (`None`:
-    /// off); `active` is the current view (the EPTP index #VE reports).
-    pub fn set_ve_info(&mut self, cpu: &Cpu, info: Option<u64>, active: u8) -> Result<(), VmError> {
-        if !cpu.feat.ve {
+    /// off).
+    pub fn set_ve_info(&mut self, info: Option<u64>) -> Result<(), VmError> {
+        if !self.cpu.feat.ve {
             return Err(VmError::NotSupported);
         }
         make_current(self.vmcs);
         if let Some(p) = info {
             hw::write(field::VE_INFO, p);
         }
-        self.set_proc2(cpu, proc2::EPT_VE, info.is_some())?;
-        hw::write(field::EPTP_INDEX, active as u64);
+        self.set_proc2(proc2::EPT_VE, info.is_some())?;
+        hw::write(field::EPTP_INDEX, self.active_view() as u64);
         Ok(())
     }
 
@@ -430,7 +580,7 @@ impl Vcpu {
 
     /// Raw VMCS read (Microkit's `vcpu_read_vmcs`): guest state, controls
     /// and exit information; never host state.
-    pub fn read_field(&mut self, encoding: u32) -> Result<u64, VmError> {
+    pub fn read_field(&self, encoding: u32) -> Result<u64, VmError> {
         if !vmcs::vmm_may_read(encoding) {
             return Err(VmError::BadRegister);
         }
@@ -451,10 +601,14 @@ impl Vcpu {
         }
     }
 
-    /// Enters the guest until its next exit, for at most `budget_tsc` TSC
-    /// cycles (the VMX preemption timer). Returns what the exit means, the
-    /// guest RIP and the exiting instruction's length (0 when undefined).
-    pub fn run(&mut self, cpu: &Cpu, budget_tsc: u64) -> (Action, u64, u8) {
+    /// Enters the guest until its next exit, for at most [`RUN_SLICE_TSC`]
+    /// TSC cycles (the VMX preemption timer; the kernel's tick usually ends
+    /// the run first). Returns what the exit means, the guest RIP and the
+    /// exiting instruction's length (0 when undefined).
+    pub fn enter(&mut self) -> HwExit {
+        let cpu = self.cpu;
+        let cpu = &cpu;
+        let budget_tsc = RUN_SLICE_TSC;
         make_current(self.vmcs);
         if MSRS_OF.load(Relaxed) != self.vmcs {
             hw::load_soft_msrs(&self.msrs);
@@ -492,13 +646,13 @@ impl Vcpu {
             // it, so the VMM can correct the state and run again.
             hw::write(field::ENTRY_INTR_INFO, 0);
             let rip = hw::read(field::GUEST_RIP).unwrap_or(0);
-            return (
-                Action::Stop(bulkhead_abi::vcpu::ExitReason::EntryFailure {
+            return HwExit {
+                action: Action::Stop(ExitReason::EntryFailure {
                     code: VMFAIL | err as u64,
                 }),
                 rip,
-                0,
-            );
+                insn_len: 0,
+            };
         }
         let r = |f| hw::read(f).unwrap_or(0);
         let exit = VmxExit {
@@ -532,75 +686,31 @@ impl Vcpu {
             0
         };
         let mut action = vmexit::normalize_vmx(&exit);
-        if let Action::Stop(bulkhead_abi::vcpu::ExitReason::EntryFailure { code }) = &mut action {
+        if let Action::Stop(ExitReason::EntryFailure { code }) = &mut action {
             if exit.reason & (1 << 31) != 0 {
                 *code |= exit.qualification << 32;
             }
         }
-        (action, rip, insn_len)
+        HwExit {
+            action,
+            rip,
+            insn_len,
+        }
     }
 }
 
-// ---- VM objects and VM calls for VT-x VMs -------------------------------
 
-use bulkhead_abi::vcpu::{ExitMessage, ExitReason, VmCall, GUEST_PAGE_SIZE, MAX_VIEWS};
-use kernel_core::plan::BootPlan;
-use kernel_core::plan_vm::MAX_VMS;
-use kernel_core::vm::{GrantSet, Views, MAX_VCPUS};
-
-use super::Outcome;
-
-struct VcpuSlot {
-    id: u8,
-    hw: Vcpu,
-    stopped: bool,
-}
-
-struct Vm {
-    name: heapless::String<{ kernel_core::plan::MAX_NAME }>,
-    owner: usize,
-    grants: GrantSet,
-    views: Views,
-    roots: [u64; MAX_VIEWS],
-    /// The two I/O bitmap pages (a set bit intercepts the port).
-    io: u64,
-    /// The EPTP list (VMFUNC leaf 0): the EPTPs of the views that exist.
-    eptp_list: u64,
-    ports: heapless::Vec<(u16, u32), { kernel_core::plan::MAX_IOPORTS }>,
-    vcpus: heapless::Vec<VcpuSlot, MAX_VCPUS>,
-}
-
-struct Vms {
-    cpu: Cpu,
-    vms: heapless::Vec<Vm, MAX_VMS>,
-}
-
-static VMS: crate::arch::Global<Vms> = crate::arch::Global::new();
-static ACTIVE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
-/// Whether the VMs of this boot are VT-x VMs (then [`call`] serves them).
-pub fn active() -> bool {
-    ACTIVE.load(Relaxed)
-}
-
-fn contiguous(frames: &mut FrameAllocator, n: u64, fill: u8) -> Option<u64> {
-    let base = frames.alloc_contiguous(n)?;
-    for p in 0..n {
-        paging::copy_to_phys(base + p * PAGE, &[fill; PAGE as usize]);
-    }
-    Some(base)
-}
-
-/// Creates every VM of the plan on VT-x (called when the CPU has no AMD-V).
-pub fn create(plan: &BootPlan, region_base: &[u64], frames: &mut FrameAllocator) {
+/// Creates every VM of the plan on VT-x (the CPU has no AMD-V): the same
+/// VM objects the AMD-V path builds, with EPT views and VMCSs.
+pub(super) fn create(
+    plan: &kernel_core::plan::BootPlan,
+    region_base: &[u64],
+    frames: &mut FrameAllocator,
+    vms: &mut super::Vms,
+) {
     let Some(cpu) = enable(frames) else {
         return;
     };
-    let vms = VMS.init(Vms {
-        cpu,
-        vms: heapless::Vec::new(),
-    });
-    ACTIVE.store(true, Relaxed);
     for (vi, pvm) in plan.vms.iter().enumerate() {
         match build(plan, vi, region_base, frames, &cpu) {
             Some(vm) => {
@@ -622,12 +732,12 @@ pub fn create(plan: &BootPlan, region_base: &[u64], frames: &mut FrameAllocator)
 }
 
 fn build(
-    plan: &BootPlan,
+    plan: &kernel_core::plan::BootPlan,
     vi: usize,
     region_base: &[u64],
     frames: &mut FrameAllocator,
     cpu: &Cpu,
-) -> Option<Vm> {
+) -> Option<super::Vm> {
     let pvm = &plan.vms[vi];
     let grants = plan.vm_grants(pvm, region_base).ok()?;
     let mut roots = [0u64; MAX_VIEWS];
@@ -635,6 +745,8 @@ fn build(
         let r = frames.alloc()?;
         paging::zero_frame(r);
         *root = r;
+        // Every view gets every table now (nothing is allocated later);
+        // only view 0 starts with the grants mapped.
         for g in grants.grants() {
             let mut off = 0;
             while off < g.size {
@@ -649,298 +761,98 @@ fn build(
             }
         }
     }
-    let io = contiguous(frames, 2, 0xff)?;
-    let eptp_list = contiguous(frames, 1, 0)?;
-    write64(eptp_list, vmcs::eptp_list_entry(Some(roots[0])));
-    let msr_bitmap = contiguous(frames, 1, 0xff)?;
+    let maps = Maps::new(frames, roots[0])?;
     let mut vcpus = heapless::Vec::new();
     for &id in &pvm.vcpus {
-        let hw = Vcpu::new(cpu, frames, vi as u16 + 1, eptp(roots[0]), io, msr_bitmap)?;
-        let _ = vcpus.push(VcpuSlot {
+        let hw = Vcpu::new(cpu, frames, &maps, vi as u16 + 1, roots[0])?;
+        let _ = vcpus.push(super::Vcpu {
             id,
-            hw,
-            stopped: false,
+            hw: super::Hw::Vmx(hw),
+            state: super::RunState::Held,
+            intercepts: Intercepts::HLT,
+            pending_irq: None,
         });
     }
-    Some(Vm {
+    Some(super::Vm {
         name: pvm.name.clone(),
         owner: pvm.owner as usize,
         grants,
-        views: Views::new(pvm.vcpus.len()),
+        views: kernel_core::vm::Views::new(pvm.vcpus.len()),
         roots,
-        io,
-        eptp_list,
+        hw: super::HwVm::Vmx(maps),
         ports: plan.pds[pvm.owner as usize]
             .ioports
             .iter()
             .map(|io| (io.base, io.size))
             .collect(),
         vcpus,
+        last: 0,
     })
 }
 
-/// The TSC cycles a guest may run before the preemption timer ends it (the
-/// host's 1 ms tick ends it earlier; this bounds a guest even if the tick
-/// were masked).
-const RUN_SLICE_TSC: u64 = 50_000_000;
-
-/// A VM call by PD `pd` on a VT-x VM; `args` = (rdi, rsi, rdx, r8).
-pub fn call(pd: usize, c: VmCall, args: [u64; 4], ipc_frame: u64) -> Outcome {
-    let all = VMS.get();
-    let cpu = all.cpu;
-    let Some(vi) = all.vms.iter().position(|v| v.owner == pd) else {
-        return Outcome::NotYours(args[0]);
-    };
-    let vm = &mut all.vms[vi];
-    let [a, b, cc, d] = args;
+/// The VT-x-only VM calls on vCPU `v` of `vm` (`AllowVmfunc`, `SetVeInfo`,
+/// `ReadVmcs`, `WriteVmcs`); `SetVe` has no vCPU.
+pub(super) fn call(
+    vm: &mut super::Vm,
+    n: usize,
+    c: bulkhead_abi::vcpu::VmCall,
+    b: u64,
+    cc: u64,
+) -> super::Outcome {
+    use bulkhead_abi::vcpu::{VmCall, GUEST_PAGE_SIZE};
+    use super::Outcome;
     let done = |e: VmError| Outcome::Done(e, 0);
+    let result = |r: Result<(), VmError>| done(r.err().unwrap_or(VmError::Ok));
+    let super::Hw::Vmx(h) = &mut vm.vcpus[n].hw else {
+        return done(VmError::NotSupported);
+    };
     match c {
-        VmCall::ReadRegister
-        | VmCall::WriteRegister
-        | VmCall::Inject
-        | VmCall::Run
-        | VmCall::SwitchView
-        | VmCall::SetIntercepts
-        | VmCall::AllowVmfunc
-        | VmCall::SetVeInfo
-        | VmCall::ReadVmcs
-        | VmCall::WriteVmcs => {
-            let Some(n) = vm.vcpus.iter().position(|v| v.id as u64 == a) else {
-                return Outcome::NotYours(a);
-            };
-            match c {
-                VmCall::ReadRegister | VmCall::WriteRegister => {
-                    let Some(r) = Register::from_raw(b) else {
-                        return done(VmError::BadRegister);
-                    };
-                    let v = &mut vm.vcpus[n].hw;
-                    if c == VmCall::WriteRegister {
-                        v.write(&cpu, r, cc);
-                    }
-                    Outcome::Done(VmError::Ok, v.read(&cpu, r))
-                }
-                VmCall::Inject => match Injection::from_raw(b) {
-                    Some(inj) => {
-                        vm.vcpus[n].hw.inject(inj);
-                        done(VmError::Ok)
-                    }
-                    None => done(VmError::BadInjection),
-                },
-                VmCall::SetIntercepts => match Intercepts::from_raw(b) {
-                    Some(i) => match vm.vcpus[n].hw.set_intercepts(&cpu, i) {
-                        Ok(()) => done(VmError::Ok),
-                        Err(e) => done(e),
-                    },
-                    None => done(VmError::BadRegister),
-                },
-                VmCall::SwitchView => match vm.views.switch(n as u64, b) {
-                    Ok(_) => {
-                        vm.vcpus[n].hw.set_root(eptp(vm.roots[b as usize]), b as u8);
-                        done(VmError::Ok)
-                    }
-                    Err(e) => done(e),
-                },
-                VmCall::AllowVmfunc => {
-                    let active = vm.views.active(n);
-                    match vm.vcpus[n].hw.allow_vmfunc(&cpu, vm.eptp_list, active, b == 1) {
-                        Ok(()) => done(VmError::Ok),
-                        Err(e) => done(e),
-                    }
-                }
-                VmCall::SetVeInfo => {
-                    // The CPU writes the VE information area by host-physical
-                    // address: it must be a whole guest page the VMM may
-                    // make writable.
-                    let info = if b == 0 {
-                        None
-                    } else {
-                        match vm.grants.resolve(b, GUEST_PAGE_SIZE, Perms::RW) {
-                            Ok(r) if !r.uncached => Some(r.phys),
-                            Ok(_) => return done(VmError::BadPermissions),
-                            Err(e) => return done(e),
-                        }
-                    };
-                    let active = vm.views.active(n);
-                    match vm.vcpus[n].hw.set_ve_info(&cpu, info, active) {
-                        Ok(()) => done(VmError::Ok),
-                        Err(e) => done(e),
-                    }
-                }
-                VmCall::ReadVmcs => match vm.vcpus[n].hw.read_field(b as u32) {
-                    Ok(v) if b >> 32 == 0 => Outcome::Done(VmError::Ok, v),
-                    Ok(_) => done(VmError::BadRegister),
-                    Err(e) => done(e),
-                },
-                VmCall::WriteVmcs => {
-                    if b >> 32 != 0 {
-                        return done(VmError::BadRegister);
-                    }
-                    match vm.vcpus[n].hw.write_field(b as u32, cc) {
-                        Ok(()) => done(VmError::Ok),
-                        Err(e) => done(e),
-                    }
-                }
-                _ => run(vm, &cpu, n, ipc_frame),
-            }
-        }
-        VmCall::Map | VmCall::Unmap | VmCall::Protect => {
-            let view = d >> 8;
-            if !vm.views.exists(view) {
-                return done(VmError::NoSuchView);
-            }
-            let perms = if c == VmCall::Unmap {
-                Perms::NONE
+        VmCall::AllowVmfunc => result(h.allow_vmfunc(b == 1)),
+        VmCall::SetVeInfo => {
+            // The CPU writes the VE information area by host-physical
+            // address: it must be a whole guest page inside a writable,
+            // cached grant.
+            let info = if b == 0 {
+                None
             } else {
-                match Perms::from_raw(d & 0xff) {
-                    Some(p) => p,
-                    None => return done(VmError::BadPermissions),
+                match vm.grants.resolve(b, GUEST_PAGE_SIZE, Perms::RW) {
+                    Ok(r) if !r.uncached => Some(r.phys),
+                    Ok(_) => return done(VmError::BadPermissions),
+                    Err(e) => return done(e),
                 }
             };
-            let r = match vm.grants.resolve(b, cc, perms) {
-                Ok(r) => r,
-                Err(e) => return done(e),
-            };
-            let root = vm.roots[view as usize];
-            let mut off = 0;
-            while off < cc {
-                let Some(slot) = leaf_slot(root, b + off, None) else {
-                    return done(VmError::OutsideGrant);
-                };
-                // A page's #VE setting survives a permission change.
-                let ve = read64(slot) & ept::SUPPRESS_VE == 0;
-                let Some(e) = leaf(r.phys + off, perms, r.uncached, ve) else {
-                    return done(VmError::BadPermissions);
-                };
-                write64(slot, e);
-                off += GUEST_PAGE_SIZE;
-            }
-            for v in vm.vcpus.iter_mut() {
-                v.hw.flush();
-            }
-            done(VmError::Ok)
+            result(h.set_ve_info(info))
         }
-        VmCall::SetVe => {
-            let view = d >> 8;
-            if !vm.views.exists(view) {
-                return done(VmError::NoSuchView);
-            }
-            if !cpu.feat.ve {
-                return done(VmError::NotSupported);
-            }
-            if let Err(e) = vm.grants.resolve(b, cc, Perms::R) {
-                return done(e);
-            }
-            let root = vm.roots[view as usize];
-            let mut off = 0;
-            while off < cc {
-                let Some(slot) = leaf_slot(root, b + off, None) else {
-                    return done(VmError::OutsideGrant);
-                };
-                let old = read64(slot);
-                write64(
-                    slot,
-                    if d & 1 != 0 {
-                        old & !ept::SUPPRESS_VE
-                    } else {
-                        old | ept::SUPPRESS_VE
-                    },
-                );
-                off += GUEST_PAGE_SIZE;
-            }
-            for v in vm.vcpus.iter_mut() {
-                v.hw.flush();
-            }
-            done(VmError::Ok)
-        }
-        VmCall::CreateView => match vm.views.create(a) {
-            Ok(new) => {
-                write64(
-                    vm.eptp_list + new as u64 * 8,
-                    vmcs::eptp_list_entry(Some(vm.roots[new as usize])),
-                );
-                let (from, to) = (vm.roots[a as usize], vm.roots[new as usize]);
-                for g in vm.grants.grants() {
-                    let mut off = 0;
-                    while off < g.size {
-                        if let (Some(s), Some(t)) = (
-                            leaf_slot(from, g.gpa + off, None),
-                            leaf_slot(to, g.gpa + off, None),
-                        ) {
-                            write64(t, read64(s));
-                        }
-                        off += PAGE;
-                    }
-                }
-                Outcome::Done(VmError::Ok, new as u64)
-            }
-            Err(e) => done(e),
+        VmCall::ReadVmcs => match u32::try_from(b).map(|f| h.read_field(f)) {
+            Ok(Ok(v)) => Outcome::Done(VmError::Ok, v),
+            Ok(Err(e)) => done(e),
+            Err(_) => done(VmError::BadRegister),
         },
-        VmCall::SetIoIntercept => {
-            let (base, count) = (b & 0xffff, (b >> 16) & 0x1_ffff);
-            if count == 0 || base + count > 0x1_0000 {
-                return done(VmError::PortsNotHeld);
-            }
-            let held = vm
-                .ports
-                .iter()
-                .any(|&(pb, ps)| pb as u64 <= base && base + count <= pb as u64 + ps as u64);
-            if cc == 0 && !held {
-                return done(VmError::PortsNotHeld);
-            }
-            for port in base..base + count {
-                // Bitmap A covers 0..0x8000, B (the next page) the rest:
-                // one bit per port across both pages.
-                let at = vm.io + port / 8;
-                let mut byte = [0u8];
-                read_phys(at, &mut byte);
-                let bit = 1u8 << (port % 8);
-                byte[0] = if cc == 0 {
-                    byte[0] & !bit
-                } else {
-                    byte[0] | bit
-                };
-                paging::copy_to_phys(at, &byte);
-            }
-            done(VmError::Ok)
-        }
+        VmCall::WriteVmcs => match u32::try_from(b) {
+            Ok(f) => result(h.write_field(f, cc)),
+            Err(_) => done(VmError::BadRegister),
+        },
+        _ => done(VmError::NotSupported),
     }
 }
 
-fn run(vm: &mut Vm, cpu: &Cpu, n: usize, ipc_frame: u64) -> Outcome {
-    let slot = &mut vm.vcpus[n];
-    if slot.stopped {
-        return Outcome::Done(VmError::VcpuStopped, 0);
+/// `SetVe`: clear (`on`) or set the suppress-#VE bit of `len` bytes of
+/// pages at `gpa` in the view rooted at `root` (the caller checked the
+/// range lies in one grant).
+pub(super) fn set_ve(root: u64, gpa: u64, len: u64, on: bool) -> Result<(), VmError> {
+    let mut off = 0;
+    while off < len {
+        let slot = leaf_slot(root, gpa + off, None).ok_or(VmError::OutsideGrant)?;
+        let old = read64(slot);
+        write64(
+            slot,
+            if on {
+                old & !ept::SUPPRESS_VE
+            } else {
+                old | ept::SUPPRESS_VE
+            },
+        );
+        off += PAGE;
     }
-    let (action, rip, insn_len) = slot.hw.run(cpu, RUN_SLICE_TSC);
-    let reason = match action {
-        Action::HostInterrupt | Action::Preempted => return Outcome::Again,
-        Action::Deliver(r) => r,
-        Action::Stop(r) => {
-            slot.stopped = r == ExitReason::TripleFault;
-            kprintln!(
-                "bulkhead: VM '{}' vCPU {} {} (RIP {:#x}), reported to the VMM",
-                vm.name.as_str(),
-                slot.id,
-                match r {
-                    ExitReason::TripleFault => "stopped: triple fault",
-                    ExitReason::EntryFailure { code } if code & VMFAIL != 0 => {
-                        "entry failure: VMLAUNCH/VMRESUME refused the controls"
-                    }
-                    _ => "entry failure: invalid guest state",
-                },
-                rip
-            );
-            r
-        }
-    };
-    super::write_exit(
-        ipc_frame,
-        &ExitMessage {
-            vcpu: slot.id,
-            reason,
-            rip,
-            insn_len,
-        },
-    );
-    Outcome::Done(VmError::Ok, 0)
+    Ok(())
 }

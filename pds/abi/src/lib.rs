@@ -32,6 +32,10 @@ pub const MAX_MESSAGE_REGISTERS: usize = 64;
 /// Highest channel id (Microkit's limit: ids 0..=62).
 pub const MAX_CHANNEL_ID: u64 = 62;
 
+/// The notification bit of the PD's own timer ([`Syscall::SetTimeout`]):
+/// above every channel id `system.xml` may give.
+pub const TIMER_CHANNEL: u64 = 63;
+
 /// Where every PD's IPC buffer (message registers) is mapped, read/write.
 pub const IPC_BUFFER_VADDR: u64 = 0x0000_7fff_ff00_0000;
 
@@ -74,6 +78,10 @@ pub enum Syscall {
     /// the PIT (returns in `rdi`). PDs time with `rdtsc` at this rate; the
     /// PIT itself stays the kernel's, so no PD needs a grant for it.
     TscHz = 10,
+    /// Arm (`rdi` = TSC deadline) or cancel (`rdi` = 0) this PD's one-shot
+    /// timer: at the deadline the kernel notifies the PD on
+    /// [`TIMER_CHANNEL`] (at the resolution of the kernel's 1 ms tick).
+    SetTimeout = 11,
 }
 
 impl Syscall {
@@ -90,6 +98,7 @@ impl Syscall {
             8 => Self::ReadTsc,
             9 => Self::Panic,
             10 => Self::TscHz,
+            11 => Self::SetTimeout,
             _ => return None,
         })
     }
@@ -308,7 +317,8 @@ mod tests {
         }
         assert_eq!(Syscall::from_raw(0), None);
         assert_eq!(Syscall::from_raw(10), Some(Syscall::TscHz));
-        assert_eq!(Syscall::from_raw(11), None);
+        assert_eq!(Syscall::from_raw(11), Some(Syscall::SetTimeout));
+        assert_eq!(Syscall::from_raw(12), None);
         assert_eq!(FaultKind::from_raw(12), Some(FaultKind::Panic));
     }
 }

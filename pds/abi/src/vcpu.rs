@@ -7,12 +7,16 @@
 //!   (`KVM_EXIT_IO`, `KVM_EXIT_MMIO`, ...), registers are named, not offsets;
 //! - every value that crosses the boundary has a total decoder (unknown raw
 //!   values are `None`, never a panic) and an encoder that round-trips;
-//! - a vCPU runs inside its VMM's [`VmCall::Run`], on the VMM's budget: the
-//!   call returns at the next exit with an [`ExitMessage`] in the message
-//!   registers, and running again is the "reply" that resumes the vCPU. (The
-//!   message is the payload a Microkit-style delivery to the `fault` handler
-//!   would carry, with [`VCPU_FAULT_BIT`] marking vCPU ids; that event-loop
-//!   delivery is not implemented yet);
+//! - exits are delivered as Microkit does: [`VmCall::Run`] makes a vCPU
+//!   runnable and returns; the vCPU runs while its VMM waits for events
+//!   (`ReplyRecv`), on the VMM's budget and priority, and each exit reaches
+//!   the VMM as a fault event whose child id carries [`VCPU_FAULT_BIT`],
+//!   with an [`ExitMessage`] in the message registers. The VMM's reply to
+//!   that event resumes the vCPU; not replying holds it. A notification for
+//!   the VMM interrupts the guest (its state is kept) and is delivered first;
+//! - an external interrupt queued with [`VmCall::Inject`] is delivered when
+//!   the guest can take it (IF set, no interrupt shadow), without an exit
+//!   to the VMM for the wait; the other event types go in on the next entry;
 //! - guest-physical memory: the VMM maps, unmaps and changes permissions
 //!   only inside the regions `system.xml` maps into the VM; views are a
 //!   bounded set ([`MAX_VIEWS`]), view 0 is the default and always exists.
@@ -65,10 +69,14 @@ pub enum VmCall {
     ReadRegister = 0x40,
     /// Write `rdx` to register `rsi` of vCPU `rdi`.
     WriteRegister = 0x41,
-    /// Queue an event ([`Injection::to_raw`] in `rsi`) for vCPU `rdi`'s next entry.
+    /// Queue an event ([`Injection::to_raw`] in `rsi`) for vCPU `rdi`: an
+    /// external interrupt is delivered as soon as the guest can take it
+    /// (one at a time: `Busy` while one waits), the other kinds on the next
+    /// entry.
     Inject = 0x42,
-    /// Start vCPU `rdi` (the first time, or after a stop); later runs are
-    /// the replies to its exits.
+    /// Make vCPU `rdi` runnable (the first time, or one held by not
+    /// replying to its exit) and return; it runs while the VMM waits for
+    /// events. The reply to a vCPU's exit does the same.
     Run = 0x43,
     /// Map `rdx` bytes at guest-physical `rsi` in view `r8 >> 8` with
     /// [`Perms`] `r8 & 7`, backed by the granted region at that address
@@ -89,6 +97,19 @@ pub enum VmCall {
     /// `rsi & 0xffff` .. `+ (rsi >> 16)`; passing is refused unless the
     /// VMM PD itself holds those ports.
     SetIoIntercept = 0x4a,
+    /// Intercept (`rdx` = 1) or pass (`rdx` = 0) guest reads and writes of
+    /// MSR `rsi`; passing is refused (`MsrNotSwitched`) unless the hardware
+    /// switches that MSR between host and guest on every entry and exit.
+    SetMsrIntercept = 0x4b,
+    /// Hold vCPU `rdi`: it does not run until `Run` (a vCPU whose exit is
+    /// with the VMM is held by not replying; this holds a runnable one,
+    /// e.g. for the monitor's pause).
+    Pause = 0x4c,
+    /// Reset vCPU `rdi` to the architectural start state the kernel gives
+    /// a new vCPU (64-bit mode, flat segments, GPRs zero, nothing pending)
+    /// and hold it; this also ends a triple-faulted vCPU's stop, so a VMM
+    /// can reboot its guest.
+    Reset = 0x4d,
 }
 
 impl VmCall {
@@ -111,6 +132,9 @@ impl VmCall {
             0x48 => Self::SwitchView,
             0x49 => Self::SetIntercepts,
             0x4a => Self::SetIoIntercept,
+            0x4b => Self::SetMsrIntercept,
+            0x4c => Self::Pause,
+            0x4d => Self::Reset,
             _ => return None,
         })
     }
@@ -146,6 +170,13 @@ pub enum VmError {
     NotSupported = 0x48,
     /// The ports are not the VMM's to pass through.
     PortsNotHeld = 0x49,
+    /// An external interrupt is already queued for this vCPU (it is
+    /// delivered as soon as the guest can take it); queue the next one
+    /// after the guest took it.
+    Busy = 0x4a,
+    /// The MSR may not be passed through: the hardware does not switch it
+    /// between host and guest.
+    MsrNotSwitched = 0x4b,
 }
 
 impl VmError {
@@ -163,6 +194,8 @@ impl VmError {
             0x47 => Self::VcpuStopped,
             0x48 => Self::NotSupported,
             0x49 => Self::PortsNotHeld,
+            0x4a => Self::Busy,
+            0x4b => Self::MsrNotSwitched,
             _ => return None,
         })
     }

@@ -53,6 +53,7 @@
 
 #[allow(unsafe_code)] // the syscall layer; each block has its SAFETY comment
 mod sys;
+pub mod bytes;
 pub mod vcpu;
 
 #[allow(unsafe_code)] // the GlobalAlloc impl; each block has its SAFETY comment
@@ -66,6 +67,9 @@ pub use core::convert::Infallible;
 pub struct Channel(usize);
 
 impl Channel {
+    /// The PD's own timer ([`set_timeout`]): notifications only, above
+    /// every id `system.xml` may give a channel.
+    pub const TIMER: Channel = Channel(bulkhead_abi::TIMER_CHANNEL as usize);
     /// The channel with id `index`.
     pub const fn new(index: usize) -> Self {
         Self(index)
@@ -174,6 +178,18 @@ pub trait Handler {
         )
     }
 
+    /// A vCPU of this PD's VM exited (the `fault` entry point for vCPUs,
+    /// as Microkit delivers them): handle `exit`, then return true to
+    /// reply, which resumes the vCPU, or false to hold it (a later
+    /// [`vcpu::Vcpu::resume`] starts it again).
+    fn vcpu_exit(
+        &mut self,
+        vcpu: vcpu::Vcpu,
+        exit: bulkhead_abi::vcpu::ExitMessage,
+    ) -> Result<bool, Self::Error> {
+        panic!("unexpected exit of vCPU {} ({:?})", vcpu.0, exit.reason)
+    }
+
     /// A child faulted.
     fn fault(&mut self, child: Child, info: FaultInfo) -> Result<(), Self::Error> {
         panic!(
@@ -208,6 +224,13 @@ pub fn read_tsc() -> u64 {
 /// needs the PIT for it.
 pub fn tsc_hz() -> u64 {
     sys::tsc_hz()
+}
+
+/// Arms this PD's one-shot timer: when the TSC reaches `tsc_deadline` the
+/// kernel notifies the PD on [`Channel::TIMER`] (at the resolution of the
+/// kernel's 1 ms tick). A later call replaces the deadline; 0 cancels it.
+pub fn set_timeout(tsc_deadline: u64) {
+    sys::set_timeout(tsc_deadline)
 }
 
 /// The time-stamp counter, read directly with `rdtsc` (for benches).
@@ -282,6 +305,10 @@ pub mod host {
         /// PD code asks for it, and a test that cares installs its own.
         fn tsc_hz(&mut self) -> u64 {
             HOST_TSC_HZ
+        }
+        /// `set_timeout`: arm or cancel the PD's one-shot timer.
+        fn set_timeout(&mut self, deadline: u64) {
+            panic!("unexpected set_timeout({deadline})")
         }
     }
 
@@ -399,6 +426,13 @@ pub mod io {
 pub fn run_main<H: Handler>(mut handler: H) -> ! {
     let mut reply = None;
     loop {
+        // Notifications that arrived while `Vcpu::run` waited for an exit.
+        let stashed = vcpu::take_stashed_notifications();
+        if stashed != 0 {
+            if let Err(e) = handler.notified(ChannelSet(stashed)) {
+                panic!("notified handler failed: {e}");
+            }
+        }
         match sys::reply_recv(reply.take()) {
             sys::Received::Notified(bits) => {
                 if let Err(e) = handler.notified(ChannelSet(bits)) {
@@ -409,6 +443,18 @@ pub fn run_main<H: Handler>(mut handler: H) -> ! {
                 match handler.protected(Channel(ch as usize), info) {
                     Ok(r) => reply = Some(r),
                     Err(e) => panic!("protected handler failed: {e}"),
+                }
+            }
+            sys::Received::Fault(child, _, _, _)
+                if child & bulkhead_abi::vcpu::VCPU_FAULT_BIT != 0 =>
+            {
+                let Some(exit) = vcpu::exit_message() else {
+                    panic!("vCPU {} exit message undecodable", child & 0xff);
+                };
+                match handler.vcpu_exit(vcpu::Vcpu(exit.vcpu), exit) {
+                    Ok(true) => reply = Some(MessageInfo::new(0, 0)),
+                    Ok(false) => {}
+                    Err(e) => panic!("vCPU exit handler failed: {e}"),
                 }
             }
             sys::Received::Fault(child, kind, address, ip) => {

@@ -120,6 +120,9 @@ mod imp {
     pub fn tsc_hz() -> u64 {
         call(Syscall::TscHz, 0, 0).1
     }
+    pub fn set_timeout(deadline: u64) {
+        call(Syscall::SetTimeout, deadline, 0);
+    }
     pub fn panic() -> ! {
         call(Syscall::Panic, 0, 0);
         loop {
@@ -251,6 +254,9 @@ mod imp {
     }
     pub fn read_tsc() -> u64 {
         0
+    }
+    pub fn set_timeout(deadline: u64) {
+        with_kernel("set_timeout", |k| k.set_timeout(deadline))
     }
     pub fn tsc_hz() -> u64 {
         with_kernel("tsc_hz", |k| k.tsc_hz())

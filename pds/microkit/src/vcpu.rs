@@ -3,8 +3,9 @@
 //!
 //! Design rules: typed arguments in, `Result<_, VmError>` out; the exit of
 //! a run is decoded from the message registers with the ABI's total decoder
-//! (a garbled message is an error, never acted on). `Vcpu::run` is the
-//! "reply resumes the vCPU" of Microkit: handle the exit, then run again.
+//! (a garbled message is an error, never acted on). Exits arrive as
+//! Microkit delivers them, at the event loop's `Handler::vcpu_exit`, whose
+//! reply resumes the vCPU; `Vcpu::run` wraps that for straight-line VMMs.
 
 use bulkhead_abi::vcpu::{
     ExitMessage, Injection, Intercepts, Perms, Register, VmCall, VmError, EXIT_MESSAGE_WORDS,
@@ -24,17 +25,70 @@ fn result(rax: u64) -> Result<(), VmError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Vcpu(pub u8);
 
-impl Vcpu {
-    /// Runs (or resumes) the guest until its next exit.
-    pub fn run(self) -> Result<ExitMessage, VmError> {
-        let (rax, _) = sys::vm_call(VmCall::Run as u64, self.0 as u64, 0, 0, 0);
-        result(rax)?;
-        let mut w = [0u64; EXIT_MESSAGE_WORDS];
-        for (i, x) in w.iter_mut().enumerate() {
-            *x = sys::get_mr(i);
-        }
-        ExitMessage::from_words(&w).ok_or(VmError::NotSupported)
+/// Notifications that arrived while [`Vcpu::run`] waited for its exit;
+/// the event loop hands them to `notified` first.
+static STASHED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Takes the notifications [`Vcpu::run`] set aside.
+pub(crate) fn take_stashed_notifications() -> u64 {
+    STASHED.swap(0, core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Decodes the exit message the kernel wrote into the message registers.
+pub(crate) fn exit_message() -> Option<ExitMessage> {
+    let mut w = [0u64; EXIT_MESSAGE_WORDS];
+    for (i, x) in w.iter_mut().enumerate() {
+        *x = sys::get_mr(i);
     }
+    ExitMessage::from_words(&w)
+}
+
+impl Vcpu {
+    /// Makes the vCPU runnable: it runs while this PD waits for events, and
+    /// its next exit arrives at [`crate::Handler::vcpu_exit`]. (Replying to
+    /// an exit resumes it too; this starts it, or restarts a held one.)
+    pub fn resume(self) -> Result<(), VmError> {
+        result(sys::vm_call(VmCall::Run as u64, self.0 as u64, 0, 0, 0).0)
+    }
+
+    /// Holds the vCPU: it does not run until [`Vcpu::resume`].
+    pub fn pause(self) -> Result<(), VmError> {
+        result(sys::vm_call(VmCall::Pause as u64, self.0 as u64, 0, 0, 0).0)
+    }
+
+    /// Resets the vCPU to the kernel's start state (64-bit mode, flat
+    /// segments, GPRs zero) and holds it, ending a triple-fault stop: how
+    /// a VMM reboots its guest.
+    pub fn reset(self) -> Result<(), VmError> {
+        result(sys::vm_call(VmCall::Reset as u64, self.0 as u64, 0, 0, 0).0)
+    }
+
+    /// Runs the guest until this vCPU's next exit and returns it: for a
+    /// VMM that drives one vCPU as a straight-line program (tests, benches)
+    /// instead of an event loop. Notifications arriving meanwhile are kept
+    /// for the event loop; another vCPU's exit is held (not replied to).
+    pub fn run(self) -> Result<ExitMessage, VmError> {
+        self.resume()?;
+        loop {
+            match sys::reply_recv(None) {
+                sys::Received::Fault(child, _, _, _)
+                    if child & bulkhead_abi::vcpu::VCPU_FAULT_BIT != 0 =>
+                {
+                    let exit = exit_message().ok_or(VmError::NotSupported)?;
+                    if exit.vcpu == self.0 {
+                        return Ok(exit);
+                    }
+                }
+                sys::Received::Notified(bits) => {
+                    STASHED.fetch_or(bits, core::sync::atomic::Ordering::Relaxed);
+                }
+                // A VMM has no children and takes no calls (`system.xml`
+                // rules); anything else is not this loop's to handle.
+                _ => {}
+            }
+        }
+    }
+
     /// Reads a register.
     pub fn read(self, r: Register) -> Result<u64, VmError> {
         let (rax, v) = sys::vm_call(VmCall::ReadRegister as u64, self.0 as u64, r.to_raw(), 0, 0);
@@ -128,4 +182,11 @@ pub fn set_ve(gpa: u64, len: u64, view: u8, on: bool) -> Result<(), VmError> {
 pub fn set_io_intercept(base: u16, count: u32, intercept: bool) -> Result<(), VmError> {
     let arg = base as u64 | (count as u64) << 16;
     result(sys::vm_call(VmCall::SetIoIntercept as u64, 0, arg, intercept as u64, 0).0)
+}
+
+/// Passes (`intercept` false) or intercepts guest reads and writes of one
+/// MSR for every vCPU; passing is refused (`MsrNotSwitched`) unless the
+/// hardware switches that MSR between host and guest.
+pub fn set_msr_intercept(msr: u32, intercept: bool) -> Result<(), VmError> {
+    result(sys::vm_call(VmCall::SetMsrIntercept as u64, 0, msr as u64, intercept as u64, 0).0)
 }

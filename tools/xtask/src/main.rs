@@ -25,6 +25,7 @@ mod debian;
 mod vmi;
 mod virt;
 mod fwpd;
+mod vmm;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -163,16 +164,35 @@ const AREAS: &[(&str, Setup, Extra)] = &[
     ("vmi", vmi::setup, vmi::extra),
     ("virt", virt::setup, virt::extra),
     ("fwpd", fwpd::setup, fwpd::extra),
+    ("vmm", vmm::setup, vmm::extra),
 ];
 
 /// `cargo xtask run [--uefi]`: builds everything and boots the reference
 /// system in QEMU (SeaBIOS, or OVMF with `--uefi`), serial on stdout.
+/// `cargo xtask test <area>...`: only those areas' setup and extras (the
+/// system tests, fuzz smoke runs), for working on one part.
+fn test_areas(names: &[String]) -> Result<()> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for name in names {
+        let Some(area) = AREAS.iter().find(|a| a.0 == name) else {
+            let known: Vec<&str> = AREAS.iter().map(|a| a.0).collect();
+            return Err(format!("no test area '{name}'; the areas are: {}", known.join(", ")));
+        };
+        (area.1)(&mut env)?;
+        for (k, v) in &env {
+            std::env::set_var(k, v);
+        }
+        (area.2)()?;
+    }
+    Ok(())
+}
+
 fn run_system(args: &[String]) -> Result<()> {
     kernel::run_reference(args)
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <test | run [--uefi] | bochs | bench | check>".into()
+    "usage: cargo xtask <test [area...] | run [--uefi] | bochs | bench | check>".into()
 }
 
 fn main() -> ExitCode {
@@ -184,7 +204,8 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cmd.as_deref() {
-        Some("test") => test(),
+        Some("test") if rest.is_empty() => test(),
+        Some("test") => test_areas(&rest),
         Some("run") => run_system(&rest),
         Some("bochs") => kernel::bochs(&rest),
         Some("bench") => kernel::bench(&rest).and_then(|()| virt::bench()),

@@ -30,6 +30,12 @@ pub fn extra() -> Result<()> {
         ],
         &["-cpu", "qemu64,+svm,+npt"],
     )?;
+    kernel::system_test(
+        "vm-loop",
+        90,
+        &["bulkhead: VM 'loopguest' vCPU 0 stopped: triple fault"],
+        &["-cpu", "qemu64,+svm,+npt"],
+    )?;
     bochs_vm_test()
 }
 

@@ -1,0 +1,412 @@
+//! The VMM PD: owns the `linux` VM of the reference system. When the
+//! firmware PD says the POST is done it loads Debian's kernel and the
+//! initramfs (prefilled regions) into guest RAM by the Linux boot protocol
+//! and starts the vCPU; from then on it serves the vCPU's exits (the
+//! kernel delivers them to `vcpu_exit`, Microkit style), ticks the device
+//! models' timers on its kernel timer, prints the guest's console, and
+//! answers the VMI monitor.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
+
+use bulkhead_abi::vcpu::{ExitMessage, Register, Segment, SegmentField, VmError};
+use bulkhead_channel::{Receiver, RingMemory, Sender};
+use bulkhead_microkit::bytes::SharedBytes;
+use bulkhead_microkit::vcpu::Vcpu;
+use bulkhead_microkit::{
+    debug_println, protection_domain, set_timeout, setvar, shared_words, Channel, ChannelSet,
+    Handler, Infallible, MessageInfo,
+};
+use bulkhead_protocols::vmi::{
+    EventMask, MonitorToVmm, Reg, VmiError, VmmToMonitor, EVENT_SLOT, REQUEST_SLOT,
+};
+use bulkhead_vmm::exits::{Cpu, StopReason};
+use bulkhead_vmm::guest::{self, GuestImages};
+use bulkhead_vmm::{board::PcBoard, Machine, Verdict};
+use vmm_core::vmi::{Vcpus, VmiService};
+
+setvar!(guest_ram);
+setvar!(guest_ram_size);
+setvar!(guest_kernel);
+setvar!(guest_kernel_size);
+setvar!(guest_initrd);
+setvar!(guest_initrd_size);
+setvar!(vcpu);
+setvar!(ch_supervisor);
+setvar!(ch_firmware);
+setvar!(ch_monitor);
+setvar!(ch_gateway);
+setvar!(rx_vmi_requests_header);
+setvar!(rx_vmi_requests_header_size);
+setvar!(rx_vmi_requests_data);
+setvar!(rx_vmi_requests_data_size);
+setvar!(tx_vmi_events_header);
+setvar!(tx_vmi_events_header_size);
+setvar!(tx_vmi_events_data);
+setvar!(tx_vmi_events_data_size);
+// The gateway rings: declared so the tool patches them; the guest's CAN
+// device model that would use them is not written yet.
+setvar!(tx_gateway_tx_header);
+setvar!(tx_gateway_tx_header_size);
+setvar!(tx_gateway_tx_data);
+setvar!(tx_gateway_tx_data_size);
+setvar!(rx_gateway_rx_header);
+setvar!(rx_gateway_rx_header_size);
+setvar!(rx_gateway_rx_data);
+setvar!(rx_gateway_rx_data_size);
+
+/// Labels of the calls to the supervisor (as the placeholder VMM made).
+const LABEL_UP: u64 = 1;
+const LABEL_GUEST_START: u64 = 2;
+
+/// The VM's name, prefixed to its console lines.
+const VM_NAME: &str = "linux";
+
+/// The vCPU through the kernel's VM calls.
+struct KernelCpu(Vcpu);
+
+impl Cpu for KernelCpu {
+    fn read(&mut self, r: Register) -> Result<u64, VmError> {
+        self.0.read(r)
+    }
+    fn write(&mut self, r: Register, v: u64) -> Result<(), VmError> {
+        self.0.write(r, v)
+    }
+    fn inject(&mut self, i: bulkhead_abi::vcpu::Injection) -> Result<(), VmError> {
+        self.0.inject(i)
+    }
+}
+
+/// Where the guest is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GuestState {
+    /// Waiting for the firmware's go.
+    NotStarted,
+    /// The vCPU runs (or its exit is being handled).
+    Running,
+    /// Held by the monitor's pause.
+    Paused,
+    /// Stopped for good, with a report.
+    Stopped,
+}
+
+/// The VMI service's view of the vCPU.
+struct VmiVcpus<'a> {
+    cpu: Vcpu,
+    state: &'a mut GuestState,
+}
+
+fn register(reg: Reg) -> Register {
+    use bulkhead_abi::vcpu::Msr;
+    match reg {
+        Reg::Rip => Register::Rip,
+        Reg::Rsp => Register::Gpr(bulkhead_abi::vcpu::Gpr::Rsp),
+        Reg::Rflags => Register::Rflags,
+        Reg::Cr0 => Register::Cr0,
+        Reg::Cr3 => Register::Cr3,
+        Reg::Cr4 => Register::Cr4,
+        Reg::Efer => Register::Efer,
+        Reg::Lstar => Register::Msr(Msr::Lstar),
+        Reg::Star => Register::Msr(Msr::Star),
+        Reg::SysenterEip => Register::Msr(Msr::SysenterEip),
+        Reg::IdtrBase => Register::Idtr(false),
+        Reg::IdtrLimit => Register::Idtr(true),
+        Reg::GdtrBase => Register::Gdtr(false),
+        Reg::FsBase => Register::Segment(Segment::Fs, SegmentField::Base),
+        Reg::GsBase => Register::Segment(Segment::Gs, SegmentField::Base),
+        Reg::KernelGsBase => Register::Msr(Msr::KernelGsBase),
+    }
+}
+
+impl Vcpus for VmiVcpus<'_> {
+    fn count(&self) -> u8 {
+        1
+    }
+    fn read(&mut self, _vcpu: u8, reg: Reg) -> Result<u64, VmiError> {
+        self.cpu.read(register(reg)).map_err(|_| VmiError::Unreadable)
+    }
+    fn pause(&mut self, _vcpu: u8) {
+        if *self.state == GuestState::Running {
+            let _ = self.cpu.pause();
+            *self.state = GuestState::Paused;
+        }
+    }
+    fn resume(&mut self, _vcpu: u8) {
+        if *self.state == GuestState::Paused {
+            *self.state = GuestState::Running;
+            let _ = self.cpu.resume();
+        }
+    }
+}
+
+struct Vmm {
+    supervisor: Channel,
+    firmware: Channel,
+    monitor: Option<Channel>,
+    cpu: Vcpu,
+    state: GuestState,
+    machine: Machine<PcBoard>,
+    images: Option<GuestImages>,
+    tsc_hz: u64,
+    /// TSC at the guest's start (its clock's zero).
+    start_tsc: u64,
+    vmi: VmiService,
+    requests: Option<Receiver<'static, MonitorToVmm, REQUEST_SLOT, Channel>>,
+    events: Option<Sender<'static, VmmToMonitor, EVENT_SLOT, Channel>>,
+}
+
+fn channel(var: &'static bulkhead_microkit::SetVar, what: &str) -> Channel {
+    match var.get() {
+        Some(id) => Channel::new(id as usize),
+        None => panic!("setvar {what} was not patched: check system.xml"),
+    }
+}
+
+fn region(
+    vaddr: &'static bulkhead_microkit::SetVar,
+    size: &'static bulkhead_microkit::SetVar,
+) -> Option<SharedBytes> {
+    shared_words(vaddr, size).map(SharedBytes::new)
+}
+
+fn ring(
+    h: &'static bulkhead_microkit::SetVar,
+    hs: &'static bulkhead_microkit::SetVar,
+    d: &'static bulkhead_microkit::SetVar,
+    ds: &'static bulkhead_microkit::SetVar,
+) -> Option<RingMemory<'static>> {
+    RingMemory::new(shared_words(h, hs)?, shared_words(d, ds)?).ok()
+}
+
+fn init() -> Vmm {
+    let supervisor = channel(&ch_supervisor, "ch_supervisor");
+    let firmware = channel(&ch_firmware, "ch_firmware");
+    let monitor = ch_monitor.get().map(|c| Channel::new(c as usize));
+    let _ = ch_gateway.get();
+    let _ = (
+        tx_gateway_tx_header.get(),
+        tx_gateway_tx_header_size.get(),
+        tx_gateway_tx_data.get(),
+        tx_gateway_tx_data_size.get(),
+        rx_gateway_rx_header.get(),
+        rx_gateway_rx_header_size.get(),
+        rx_gateway_rx_data.get(),
+        rx_gateway_rx_data_size.get(),
+    );
+    let images = match (
+        region(&guest_ram, &guest_ram_size),
+        region(&guest_kernel, &guest_kernel_size),
+        region(&guest_initrd, &guest_initrd_size),
+    ) {
+        (Some(ram), Some(kernel), initrd) => Some(GuestImages {
+            ram,
+            kernel,
+            initrd,
+        }),
+        _ => {
+            debug_println!("no guest RAM or kernel image mapped (check system.xml): no guest will run");
+            None
+        }
+    };
+    let requests = monitor.and_then(|m| {
+        let mem = ring(
+            &rx_vmi_requests_header,
+            &rx_vmi_requests_header_size,
+            &rx_vmi_requests_data,
+            &rx_vmi_requests_data_size,
+        )?;
+        Receiver::new(mem, m).ok()
+    });
+    let events = monitor.and_then(|m| {
+        let mem = ring(
+            &tx_vmi_events_header,
+            &tx_vmi_events_header_size,
+            &tx_vmi_events_data,
+            &tx_vmi_events_data_size,
+        )?;
+        Sender::new(mem, m).ok()
+    });
+    let tsc_hz = bulkhead_microkit::tsc_hz();
+    debug_println!(
+        "VMM up: guest RAM {} MiB, kernel image {}, initramfs {}, VMI channel {}; waiting for the firmware",
+        guest_ram_size.get().unwrap_or(0) >> 20,
+        if images.is_some() { "mapped" } else { "missing" },
+        if images.as_ref().is_some_and(|i| i.initrd.is_some()) { "mapped" } else { "missing" },
+        if requests.is_some() && events.is_some() { "up" } else { "absent" },
+    );
+    let _ = supervisor.pp_call(MessageInfo::new(LABEL_UP, 0));
+    Vmm {
+        supervisor,
+        firmware,
+        monitor,
+        cpu: Vcpu(vcpu.get().unwrap_or(0) as u8),
+        state: GuestState::NotStarted,
+        machine: Machine::new(PcBoard::new(0)),
+        images,
+        tsc_hz,
+        start_tsc: 0,
+        vmi: VmiService::new(EventMask::MSR_WRITE),
+        requests,
+        events,
+    }
+}
+
+impl Vmm {
+    fn now_ns(&self) -> u64 {
+        let d = bulkhead_microkit::rdtsc().wrapping_sub(self.start_tsc) as u128;
+        (d * 1_000_000_000 / self.tsc_hz.max(1) as u128) as u64
+    }
+
+    fn ns_to_tsc(&self, ns: u64) -> u64 {
+        self.start_tsc
+            .wrapping_add((ns as u128 * self.tsc_hz as u128 / 1_000_000_000) as u64)
+    }
+
+    /// Arms the kernel timer for the board's next timer interrupt.
+    fn rearm(&mut self) {
+        match self.machine.board.next_event_ns() {
+            Some(ns) => set_timeout(self.ns_to_tsc(ns).max(1)),
+            None => set_timeout(0),
+        }
+    }
+
+    fn start_guest(&mut self) {
+        let _ = self.supervisor.pp_call(MessageInfo::new(LABEL_GUEST_START, 0));
+        let Some(images) = self.images.as_ref() else {
+            return;
+        };
+        let tsc_khz = self.tsc_hz / 1000;
+        match guest::load(images, tsc_khz, &mut KernelCpu(self.cpu)) {
+            Ok(info) => {
+                debug_println!(
+                    "{VM_NAME}: starting guest: kernel {:#x}..{:#x}, initramfs {} bytes, entry {:#x}",
+                    info.kernel_addr,
+                    info.kernel_end,
+                    info.initrd_len,
+                    info.entry
+                );
+                self.start_tsc = bulkhead_microkit::rdtsc();
+                self.machine = Machine::new(PcBoard::new(tsc_khz));
+                if let Err(e) = guest::pass_through_msrs() {
+                    debug_println!("{VM_NAME}: MSR pass-through refused ({e:?}): every access exits");
+                }
+                match self.cpu.resume() {
+                    Ok(()) => {
+                        self.state = GuestState::Running;
+                        self.rearm();
+                    }
+                    Err(e) => debug_println!("{VM_NAME}: the kernel refused to run the vCPU: {e:?}"),
+                }
+            }
+            Err(e) => debug_println!("{VM_NAME}: guest not started: {e}"),
+        }
+    }
+
+    fn emit_line(line: &[u8]) {
+        match core::str::from_utf8(line) {
+            Ok(s) => debug_println!("{VM_NAME}| {s}"),
+            Err(_) => debug_println!("{VM_NAME}| {}", bulkhead_vmm::console::Lossy(line)),
+        }
+    }
+
+    fn guest_ready(&mut self) {
+        let ms = self.now_ns() / 1_000_000;
+        debug_println!(
+            "{VM_NAME}: guest ready {ms} ms after its start, {} VM exits:",
+            self.machine.stats.total()
+        );
+        for (kind, n) in self.machine.stats.nonzero() {
+            debug_println!("{VM_NAME}:   exits {kind:<14} {n}");
+        }
+        if let (Some(events), true) = (self.events.as_mut(), self.monitor.is_some()) {
+            let mut v = VmiVcpus {
+                cpu: self.cpu,
+                state: &mut self.state,
+            };
+            self.vmi.guest_up(self.cpu.0, events, &mut v);
+        }
+    }
+
+    fn stop(&mut self, why: StopReason) {
+        self.state = GuestState::Stopped;
+        set_timeout(0);
+        debug_println!(
+            "{VM_NAME}: guest stopped: {why}; {} exits, {} console lines; the rest of the system runs on",
+            self.machine.stats.total(),
+            self.machine.console.lines
+        );
+    }
+
+    fn serve_monitor(&mut self) {
+        let (Some(requests), Some(events)) = (self.requests.as_mut(), self.events.as_mut()) else {
+            return;
+        };
+        let mut v = VmiVcpus {
+            cpu: self.cpu,
+            state: &mut self.state,
+        };
+        let served = self.vmi.serve(requests, events, &mut v);
+        if served.rejected > 0 {
+            debug_println!(
+                "VMI: {} malformed request(s) from the monitor skipped (last: {:?})",
+                served.rejected,
+                served.last_rejection
+            );
+        }
+    }
+}
+
+impl Handler for Vmm {
+    type Error = Infallible;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+        if channels.contains(self.firmware) && self.state == GuestState::NotStarted {
+            debug_println!("firmware says: start the guest");
+            self.start_guest();
+        }
+        if channels.contains(Channel::TIMER) && self.state != GuestState::NotStarted {
+            let now = self.now_ns();
+            self.machine.board.advance(now);
+            self.machine.deliver_interrupt(&mut KernelCpu(self.cpu));
+            if self.state != GuestState::Stopped {
+                self.rearm();
+            }
+        }
+        if self.monitor.is_some_and(|m| channels.contains(m)) {
+            self.serve_monitor();
+        }
+        Ok(())
+    }
+
+    fn vcpu_exit(&mut self, _vcpu: Vcpu, exit: ExitMessage) -> Result<bool, Self::Error> {
+        let now = self.now_ns();
+        let mut cpu = KernelCpu(self.cpu);
+        let verdict = self.machine.handle_exit(&mut cpu, &exit, now, Self::emit_line);
+        if self.machine.console.ready && !self.vmi.guest_is_up() {
+            self.guest_ready();
+        }
+        if let bulkhead_abi::vcpu::ExitReason::MsrWrite { msr, value } = exit.reason {
+            let event = bulkhead_protocols::vmi::Event::MsrWrite { msr, value };
+            if let (true, Some(events)) = (self.vmi.wants(&event), self.events.as_mut()) {
+                let mut v = VmiVcpus {
+                    cpu: self.cpu,
+                    state: &mut self.state,
+                };
+                self.vmi.report(exit.vcpu, event, events, &mut v);
+            }
+        }
+        match verdict {
+            Verdict::Resume => {
+                self.machine.deliver_interrupt(&mut cpu);
+                // Paused by the monitor meanwhile: hold it (no reply).
+                Ok(self.state == GuestState::Running)
+            }
+            Verdict::Stop(why) => {
+                self.stop(why);
+                Ok(false)
+            }
+        }
+    }
+}
+
+protection_domain!(init);
