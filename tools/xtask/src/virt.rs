@@ -39,38 +39,60 @@ pub fn extra() -> Result<()> {
     bochs_vm_test()
 }
 
-/// The same `vm` scenario — same guest, same expectations — under Bochs
-/// (`corei7_icelake_u`: VT-x with EPT, VPID, unrestricted guest). Bochs
-/// has no exit port and always exits 1: the serial log decides, ending at
-/// the scenario's TEST_PASS/TEST_FAIL line.
+/// The same `vm` and `vm-loop` scenarios — same guests, same expectations
+/// — under Bochs (`corei7_icelake_u`: VT-x with EPT, VPID, unrestricted
+/// guest, VMFUNC, #VE). About half a minute each.
 pub fn bochs_vm_test() -> Result<()> {
-    let system = crate::host::root().join("tests").join("vm").join("system.xml");
-    let iso = kernel::image(&system, "vm")?;
-    eprintln!("xtask: kernel test vm (VT-x, Bochs): booting {}", iso.display());
+    bochs_system_test(
+        "vm",
+        &[
+            "bulkhead: VM 'testguest': VT-x, EPT",
+            "vmm| vendor: VT-x",
+            "vmm| VMFUNC: the guest is in view 1",
+            "vmm| #VE delivered: GPA 0x101000, reason 48",
+            "bulkhead: VM 'testguest' vCPU 0 stopped: triple fault",
+            "vmm| vCPU stopped after the triple fault; the VMM PD keeps running",
+            "witness| alive after the guest's triple fault",
+        ],
+    )?;
+    bochs_system_test(
+        "vm-loop",
+        &[
+            "bulkhead: VM 'loopguest': VT-x, EPT",
+            "bulkhead: VM 'loopguest' vCPU 0 stopped: triple fault",
+        ],
+    )
+}
+
+/// Boots `tests/<scenario>` in Bochs. Bochs has no exit port and always
+/// exits 1: the serial log decides — `TEST_PASS <scenario>`, every line of
+/// `expect`, no `TEST_FAIL`.
+fn bochs_system_test(scenario: &str, expect: &[&str]) -> Result<()> {
+    let system = crate::host::root().join("tests").join(scenario).join("system.xml");
+    let iso = kernel::image(&system, scenario)?;
+    eprintln!("xtask: kernel test {scenario} (VT-x, Bochs): booting {}", iso.display());
     let limit = 300;
     let log = kernel::bochs_until(&iso, "TEST_", std::time::Duration::from_secs(limit), false)?;
     // The marker line may still be arriving: read it whole.
     std::thread::sleep(std::time::Duration::from_millis(500));
     let log = std::fs::read_to_string(crate::host::cache_dir().join("bochs").join("com1.log"))
         .unwrap_or(log);
-    let out = crate::host::root().join("build").join("vm").join("serial-bochs.log");
+    let out = crate::host::root().join("build").join(scenario).join("serial-bochs.log");
     let _ = std::fs::write(&out, &log);
-    let expect = [
-        "bulkhead: VM 'testguest': VT-x, EPT",
-        "vmm| vendor: VT-x",
-        "bulkhead: VM 'testguest' vCPU 0 stopped: triple fault",
-        "vmm| vCPU stopped after the triple fault; the VMM PD keeps running",
-        "witness| alive after the guest's triple fault",
-        "TEST_PASS vm",
-    ];
-    let missing: Vec<&&str> = expect.iter().filter(|m| !log.contains(**m)).collect();
+    let pass = format!("TEST_PASS {scenario}");
+    let missing: Vec<&str> = expect
+        .iter()
+        .copied()
+        .chain([pass.as_str()])
+        .filter(|m| !log.contains(*m))
+        .collect();
     if missing.is_empty() && !log.contains("TEST_FAIL") {
-        eprintln!("xtask: kernel test vm (VT-x, Bochs): ok");
+        eprintln!("xtask: kernel test {scenario} (VT-x, Bochs): ok");
         return Ok(());
     }
-    eprintln!("---- Bochs serial output of vm ----\n{}\n----", log.trim_end());
+    eprintln!("---- Bochs serial output of {scenario} ----\n{}\n----", log.trim_end());
     Err(format!(
-        "vm under Bochs (VT-x): missing {missing:?} within {limit} s (log: {})",
+        "{scenario} under Bochs (VT-x): missing {missing:?} within {limit} s (log: {})",
         out.display()
     ))
 }
