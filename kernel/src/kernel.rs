@@ -567,6 +567,10 @@ impl Kernel {
     /// Runs the guest of PD `i` (in `Guest`) until its next exit or a host
     /// interrupt; an exit becomes the PD's fault event.
     fn run_guest(&mut self, i: usize) {
+        // The guest runs on its VMM's budget: VT-x's preemption timer ends
+        // the run where that budget would (the tick usually comes first).
+        let left_us = self.sched.remaining(self.sched.budget_owner(i));
+        crate::vm::set_guest_budget(left_us.saturating_mul(self.tsc_khz) / 1000);
         match crate::vm::enter(i, self.pds[i].ipc_frame) {
             crate::vm::Entered::Exit(id) => {
                 let c = &mut self.pds[i].ctx;

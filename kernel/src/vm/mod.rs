@@ -521,6 +521,13 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4]) -> Outcome {
     }
 }
 
+/// The CPU time (TSC cycles) the VMM PD whose guest runs next has left in
+/// its budget: on VT-x the preemption timer ends the guest's run there, so
+/// a guest cannot hold the CPU past its VMM's budget.
+pub fn set_guest_budget(tsc: u64) {
+    vmx::set_budget(tsc);
+}
+
 /// Enters a runnable vCPU of PD `pd`'s VM until its next exit, writing
 /// that exit into the message registers at `ipc_frame`.
 pub fn enter(pd: usize, ipc_frame: u64) -> Entered {

@@ -276,10 +276,19 @@ pub struct Vcpu {
     flush: bool,
 }
 
-/// The TSC cycles a guest may run before the preemption timer ends it
-/// (the host's 1 ms tick ends it sooner; this bounds a guest even if that
-/// tick were late).
+/// The most TSC cycles one guest run may last (the preemption timer), when
+/// the VMM's remaining budget is larger; the host's 1 ms tick usually ends
+/// the run sooner.
 pub const RUN_SLICE_TSC: u64 = 50_000_000;
+
+/// The running VMM PD's remaining budget in TSC cycles ([`set_budget`]).
+static BUDGET: AtomicU64 = AtomicU64::new(RUN_SLICE_TSC);
+
+/// Sets the budget the next guest run may use (the scheduler computes it
+/// from the VMM PD's, or its donor's, remaining budget).
+pub fn set_budget(tsc: u64) {
+    BUDGET.store(tsc.min(RUN_SLICE_TSC), Relaxed);
+}
 
 /// The VMCS that is current on this CPU (VMPTRLD is skipped when it is).
 static CURRENT: AtomicU64 = AtomicU64::new(0);
@@ -601,14 +610,15 @@ impl Vcpu {
         }
     }
 
-    /// Enters the guest until its next exit, for at most [`RUN_SLICE_TSC`]
-    /// TSC cycles (the VMX preemption timer; the kernel's tick usually ends
-    /// the run first). Returns what the exit means, the guest RIP and the
-    /// exiting instruction's length (0 when undefined).
+    /// Enters the guest until its next exit, for at most the VMM's
+    /// remaining budget ([`set_budget`], the VMX preemption timer; the
+    /// kernel's tick usually ends the run first). Returns what the exit
+    /// means, the guest RIP and the exiting instruction's length (0 when
+    /// undefined).
     pub fn enter(&mut self) -> HwExit {
         let cpu = self.cpu;
         let cpu = &cpu;
-        let budget_tsc = RUN_SLICE_TSC;
+        let budget_tsc = BUDGET.load(Relaxed);
         make_current(self.vmcs);
         if MSRS_OF.load(Relaxed) != self.vmcs {
             hw::load_soft_msrs(&self.msrs);
