@@ -92,10 +92,32 @@ core::arch::global_asm!(
     "mov rax, qword ptr [0x101000]",
     "mov dx, 0x502",
     "out dx, eax",
-    // VT-x only (the VMM sets R14): VMFUNC to view 1 and back, each
-    // confirmed by a VMCALL; then a #VE on the page view 1 lacks.
+    // Clear CR0.NE (VT-x keeps it set in the real CR0: the guest must
+    // still read back what it wrote) and report CR0; then set NE again.
+    "mov rax, cr0",
+    "btr rax, 5",
+    "mov cr0, rax",
+    "mov rax, cr0",
+    "mov dx, 0x507",
+    "out dx, eax",
+    "bts rax, 5",
+    "mov cr0, rax",
+    // VT-x only (the VMM sets R14): XSETBV (always an exit on VT-x, done
+    // by the kernel) with XGETBV reading it back; VMFUNC to view 1 and
+    // back, each confirmed by a VMCALL; then a #VE on the page view 1 lacks.
     "test r14, r14",
     "jz 7f",
+    "mov rax, cr4",
+    "bts rax, 18",
+    "mov cr4, rax",
+    "xor ecx, ecx",
+    "xor edx, edx",
+    "mov eax, 3",
+    "xsetbv",
+    "xor eax, eax",
+    "xgetbv",
+    "mov dx, 0x508",
+    "out dx, eax",
     "xor eax, eax",
     "mov ecx, 1",
     "vmfunc",
@@ -452,6 +474,14 @@ fn test() -> Option<()> {
     let m = expect("read in view 0", v.run(), io(0x502, 4, 0))?;
     skip(v, &m).ok()?;
     if vtx {
+        ok(v.write(Register::Gpr(Gpr::R14), 1), "R14").then_some(())?;
+    }
+    // The guest's own CR0 without NE, as it wrote it, on both vendors.
+    let m = expect("cr0 without NE", v.run(), io(0x507, 4, 0x8000_0011))?;
+    skip(v, &m).ok()?;
+    if vtx {
+        let m = expect("xsetbv", v.run(), io(0x508, 4, 3))?;
+        skip(v, &m).ok()?;
         vmfunc_and_ve(&g, v)?;
     } else {
         // VMFUNC, #VE and raw VMCS access are VT-x's: refused on AMD-V.
@@ -488,7 +518,6 @@ fn test() -> Option<()> {
 fn vmfunc_and_ve(g: &Guest, v: Vcpu) -> Option<()> {
     let ok =
         |r: Result<(), VmError>, what: &str| check(T, r.is_ok(), format_args!("{what}: {r:?}"));
-    ok(v.write(Register::Gpr(Gpr::R14), 1), "R14").then_some(())?;
     ok(v.allow_vmfunc(true), "allow VMFUNC").then_some(())?;
     let outside = v.set_ve_info(OUTSIDE);
     check(
@@ -584,3 +613,4 @@ impl Handler for Vmm {
 }
 
 protection_domain!(init);
+

@@ -328,6 +328,9 @@ pub fn cap_msr(basic: u64, original: u32) -> u32 {
 pub const CR0_PE: u64 = 1 << 0;
 /// CR0.PG.
 pub const CR0_PG: u64 = 1 << 31;
+/// CR0.CD and CR0.NW: not loaded by VM entry (SDM 26.3.2.1), so kept in
+/// the read shadow.
+pub const CR0_CD_NW: u64 = 3 << 29;
 
 /// What a guest's CR0 or CR4 must hold in VMX non-root operation.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -336,6 +339,8 @@ pub struct Fixed {
     pub ones: u64,
     /// Bits that may be 1.
     pub allowed: u64,
+    /// Further bits the guest sees from the read shadow only.
+    pub owned: u64,
 }
 
 impl Fixed {
@@ -349,13 +354,24 @@ impl Fixed {
         Self {
             ones,
             allowed: fixed1,
+            owned: 0,
+        }
+    }
+
+    /// The same with `bits` shown from the read shadow too — for CR0, CD
+    /// and NW, which VM entry does not load (the guest would see the
+    /// host's).
+    pub fn with_owned(self, bits: u64) -> Self {
+        Self {
+            owned: bits,
+            ..self
         }
     }
 
     /// The guest/host mask: the bits the guest may not choose; a guest
     /// read of them sees the read shadow (what it last wrote).
     pub fn mask(self) -> u64 {
-        self.ones | !self.allowed
+        self.ones | !self.allowed | self.owned
     }
 
     /// The value loaded into the real register for a guest-chosen `v`.
@@ -556,6 +572,47 @@ pub fn has_insn_len(basic_reason: u32) -> bool {
     matches!(basic_reason, CPUID | HLT | VMCALL | CR_ACCESS | IO | RDMSR | WRMSR)
 }
 
+/// Whether a guest MOV to CR0 of `v` is architecturally valid (else the
+/// kernel injects #GP(0), as the CPU would): no bits above 31, PG only
+/// with PE, NW only with CD.
+pub fn cr0_write_ok(v: u64) -> bool {
+    const CD: u64 = 1 << 30;
+    const NW: u64 = 1 << 29;
+    v >> 32 == 0 && (v & CR0_PG == 0 || v & CR0_PE != 0) && (v & NW == 0 || v & CD != 0)
+}
+
+/// Whether a guest MOV to CR4 of `v` is valid: only bits the CPU allows in
+/// VMX non-root operation, and not VMXE (no nested VMX is offered).
+pub fn cr4_write_ok(v: u64, fixed: Fixed) -> bool {
+    const VMXE: u64 = 1 << 13;
+    v & VMXE == 0 && v & !fixed.allowed == 0
+}
+
+/// EFER after the guest's CR0 changes from `old` to `new`: turning paging
+/// on with EFER.LME set activates long mode (LMA), turning it off leaves
+/// it — what the CPU does when it executes the MOV itself.
+pub fn efer_after_cr0(old: u64, new: u64, efer: u64) -> u64 {
+    const LME: u64 = 1 << 8;
+    const LMA: u64 = 1 << 10;
+    match (old & CR0_PG != 0, new & CR0_PG != 0) {
+        (false, true) if efer & LME != 0 => efer | LMA,
+        (true, false) => efer & !LMA,
+        _ => efer,
+    }
+}
+
+/// Whether the guest's XSETBV(`ecx`, `value`) is valid given the XCR0
+/// bits the CPU supports: XCR0 only, x87 always on, AVX only with SSE,
+/// AVX-512 state (bits 5..8) all or none and only with AVX.
+pub fn xsetbv_ok(ecx: u64, value: u64, supported: u64) -> bool {
+    let avx512 = value & 0xe0;
+    ecx & 0xffff_ffff == 0
+        && value & 1 != 0
+        && value & !supported == 0
+        && (value & 4 == 0 || value & 2 != 0)
+        && (avx512 == 0 || (avx512 == 0xe0 && value & 4 != 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,6 +653,11 @@ mod tests {
         assert_eq!(c4.real(0x20), 0x2020);
         assert_eq!(c4.visible(0x2020, 0x20), 0x20);
         assert_eq!(c4.real(1 << 30), 0x2000); // not allowed: dropped
+        // CD/NW from the shadow: what the guest wrote, whatever the real.
+        let cd_nw = 0x6000_0000;
+        let f = f.with_owned(cd_nw);
+        assert_eq!(f.visible(0xe000_0031, 0x8000_0011), 0x8000_0011);
+        assert_eq!(f.visible(0x8000_0031, 0xc000_0031), 0xc000_0031);
     }
 
     #[test]
@@ -681,6 +743,30 @@ mod tests {
         assert_eq!(ar_from_vmcs(AR_UNUSABLE | 0x82), 0x02);
         // Reserved bits 8..12 and above 16 never reach the field.
         assert_eq!(ar_to_vmcs(0xffff_0f93), 0x93);
+    }
+
+    #[test]
+    fn guest_cr_and_xcr_writes() {
+        assert!(cr0_write_ok(0x8000_0011));
+        assert!(cr0_write_ok(0x11));
+        assert!(!cr0_write_ok(0x8000_0010)); // PG without PE
+        assert!(!cr0_write_ok(1 << 29 | 1)); // NW without CD
+        assert!(!cr0_write_ok(1 << 32 | 1));
+        let c4 = Fixed::new(0x2000, 0x3767ff, false);
+        assert!(cr4_write_ok(0x6b0, c4));
+        assert!(!cr4_write_ok(0x2000, c4)); // VMXE
+        assert!(!cr4_write_ok(1 << 23, c4)); // not allowed
+        assert_eq!(efer_after_cr0(0x11, 0x8000_0011, 0x100), 0x500);
+        assert_eq!(efer_after_cr0(0x11, 0x8000_0011, 0), 0);
+        assert_eq!(efer_after_cr0(0x8000_0011, 0x11, 0x500), 0x100);
+        assert_eq!(efer_after_cr0(0x8000_0011, 0x8000_0031, 0x500), 0x500);
+        assert!(xsetbv_ok(0, 7, 0xe7));
+        assert!(xsetbv_ok(0, 0xe7, 0xe7));
+        assert!(!xsetbv_ok(1, 7, 0xe7)); // not XCR0
+        assert!(!xsetbv_ok(0, 6, 0xe7)); // x87 off
+        assert!(!xsetbv_ok(0, 5, 0xe7)); // AVX without SSE
+        assert!(!xsetbv_ok(0, 0x27, 0xe7)); // part of AVX-512
+        assert!(!xsetbv_ok(0, 0x1f, 0x07)); // unsupported bits
     }
 
     #[test]

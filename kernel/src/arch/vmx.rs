@@ -436,3 +436,29 @@ fn canonical(m: u32, v: u64) -> u64 {
         _ => ((v << 16) as i64 >> 16) as u64,
     }
 }
+
+/// Turns on CR4.OSXSAVE if the CPU has XSAVE, so the kernel can load a
+/// guest's XCR0 (XSETBV always exits in VMX non-root operation and the
+/// kernel emulates it); returns the XCR0 bits the CPU supports, or 0
+/// without XSAVE. The kernel and the PDs use no XSAVE state themselves.
+pub fn enable_xsave() -> u64 {
+    let (_, _, ecx, _) = cpu::cpuid(1, 0);
+    if ecx & (1 << 26) == 0 {
+        return 0;
+    }
+    // SAFETY: CPUID reported XSAVE, so CR4.OSXSAVE may be set; it only
+    // makes XGETBV/XSETBV/XSAVE legal and does not change paging.
+    unsafe { cpu::set_cr4(cpu::cr4() | (1 << 18)) };
+    let (eax, _, _, edx) = cpu::cpuid(0xd, 0);
+    eax as u64 | (edx as u64) << 32
+}
+
+/// Loads XCR0 (a value `kernel_core::vmcs::xsetbv_ok` accepted against
+/// the mask `enable_xsave` returned).
+pub fn xsetbv(value: u64) {
+    // SAFETY: CR4.OSXSAVE is set (`enable_xsave`) and the caller checked
+    // the value against the supported bits, so XSETBV cannot fault.
+    unsafe {
+        asm!("xsetbv", in("ecx") 0u32, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack));
+    }
+}

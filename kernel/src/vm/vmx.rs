@@ -46,6 +46,8 @@ pub struct Cpu {
     cr0: Fixed,
     cr4: Fixed,
     misc: u64,
+    /// XCR0 bits the CPU supports (0: no XSAVE, a guest XSETBV is #UD).
+    xcr0_mask: u64,
 }
 
 /// Detects VT-x, enters VMX root operation and computes the controls every
@@ -78,6 +80,7 @@ pub fn enable(frames: &mut FrameAllocator) -> Option<Cpu> {
         kprintln!("bulkhead: VMs not started: VMXON refused");
         return None;
     }
+    let xcr0_mask = hw::enable_xsave();
     let basic = hw::cap(msr::BASIC);
     let capm = |m| hw::cap(vmcs::cap_msr(basic, m));
     let proc_cap = capm(msr::PROCBASED);
@@ -117,9 +120,11 @@ pub fn enable(frames: &mut FrameAllocator) -> Option<Cpu> {
                 entry::LOAD_DEBUG | entry::LOAD_PAT | entry::LOAD_EFER,
             )
             .ok()?,
-            cr0: Fixed::new(hw::cap(msr::CR0_FIXED0), hw::cap(msr::CR0_FIXED1), true),
+            cr0: Fixed::new(hw::cap(msr::CR0_FIXED0), hw::cap(msr::CR0_FIXED1), true)
+                .with_owned(vmcs::CR0_CD_NW),
             cr4: Fixed::new(hw::cap(msr::CR4_FIXED0), hw::cap(msr::CR4_FIXED1), false),
             misc: hw::cap(msr::MISC),
+            xcr0_mask,
         })
     })();
     if controls.is_none() {
@@ -272,6 +277,10 @@ pub struct Vcpu {
     proc2: u32,
     eptp: u64,
     vpid: u16,
+    /// The guest's XCR0 (XSETBV is emulated by the kernel).
+    xcr0: u64,
+    /// The VMM asked for CR3 load / store exits (else the kernel does them).
+    vmm_cr3: (bool, bool),
     /// Flush the VPID's and EPTP's cached translations before the next entry.
     flush: bool,
 }
@@ -289,6 +298,12 @@ static BUDGET: AtomicU64 = AtomicU64::new(RUN_SLICE_TSC);
 pub fn set_budget(tsc: u64) {
     BUDGET.store(tsc.min(RUN_SLICE_TSC), Relaxed);
 }
+
+/// The XCR0 in the CPU (guests' values stay loaded: the host uses none).
+static XCR0_NOW: AtomicU64 = AtomicU64::new(1);
+
+/// XSETBV's exit reason (it always exits in VMX non-root operation).
+const EXIT_XSETBV: u32 = 55;
 
 /// The VMCS that is current on this CPU (VMPTRLD is skipped when it is).
 static CURRENT: AtomicU64 = AtomicU64::new(0);
@@ -356,6 +371,8 @@ impl Vcpu {
             proc2: cpu.proc2,
             eptp,
             vpid,
+            xcr0: 1,
+            vmm_cr3: (false, false),
             flush: true,
         };
         v.reset();
@@ -372,6 +389,7 @@ impl Vcpu {
         self.run.gprs = [0; 16];
         self.run.cr2 = 0;
         self.msrs = [0; 5];
+        self.xcr0 = 1;
         MSRS_OF.store(0, Relaxed);
         hw::write(field::ENTRY_INTR_INFO, 0);
         self.proc2 = cpu.proc2;
@@ -516,6 +534,10 @@ impl Vcpu {
             ex |= 1 << 1;
         }
         self.proc = p;
+        self.vmm_cr3 = (
+            i.contains(Intercepts::CR3_LOAD),
+            i.contains(Intercepts::CR3_STORE),
+        );
         hw::write(field::PROC_CONTROLS, p as u64);
         hw::write(field::EXCEPTION_BITMAP, ex);
         Ok(())
@@ -624,6 +646,10 @@ impl Vcpu {
             hw::load_soft_msrs(&self.msrs);
             MSRS_OF.store(self.vmcs, Relaxed);
         }
+        if cpu.xcr0_mask != 0 && XCR0_NOW.load(Relaxed) != self.xcr0 {
+            hw::xsetbv(self.xcr0);
+            XCR0_NOW.store(self.xcr0, Relaxed);
+        }
         // The IA-32e-mode-guest entry control follows the guest's EFER.LMA,
         // so a VMM changes modes by writing registers only.
         let lma = hw::read(field::GUEST_EFER).unwrap_or(0) & (1 << 10) != 0;
@@ -695,6 +721,14 @@ impl Vcpu {
         } else {
             0
         };
+        if exit.reason & (1 << 31) == 0 && self.emulate(basic, exit.qualification, rip) {
+            // Done by the kernel: no event for the VMM, the vCPU runs on.
+            return HwExit {
+                action: Action::HostInterrupt,
+                rip,
+                insn_len,
+            };
+        }
         let mut action = vmexit::normalize_vmx(&exit);
         if let Action::Stop(ExitReason::EntryFailure { code }) = &mut action {
             if exit.reason & (1 << 31) != 0 {
@@ -706,6 +740,92 @@ impl Vcpu {
             rip,
             insn_len,
         }
+    }
+
+    fn gpr(&self, i: usize) -> u64 {
+        if i == 4 {
+            hw::read(field::GUEST_RSP).unwrap_or(0)
+        } else {
+            self.run.gprs[i & 15]
+        }
+    }
+
+    fn set_gpr(&mut self, i: usize, v: u64) {
+        if i == 4 {
+            hw::write(field::GUEST_RSP, v);
+        } else {
+            self.run.gprs[i & 15] = v;
+        }
+    }
+
+    fn inject_hw_exception(&mut self, vector: u8, error: Option<u32>) {
+        let mut info = vector as u64 | 3 << 8 | 1 << 31;
+        if let Some(e) = error {
+            info |= 1 << 11;
+            hw::write(field::ENTRY_EXCEPTION_ERROR, e as u64);
+        }
+        hw::write(field::ENTRY_INTR_INFO, info);
+    }
+
+    /// Exits the kernel completes itself because the interface offers the
+    /// VMM no say in them and AMD-V would not exit at all: MOV to CR0/CR4
+    /// that only disagrees with the read shadow in bits VMX owns (e.g. a
+    /// guest clearing CR0.NE), MOV to/from CR3 the VMM did not ask to see,
+    /// and XSETBV (always an exit on VT-x). Invalid values get the #GP the
+    /// CPU would raise. True if handled.
+    fn emulate(&mut self, basic: u32, q: u64, rip: u64) -> bool {
+        let len = hw::read(field::EXIT_INSN_LEN).unwrap_or(0);
+        match basic {
+            vmexit::vmx::CR_ACCESS => {
+                let (cr, ty, g) = (q & 0xf, (q >> 4) & 3, ((q >> 8) & 0xf) as usize);
+                match (cr, ty) {
+                    (0, 0) => {
+                        let v = self.gpr(g);
+                        if !vmcs::cr0_write_ok(v) {
+                            self.inject_hw_exception(13, Some(0));
+                            return true;
+                        }
+                        let old = self.read(Register::Cr0);
+                        let efer = hw::read(field::GUEST_EFER).unwrap_or(0);
+                        self.write(Register::Cr0, v);
+                        hw::write(field::GUEST_EFER, vmcs::efer_after_cr0(old, v, efer));
+                    }
+                    (4, 0) => {
+                        let v = self.gpr(g);
+                        if !vmcs::cr4_write_ok(v, self.cpu.cr4) {
+                            self.inject_hw_exception(13, Some(0));
+                            return true;
+                        }
+                        self.write(Register::Cr4, v);
+                    }
+                    (3, 0) if !self.vmm_cr3.0 => {
+                        // Bit 63 (PCID no-flush) is not part of CR3.
+                        let v = self.gpr(g) & !(1 << 63);
+                        hw::write(field::GUEST_CR3, v);
+                    }
+                    (3, 1) if !self.vmm_cr3.1 => {
+                        let v = hw::read(field::GUEST_CR3).unwrap_or(0);
+                        self.set_gpr(g, v);
+                    }
+                    _ => return false,
+                }
+            }
+            EXIT_XSETBV => {
+                let value = self.run.gprs[2] << 32 | (self.run.gprs[0] & 0xffff_ffff);
+                if self.cpu.xcr0_mask == 0 {
+                    self.inject_hw_exception(6, None);
+                    return true;
+                }
+                if !vmcs::xsetbv_ok(self.run.gprs[1], value, self.cpu.xcr0_mask) {
+                    self.inject_hw_exception(13, Some(0));
+                    return true;
+                }
+                self.xcr0 = value;
+            }
+            _ => return false,
+        }
+        self.write(Register::Rip, rip + len);
+        true
     }
 }
 
