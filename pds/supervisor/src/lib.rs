@@ -19,7 +19,7 @@
 //! - **Small calls** over PPC: the boot handshake (label [`LABEL_UP`]: a
 //!   child is up; [`LABEL_GUEST_START`]: the VMM was told to start the
 //!   guest), and a `Report` in message registers ([`LABEL_REPORT`],
-//!   `bulkhead_channel::ppc`) for PDs without a ring.
+//!   framed by `bulkhead_protocols::regs`) for PDs without a ring.
 //! - **Logs** go to the kernel console, one line per event, prefixed by the
 //!   kernel with the PD's name.
 //!
@@ -473,7 +473,7 @@ impl Handler for Supervisor {
                 for (i, m) in mrs.iter_mut().enumerate().take(n) {
                     *m = get_mr(i);
                 }
-                match bulkhead_channel::ppc::decode::<Report>(&mrs[..n], n) {
+                match regs::from_words::<Report>(&mrs[..n]) {
                     Ok(r) => {
                         self.report(who, &r);
                         REPLY_OK
