@@ -61,8 +61,9 @@ pub const REFERENCE_MARKER: &str = "REFERENCE_SYSTEM_UP";
 /// stopped the boot (e.g. a board its policy is not written for).
 pub const REFERENCE_HALTED_MARKER: &str = "REFERENCE_SYSTEM_HALTED";
 
-/// Slot size of the alerts ring (`Report::MAX_SIZE` 103 + 16, rounded up).
-pub const ALERT_SLOT: usize = 128;
+/// Slot size of the alerts ring (`Report::MAX_SIZE` 103 + 16, rounded up),
+/// shared with its producer through the protocol crate.
+pub const ALERT_SLOT: usize = bulkhead_protocols::supervisor::REPORT_SLOT;
 
 setvar!(ch_firmware);
 setvar!(ch_vmm);
