@@ -33,12 +33,14 @@ pub mod check;
 
 use bulkhead_channel::{Notify, Receiver, RecvError, RingMemory, SendError, Sender};
 use bulkhead_microkit::{
-    debug_println, setvar, shared_words, Channel, ChannelSet, Handler, MessageInfo, SetVar,
+    debug_println, setvar, shared_words, Channel, ChannelSet, Handler, Infallible, MessageInfo,
+    SetVar,
 };
 use bulkhead_protocols::supervisor::{Alert, AlertKind, Report, Severity, REPORT_SLOT};
 use bulkhead_protocols::vmi::{
     Answer, Event, EventMask, MonitorToVmm, Reg, VmmToMonitor, EVENT_SLOT, REQUEST_SLOT,
 };
+use bulkhead_protocols::Message;
 use heapless::{Deque, Vec};
 
 use check::{alert, check, idt_ok, lstar_ok, Finding, GuestState};
@@ -119,16 +121,64 @@ enum Query {
 /// VMM that never answers cannot fill the monitor).
 const PENDING: usize = 8;
 
+/// Records that wait for room in their ring.
+const QUEUE: usize = 4;
+
+/// The sending end of one ring, with a small queue for when it is full.
+struct Outbound<T: Message, const SLOT: usize> {
+    tx: Option<Sender<'static, T, SLOT, NotifyPeer>>,
+    queue: Deque<T, QUEUE>,
+}
+
+impl<T: Message, const SLOT: usize> Outbound<T, SLOT> {
+    fn new(tx: Option<Sender<'static, T, SLOT, NotifyPeer>>) -> Self {
+        Outbound {
+            tx,
+            queue: Deque::new(),
+        }
+    }
+
+    /// Sends `msg` behind what waits, or queues it; `Err` says why it was
+    /// dropped instead.
+    fn send(&mut self, msg: T) -> Result<(), &'static str> {
+        let Some(tx) = self.tx.as_mut() else {
+            return Err("the ring is not mapped");
+        };
+        if self.queue.is_empty() {
+            match tx.send(&msg) {
+                Ok(()) => return Ok(()),
+                Err(SendError::Full) => {}
+                Err(SendError::TooLarge) => return Err("too large for a slot"),
+                Err(SendError::PeerIndexInvalid) => return Err("the peer's ring index is invalid"),
+            }
+        }
+        self.queue
+            .push_back(msg)
+            .map_err(|_| "the ring and the queue are full")
+    }
+
+    /// Sends what waits, in order, as far as there is room.
+    fn flush(&mut self) {
+        let Some(tx) = self.tx.as_mut() else {
+            return;
+        };
+        while let Some(m) = self.queue.front() {
+            if tx.send(m).is_err() {
+                return;
+            }
+            self.queue.pop_front();
+        }
+    }
+}
+
 /// The monitor's state.
 pub struct Monitor {
     vmm: Option<Channel>,
-    requests: Option<Sender<'static, MonitorToVmm, REQUEST_SLOT, NotifyPeer>>,
+    requests: Outbound<MonitorToVmm, REQUEST_SLOT>,
     events: Option<Receiver<'static, VmmToMonitor, EVENT_SLOT, NotifyPeer>>,
-    alerts: Option<Sender<'static, Report, REPORT_SLOT, NotifyPeer>>,
+    alerts: Outbound<Report, REPORT_SLOT>,
     next_tag: u32,
     pending: Vec<(u32, Query), PENDING>,
-    unsent_requests: Deque<MonitorToVmm, 4>,
-    unsent_alerts: Deque<Report, 4>,
     guest_up: bool,
     guest: Option<GuestState>,
     counters: Counters,
@@ -194,13 +244,11 @@ pub fn init() -> Monitor {
     );
     let mut m = Monitor {
         vmm,
-        requests,
+        requests: Outbound::new(requests),
         events,
-        alerts,
+        alerts: Outbound::new(alerts),
         next_tag: 1,
         pending: Vec::new(),
-        unsent_requests: Deque::new(),
-        unsent_alerts: Deque::new(),
         guest_up: false,
         guest: None,
         counters: Counters::default(),
@@ -270,41 +318,9 @@ impl Monitor {
         }
         // Room was made just above.
         let _ = self.pending.push((tag, q));
-        let req = build(tag);
-        if !self.unsent_requests.is_empty() {
-            self.queue_request(req);
-            return;
-        }
-        let Some(tx) = self.requests.as_mut() else {
-            debug_println!("monitor: no requests ring; request {tag} not sent");
-            return;
-        };
-        match tx.send(&req) {
-            Ok(()) => {}
-            Err(SendError::Full) => self.queue_request(req),
-            Err(e) => {
-                self.counters.dropped += 1;
-                debug_println!("monitor: request {tag} not sent ({e:?})");
-            }
-        }
-    }
-
-    fn queue_request(&mut self, req: MonitorToVmm) {
-        if self.unsent_requests.push_back(req).is_err() {
+        if let Err(why) = self.requests.send(build(tag)) {
             self.counters.dropped += 1;
-            debug_println!("monitor: requests ring full and queue full; a request was dropped");
-        }
-    }
-
-    fn flush_requests(&mut self) {
-        let Some(tx) = self.requests.as_mut() else {
-            return;
-        };
-        while let Some(r) = self.unsent_requests.front() {
-            if tx.send(r).is_err() {
-                return;
-            }
-            self.unsent_requests.pop_front();
+            debug_println!("monitor: request {tag} dropped: {why}");
         }
     }
 
@@ -320,40 +336,9 @@ impl Monitor {
                 a.detail.as_str()
             );
         }
-        if !self.unsent_alerts.is_empty() {
-            self.queue_alert(report);
-            return;
-        }
-        let Some(tx) = self.alerts.as_mut() else {
-            debug_println!("monitor: no alerts ring; the alert is only in this log");
-            return;
-        };
-        match tx.send(&report) {
-            Ok(()) => {}
-            Err(SendError::Full) => self.queue_alert(report),
-            Err(e) => {
-                self.counters.dropped += 1;
-                debug_println!("monitor: alert not sent ({e:?})");
-            }
-        }
-    }
-
-    fn queue_alert(&mut self, report: Report) {
-        if self.unsent_alerts.push_back(report).is_err() {
+        if let Err(why) = self.alerts.send(report) {
             self.counters.dropped += 1;
-            debug_println!("monitor: alerts ring full and queue full; an alert was dropped");
-        }
-    }
-
-    fn flush_alerts(&mut self) {
-        let Some(tx) = self.alerts.as_mut() else {
-            return;
-        };
-        while let Some(r) = self.unsent_alerts.front() {
-            if tx.send(r).is_err() {
-                return;
-            }
-            self.unsent_alerts.pop_front();
+            debug_println!("monitor: alert dropped (it is only in this log): {why}");
         }
     }
 
@@ -483,19 +468,9 @@ impl Monitor {
     }
 }
 
-/// The monitor handles no error of its own: bad input is counted and
-/// logged, never a reason to fault.
-#[derive(Debug)]
-pub enum Never {}
-
-impl core::fmt::Display for Never {
-    fn fmt(&self, _: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match *self {}
-    }
-}
-
 impl Handler for Monitor {
-    type Error = Never;
+    /// None: bad input is counted and logged, never a reason to fault.
+    type Error = Infallible;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
         for ch in channels.iter() {
@@ -516,10 +491,10 @@ impl Handler for Monitor {
                     }));
                 }
                 // The VMM may also have made room in the requests ring.
-                self.flush_requests();
+                self.requests.flush();
             } else {
                 // The supervisor: it made room in the alerts ring.
-                self.flush_alerts();
+                self.alerts.flush();
             }
         }
         Ok(())
