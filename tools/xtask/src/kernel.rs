@@ -24,6 +24,7 @@ const TARGET_PACKAGES: &[&str] = &[
     "bulkhead-linux-pingpong",
     "bulkhead-supervisor",
     "bulkhead-channel-test-pds",
+    "monitor-pd",
 ];
 /// PD packages built by a cargo run of their own: they use `alloc`, and
 /// building them with the kernel would unify dependency features (e.g.
