@@ -22,7 +22,7 @@ use bulkhead_protocols::vmi::{
 };
 use bulkhead_abi::vcpu::Vendor;
 use bulkhead_vmm::board::{host_vendor, PcBoard};
-use bulkhead_vmm::exits::{Cpu, StopReason};
+use bulkhead_vmm::exits::{Board, Cpu, StopReason};
 use bulkhead_vmm::guest::{self, GuestImages};
 use bulkhead_vmm::{Machine, Verdict};
 use vmm_core::vmi::{Vcpus, VmiService};
