@@ -371,6 +371,67 @@ mod tests {
     }
 
     #[test]
+    fn timer_and_serial_interrupts_interleave_by_priority() {
+        let mut p = Platform::new(0, 0);
+        linux_pic(&mut p);
+        p.io_out(0x43, 1, 0x34);
+        // A word write would split to ports 0x40 and 0x41 (channel 1), so
+        // the count goes as two byte writes, as Linux does.
+        p.io_out(0x40, 2, 1193);
+        assert_eq!(p.next_event_ns(), None, "channel 0 got half a count");
+        p.io_out(0x43, 1, 0x34);
+        p.io_out(0x40, 1, 1193 & 0xff);
+        p.io_out(0x40, 1, 1193 >> 8);
+        p.io_out(0x3fc, 1, 0x0b);
+        p.io_out(0x3f9, 1, 0x01);
+        let mut now = 0;
+        let (mut ticks, mut serial) = (0, 0);
+        let mut got = Vec::new();
+        for step in 0..50u64 {
+            now = p.next_event_ns().unwrap();
+            p.advance(now);
+            if step % 10 == 0 {
+                p.push_input(b"k");
+            }
+            // The guest takes every pending interrupt, highest first.
+            while let Some(v) = p.pending_interrupt() {
+                assert_eq!(p.acknowledge(), v);
+                match v {
+                    0x30 => {
+                        ticks += 1;
+                        // mask_and_ack: mask, specific EOI, handler, unmask.
+                        p.io_out(0x21, 1, 0xeb);
+                        p.io_out(0x20, 1, 0x60);
+                        p.io_out(0x21, 1, 0xea);
+                    }
+                    0x34 => {
+                        serial += 1;
+                        p.io_out(0x21, 1, 0xfa);
+                        p.io_out(0x20, 1, 0x64);
+                        while p.io_in(0x3fd, 1) & 1 != 0 {
+                            got.push(p.io_in(0x3f8, 1) as u8);
+                        }
+                        p.io_out(0x21, 1, 0xea);
+                    }
+                    other => panic!("unexpected vector {other:#x}"),
+                }
+            }
+        }
+        assert_eq!(ticks, 50, "one tick per period, none lost or doubled");
+        assert_eq!(serial, 5);
+        assert_eq!(got, b"kkkkk");
+        // 50 periods of 1193 ticks (plus the load clock) at 1.193182 MHz.
+        let expect = ticks_to_ns(1 + 50 * 1193);
+        assert_eq!(now, expect);
+        // Both pending at once: IRQ 0 goes first.
+        p.push_input(b"z");
+        p.advance(p.next_event_ns().unwrap());
+        assert_eq!(p.acknowledge(), 0x30);
+        p.io_out(0x20, 1, 0x60);
+        assert_eq!(p.acknowledge(), 0x34);
+    }
+
+    #[test]
     fn uart_interrupts_reach_irq4_with_out2() {
         let mut p = Platform::new(0, 0);
         linux_pic(&mut p);
