@@ -615,6 +615,37 @@ mod tests {
     }
 
     #[test]
+    fn linux_oneshot_clockevent_reprograms_with_counts_only() {
+        // pit_set_oneshot writes 0x38 once; pit_next_event then writes only
+        // LSB and MSB of each delta, loaded on the next clock.
+        let mut pit = Pit::new(0);
+        pit.write(3, 0x38, 0);
+        assert_eq!(pit.next_irq_tick(), None, "no count yet");
+        pit.write(0, 100, 10);
+        pit.write(0, 0, 10);
+        assert_eq!(pit.next_irq_tick(), Some(10 + 1 + 100 + 1));
+        assert!(pit.advance(112));
+        assert_eq!(pit.next_irq_tick(), None);
+        // Next event, and a re-arm before it fires replaces it.
+        pit.write(0, 50, 200);
+        pit.write(0, 0, 200);
+        assert_eq!(pit.next_irq_tick(), Some(252));
+        pit.write(0, 30, 230);
+        pit.write(0, 0, 230);
+        assert_eq!(pit.next_irq_tick(), Some(262), "230 + 1 + 30 + 1");
+        pit.write(0, 5, 240);
+        pit.write(0, 0, 240);
+        assert_eq!(pit.next_irq_tick(), Some(247));
+        assert!(pit.advance(260));
+        assert_eq!(pit.irq_edges(), 2, "the replaced deadlines never fired");
+        // pit_shutdown: mode 0 with a zero count fires once, 65536 later.
+        pit.write(3, 0x30, 300);
+        pit.write(0, 0, 300);
+        pit.write(0, 0, 300);
+        assert_eq!(pit.next_irq_tick(), Some(301 + 65_536));
+    }
+
+    #[test]
     fn lsb_msb_access_modes() {
         let mut pit = Pit::new(0);
         // LSB only: MSB is zero.
