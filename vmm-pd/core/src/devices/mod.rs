@@ -38,6 +38,18 @@ pub const PIT_IRQ: u8 = 0;
 pub const UNKNOWN_RANGE: u16 = 256;
 const RANGES: usize = 65_536 / UNKNOWN_RANGE as usize;
 
+/// RAX after an `in` of `size` bytes returned `value`: `in al`/`in ax`
+/// replace only the low byte or word, `in eax` writes EAX, which in 64-bit
+/// mode clears the upper half of RAX. Any other size leaves RAX unchanged.
+pub fn rax_after_in(rax: u64, size: u8, value: u32) -> u64 {
+    match size {
+        1 => (rax & !0xff) | u64::from(value & 0xff),
+        2 => (rax & !0xffff) | u64::from(value & 0xffff),
+        4 => u64::from(value),
+        _ => rax,
+    }
+}
+
 /// Counts of accesses to ports no model answers.
 #[derive(Clone, Debug)]
 pub struct UnknownPorts {
@@ -548,6 +560,15 @@ mod tests {
         // A word at 0xffff wraps to port 0.
         assert_eq!(p.io_in(0xffff, 2), 0xffff);
         assert_eq!(p.unknown_ports().in_range_of(0), 1);
+    }
+
+    #[test]
+    fn in_results_merge_into_rax_by_size() {
+        let rax = 0x1122_3344_5566_7788;
+        assert_eq!(rax_after_in(rax, 1, 0xffff_ffab), 0x1122_3344_5566_77ab);
+        assert_eq!(rax_after_in(rax, 2, 0xffff_abcd), 0x1122_3344_5566_abcd);
+        assert_eq!(rax_after_in(rax, 4, 0xdead_beef), 0xdead_beef);
+        assert_eq!(rax_after_in(rax, 3, 0), rax);
     }
 
     #[test]
