@@ -155,7 +155,12 @@ impl Platform {
             self.bad_size = self.bad_size.saturating_add(1);
             return;
         }
-        for (i, byte) in value.to_le_bytes().into_iter().take(usize::from(size)).enumerate() {
+        for (i, byte) in value
+            .to_le_bytes()
+            .into_iter()
+            .take(usize::from(size))
+            .enumerate()
+        {
             self.write_byte(port.wrapping_add(i as u16), byte);
         }
         self.sync_lines();
@@ -609,6 +614,10 @@ mod tests {
         p.io_out(0x21, 1, 0x00);
         p.set_irq(0, true);
         p.set_irq(3, true);
-        assert_eq!(p.pending_interrupt(), Some(0x33), "IRQ 0 belongs to the PIT");
+        assert_eq!(
+            p.pending_interrupt(),
+            Some(0x33),
+            "IRQ 0 belongs to the PIT"
+        );
     }
 }
