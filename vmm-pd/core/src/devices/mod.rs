@@ -597,6 +597,14 @@ mod tests {
     }
 
     #[test]
+    fn platform_state_is_small_and_fixed() {
+        // Everything is inline (no heap): the UART's 4 KiB output buffer
+        // dominates; the PD keeps it in a static or on its stack.
+        let size = core::mem::size_of::<Platform>();
+        assert!(size > OUTPUT_CAPACITY && size < 8 * 1024, "{size} bytes");
+    }
+
+    #[test]
     fn time_never_goes_backwards() {
         let mut p = Platform::new(5_000_000_000, 0);
         p.advance(1);
