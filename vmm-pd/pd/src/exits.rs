@@ -222,13 +222,7 @@ impl<B: Board> Machine<B> {
                 } else {
                     let value = self.board.io_in(port, size);
                     let rax = cpu.read(gpr(Gpr::Rax))?;
-                    // `in al`/`in ax` keep the rest of RAX; `in eax` zero-extends.
-                    let merged = match size {
-                        1 => (rax & !0xff) | (value as u64 & 0xff),
-                        2 => (rax & !0xffff) | (value as u64 & 0xffff),
-                        _ => value as u64,
-                    };
-                    cpu.write(gpr(Gpr::Rax), merged)?;
+                    cpu.write(gpr(Gpr::Rax), vmm_core::devices::rax_after_in(rax, size, value))?;
                 }
                 Self::skip(cpu, exit)
             }
