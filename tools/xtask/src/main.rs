@@ -25,6 +25,7 @@ mod debian;
 mod vmi;
 mod virt;
 mod fwpd;
+mod guest;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -160,6 +161,7 @@ const AREAS: &[(&str, Setup, Extra)] = &[
     ("gateway", gateway::setup, gateway::extra),
     ("firmware", firmware::setup, firmware::extra),
     ("kernel", kernel::setup, kernel::extra),
+    ("guest", guest::setup, guest::extra),
     ("vmi", vmi::setup, vmi::extra),
     ("virt", virt::setup, virt::extra),
     ("fwpd", fwpd::setup, fwpd::extra),
