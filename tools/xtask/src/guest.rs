@@ -65,6 +65,17 @@ pub fn images() -> Result<Images> {
     })
 }
 
+/// The guest images, built only if `build/guest` lacks them: `cargo xtask
+/// run` then needs no package index (`cargo xtask test` refreshes them in
+/// its setup).
+pub fn ensure_images() -> Result<()> {
+    let d = dir();
+    if !d.join("bzImage").is_file() || !d.join("initramfs.cpio").is_file() {
+        images()?;
+    }
+    Ok(())
+}
+
 /// The first `cpio` on PATH.
 fn gnu_cpio() -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();

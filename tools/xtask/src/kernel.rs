@@ -426,7 +426,7 @@ pub fn corrupt_plan_test() -> Result<()> {
 /// The reference system's image (placeholder PDs until the real ones land).
 pub fn reference_image() -> Result<PathBuf> {
     // Its VMM's guest_kernel and guest_initrd regions are prefilled from them.
-    crate::guest::images()?;
+    crate::guest::ensure_images()?;
     image(&host::root().join("system.xml"), "reference")
 }
 
