@@ -55,9 +55,11 @@ fn data_tar(deb: &[u8]) -> Result<Vec<u8>, Error> {
                 .map_err(|e| format!("the package's data.tar.zst does not decompress: {e}"))?;
         }
         "data.tar" => out.extend_from_slice(data),
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "the package's `{other}` uses a compression this tool does not read (xz, zst or none)"
-        )),
+        ))
+        }
     }
     Ok(out)
 }

@@ -402,9 +402,15 @@ fn prefill_of_a_device_region() {
         2,
         "a region with phys_addr (device memory) cannot have prefill_path",
     );
-    assert!(d.help.unwrap_or_default().contains("remove phys_addr or prefill_path"));
+    assert!(d
+        .help
+        .unwrap_or_default()
+        .contains("remove phys_addr or prefill_path"));
     // Either alone is fine.
-    ok(&VALID.replace("size=\"0x2000\" />", "size=\"0x2000\" prefill_path=\"blob.bin\" />"));
+    ok(&VALID.replace(
+        "size=\"0x2000\" />",
+        "size=\"0x2000\" prefill_path=\"blob.bin\" />",
+    ));
 }
 
 #[test]

@@ -152,7 +152,13 @@ pub fn kernel_bzimage() -> Result<PathBuf> {
     let f = std::fs::File::options()
         .append(true)
         .open(&path)
-        .map_err(|e| format!("{} not extracted from {}: {e}", path.display(), deb.display()))?;
+        .map_err(|e| {
+            format!(
+                "{} not extracted from {}: {e}",
+                path.display(),
+                deb.display()
+            )
+        })?;
     f.set_modified(std::time::SystemTime::now())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
