@@ -25,6 +25,7 @@ const TARGET_PACKAGES: &[&str] = &[
     "bulkhead-supervisor",
     "bulkhead-channel-test-pds",
     "monitor-pd",
+    "bulkhead-vmm",
 ];
 /// PD packages built by a cargo run of their own: they use `alloc`, and
 /// building them with the kernel would unify dependency features (e.g.
