@@ -274,6 +274,16 @@ impl Kernel {
                     for p in 0..r.size / PAGE {
                         paging::zero_frame(base + p * PAGE);
                     }
+                    // Initial contents (prefill_path): the plan checked that
+                    // they lie in the data area and fit the region, whose
+                    // frames are contiguous.
+                    if let Some(f) = r.prefill {
+                        let bytes = self
+                            .data
+                            .get(f.data_offset as usize..(f.data_offset + f.data_len) as usize)
+                            .ok_or("prefill data outside the boot module")?;
+                        paging::copy_to_phys(base, bytes);
+                    }
                     base
                 }
             };

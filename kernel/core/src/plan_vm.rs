@@ -147,6 +147,7 @@ mod tests {
                 name: String::try_from("guest_ram").unwrap(),
                 size: 0x40_0000,
                 phys_addr: None,
+                prefill: None,
             })
             .unwrap();
         p.regions
@@ -154,6 +155,7 @@ mod tests {
                 name: String::try_from("guest_rom").unwrap(),
                 size: 0x1000,
                 phys_addr: Some(0xfee0_0000),
+                prefill: None,
             })
             .unwrap();
         let mut vm = Vm {

@@ -212,6 +212,57 @@ pub fn load_image(
     })
 }
 
+/// Finds a region's `prefill_path` file in the search path (as program
+/// images are found), appends its bytes to the data area and says where
+/// they are. The file must fit the region; the rest of the region stays zero.
+fn prefill(
+    mr: &bulkhead_sdf::MemoryRegion,
+    file: &str,
+    search_path: &[PathBuf],
+    loc: &str,
+    data: &mut Vec<u8>,
+) -> Result<plan::Prefill, PackError> {
+    let err = |message: String| PackError {
+        at: loc.to_string(),
+        message,
+    };
+    if mr.phys_addr.is_some() {
+        return Err(err(format!(
+            "memory region '{}' has both phys_addr and prefill_path: a device region's contents are the device's, the kernel does not write them at boot; remove one of the two",
+            mr.name
+        )));
+    }
+    let path = find_image(file, search_path).ok_or_else(|| {
+        err(format!(
+            "prefill file '{file}' of memory region '{}' not found in the search path ({}); build it (the guest images: `cargo xtask test` or `bulkhead guest`) or add its directory with --search-path",
+            mr.name,
+            search_path
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| err(format!("cannot read prefill file {}: {e}", path.display())))?;
+    let len = bytes.len() as u64;
+    if len > mr.size {
+        return Err(err(format!(
+            "prefill file {} has {len:#x} bytes, more than memory region '{}' holds ({:#x}); make the region at least {:#x} bytes",
+            path.display(),
+            mr.name,
+            mr.size,
+            len.div_ceil(PAGE) * PAGE
+        )));
+    }
+    let data_offset = data.len() as u64;
+    data.extend_from_slice(&bytes);
+    Ok(plan::Prefill {
+        data_offset,
+        data_len: len,
+    })
+}
+
 /// Compiles `system` with images from `search_path`.
 pub fn pack(system: &System, search_path: &[PathBuf]) -> Result<Packed, PackError> {
     let mut plan = BootPlan::default();
@@ -225,17 +276,16 @@ pub fn pack(system: &System, search_path: &[PathBuf]) -> Result<Packed, PackErro
     }
     for mr in &system.memory_regions {
         let loc = at(system, mr.pos.line);
-        if mr.prefill_path.is_some() {
-            return Err(PackError {
-                at: loc,
-                message: format!("memory region '{}': prefill is not supported by the kernel yet; remove the prefill attribute", mr.name),
-            });
-        }
+        let prefill = match &mr.prefill_path {
+            Some(file) => Some(prefill(mr, file, search_path, &loc, &mut data)?),
+            None => None,
+        };
         plan.regions
             .push(plan::Region {
                 name: name(&mr.name, "memory region", &loc)?,
                 size: mr.size,
                 phys_addr: mr.phys_addr,
+                prefill,
             })
             .map_err(|_| full(&loc, "memory regions", plan::MAX_REGIONS))?;
     }

@@ -289,3 +289,80 @@ fn packs_a_virtual_machine_into_the_plan() {
     assert!(e.at.contains("test.xml:"), "{}", e.at);
     assert!(e.message.contains("no read right"), "{}", e.message);
 }
+
+const PREFILL_SYSTEM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<system>
+    <memory_region name="blob" size="0x2000" prefill_path="FILE" />
+    <protection_domain name="a" priority="10">
+        <program_image path="a.elf" />
+        <map mr="blob" vaddr="0x300000" perms="r" />
+    </protection_domain>
+</system>
+"#;
+
+fn prefill_pack(name: &str, contents: Option<&[u8]>) -> Result<Packed, PackError> {
+    let dir = search_dir(name);
+    if let Some(c) = contents {
+        std::fs::write(dir.join("blob.bin"), c).unwrap();
+    }
+    pack(&system(&PREFILL_SYSTEM.replace("FILE", "blob.bin")), &[dir])
+}
+
+#[test]
+fn prefill_file_is_found_and_its_bytes_recorded() {
+    let contents: Vec<u8> = (0..0x1234u32).map(|i| (i * 13 + 1) as u8).collect();
+    let packed = prefill_pack("prefill-ok", Some(&contents)).unwrap();
+    let (plan, data) = plan::decode(&packed.module).unwrap();
+    let f = plan.regions[0]
+        .prefill
+        .expect("the region records its prefill");
+    assert_eq!(f.data_len, 0x1234);
+    let bytes = &data[f.data_offset as usize..(f.data_offset + f.data_len) as usize];
+    assert_eq!(bytes, &contents[..]);
+    // The PD's segments still point at their own bytes.
+    let seg = plan.pds[0].segments[0];
+    assert_eq!(
+        &data[seg.data_offset as usize..(seg.data_offset + seg.data_len) as usize],
+        &[0xcc; 0x100][..]
+    );
+}
+
+#[test]
+fn prefill_of_exactly_the_region_size_is_accepted() {
+    let contents = vec![0x5a; 0x2000];
+    let packed = prefill_pack("prefill-exact", Some(&contents)).unwrap();
+    let (plan, _) = plan::decode(&packed.module).unwrap();
+    assert_eq!(plan.regions[0].prefill.map(|f| f.data_len), Some(0x2000));
+}
+
+#[test]
+fn prefill_larger_than_the_region_is_refused_with_the_line() {
+    let e = prefill_pack("prefill-big", Some(&vec![1; 0x2001])).unwrap_err();
+    assert_eq!(e.at, "test.xml:3", "{e}");
+    assert!(
+        e.message.contains("0x2001 bytes") && e.message.contains("'blob'"),
+        "{e}"
+    );
+    assert!(e.message.contains("at least 0x3000"), "{e}");
+}
+
+#[test]
+fn missing_prefill_file_is_refused_with_the_search_path() {
+    let e = prefill_pack("prefill-missing", None).unwrap_err();
+    assert_eq!(e.at, "test.xml:3", "{e}");
+    assert!(
+        e.message.contains("prefill file 'blob.bin'") && e.message.contains("prefill-missing"),
+        "{e}"
+    );
+}
+
+#[test]
+fn prefill_of_a_device_region_is_refused() {
+    let dir = search_dir("prefill-device");
+    std::fs::write(dir.join("blob.bin"), [1, 2, 3]).unwrap();
+    // `bulkhead check` refuses this SDF already; pack does not rely on it.
+    let mut s = system(&PREFILL_SYSTEM.replace("FILE", "blob.bin"));
+    s.memory_regions[0].phys_addr = Some(0xfeb0_0000);
+    let e = pack(&s, &[dir]).unwrap_err();
+    assert!(e.message.contains("both phys_addr and prefill_path"), "{e}");
+}

@@ -28,7 +28,6 @@
 
 pub mod adversary;
 pub mod layout;
-pub mod ppc;
 #[allow(unsafe_code)] // The one module that may: raw region → atomic words.
 pub mod region;
 pub mod ring;

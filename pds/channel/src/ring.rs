@@ -44,6 +44,14 @@ impl Notify for NoNotify {
     fn notify(&mut self) {}
 }
 
+/// A PD's channel to the peer: the hook notifies it.
+#[cfg(feature = "microkit")]
+impl Notify for bulkhead_microkit::Channel {
+    fn notify(&mut self) {
+        bulkhead_microkit::Channel::notify(*self)
+    }
+}
+
 impl<F: FnMut()> Notify for F {
     fn notify(&mut self) {
         self()

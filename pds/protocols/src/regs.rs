@@ -1,5 +1,10 @@
 //! Carrying one typed record in a protected call's message registers.
 //!
+//! This is the one register encoding in the project: the supervisor, the
+//! firmware PD and the monitor all use it. It lives here, next to the
+//! envelope, because it needs nothing else (no ring, no runtime): every
+//! PD that links the protocols can frame a call with it.
+//!
 //! A PPC copies up to 64 message registers (64-bit words) each way, which
 //! holds any record up to [`MAX_BYTES`] bytes: word 0 is the record's length
 //! in bytes, the record follows packed little-endian from word 1. Small
@@ -40,6 +45,10 @@ pub fn to_words<T: Message>(msg: &T, words: &mut [u64; MAX_WORDS]) -> Result<usi
 }
 
 /// Decodes the record in `words` (the registers received, word 0 first).
+///
+/// Pass exactly the registers the call carried (`&words[..info.count()]`,
+/// clamped to [`MAX_WORDS`]): a length word that claims more than that is
+/// [`DecodeError::Truncated`], never a read of stale registers.
 pub fn from_words<T: Message>(words: &[u64]) -> Result<T, DecodeError> {
     let (len, body) = words.split_first().ok_or(DecodeError::Truncated)?;
     let len = usize::try_from(*len).map_err(|_| DecodeError::TooLong)?;
@@ -113,6 +122,47 @@ mod tests {
         assert_eq!(from_words::<PostSummary>(&[]), Err(DecodeError::Truncated));
         assert_ne!(label::<PostSummary>(), 1);
         assert!(label::<PostSummary>() >= LABEL_BASE);
+    }
+
+    #[test]
+    fn vmi_request_round_trips_in_the_fewest_words() {
+        use crate::vmi::{MonitorToVmm, Reg};
+        let req = MonitorToVmm::ReadRegs {
+            tag: 9,
+            vcpu: 0,
+            regs: heapless::Vec::from_slice(&[Reg::Cr3, Reg::Lstar, Reg::IdtrBase]).unwrap(),
+        };
+        let mut words = [0u64; MAX_WORDS];
+        let n = to_words(&req, &mut words).unwrap();
+        assert_eq!(n, 1 + (words[0] as usize).div_ceil(8));
+        assert!(words[n..].iter().all(|w| *w == 0));
+        assert_eq!(from_words::<MonitorToVmm>(&words[..n]), Ok(req.clone()));
+        // Extra zero words after the record are harmless (a caller may
+        // send more registers than it needs).
+        assert_eq!(from_words::<MonitorToVmm>(&words), Ok(req));
+    }
+
+    #[test]
+    fn rejects_a_record_of_another_protocol() {
+        use crate::vmi::{MonitorToVmm, VmmToMonitor};
+        let mut words = [0u64; MAX_WORDS];
+        let n = to_words(&MonitorToVmm::Pause { tag: 1, vcpu: 2 }, &mut words).unwrap();
+        assert!(matches!(
+            from_words::<VmmToMonitor>(&words[..n]),
+            Err(DecodeError::WrongProtocol(p)) if p == MonitorToVmm::PROTOCOL as u16
+        ));
+        // A length word far past what any register file holds.
+        let mut huge = words;
+        huge[0] = u64::MAX;
+        assert_eq!(
+            from_words::<MonitorToVmm>(&huge[..n]),
+            Err(DecodeError::TooLong)
+        );
+        // A zero length is an empty record: too short for an envelope.
+        assert_eq!(
+            from_words::<MonitorToVmm>(&[0]),
+            Err(DecodeError::Truncated)
+        );
     }
 
     #[test]

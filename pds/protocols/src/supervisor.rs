@@ -14,6 +14,10 @@ use crate::envelope::{Message, ProtocolId};
 pub const ALERT_DETAIL_LEN: usize = 64;
 /// Maximum bytes of text in one log record.
 pub const LOG_TEXT_LEN: usize = 96;
+/// Slot size of a ring of reports (the monitor's `alerts` ring): both ends
+/// build the ring with it. [`Report::MAX_SIZE`] plus the ring's 16-byte
+/// slot header, rounded up to a cache-friendly 128.
+pub const REPORT_SLOT: usize = 128;
 
 /// How urgent a report is.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]

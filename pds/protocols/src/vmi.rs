@@ -5,6 +5,14 @@
 //! Every request carries a `tag` the monitor chooses; the VMM echoes it in
 //! the matching [`VmmToMonitor::Reply`], so replies may be matched even when
 //! events are interleaved with them.
+//!
+//! Both directions travel in typed rings (`vmi_requests`, `vmi_events` in
+//! `system.xml`) whose slots are [`REQUEST_SLOT`] and [`EVENT_SLOT`] bytes:
+//! both ends build their ring with these, so they cannot disagree.
+//! docs/vmi-channel.md describes the whole exchange.
+//!
+//! Version 2 of [`VmmToMonitor`] added [`VmiError::Unreadable`] and
+//! [`Event::GuestUp`].
 
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
@@ -13,6 +21,17 @@ use crate::envelope::{Message, ProtocolId};
 
 /// Most registers one request may ask for (and one reply carry).
 pub const MAX_REGS: usize = 8;
+
+/// Slot size of the `vmi_requests` ring: [`MonitorToVmm::MAX_SIZE`] plus
+/// the ring's 16-byte slot header, rounded up to a multiple of 8.
+pub const REQUEST_SLOT: usize = 40;
+/// Slot size of the `vmi_events` ring: [`VmmToMonitor::MAX_SIZE`] plus the
+/// ring's 16-byte slot header, rounded up to a multiple of 8.
+pub const EVENT_SLOT: usize = 112;
+
+/// The vCPU id that means "every vCPU" in [`MonitorToVmm::Pause`] and
+/// [`MonitorToVmm::Resume`].
+pub const ALL_VCPUS: u8 = u8::MAX;
 
 /// A guest register the monitor may read.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
@@ -117,6 +136,9 @@ pub enum VmiError {
     NotPaused,
     /// The event kind is not supported on this CPU (e.g. #VE on AMD).
     Unsupported,
+    /// The VMM cannot read this register of this vCPU (not exposed by the
+    /// kernel's vCPU interface, or the vCPU is stopped for good).
+    Unreadable,
 }
 
 /// The answer to one request.
@@ -172,6 +194,10 @@ pub enum Event {
         /// New base.
         base: u64,
     },
+    /// The guest is up (the VMM decides when: its kernel runs with its own
+    /// IDT and system-call entry). Not subject to the subscription: every
+    /// monitor needs it to know when introspection makes sense.
+    GuestUp,
 }
 
 /// VMM → monitor.
@@ -204,7 +230,7 @@ impl Message for MonitorToVmm {
 
 impl Message for VmmToMonitor {
     const PROTOCOL: ProtocolId = ProtocolId::VmmToMonitor;
-    const VERSION: u16 = 1;
+    const VERSION: u16 = 2;
     /// Reply with 8 registers: header 4, variant 1, tag 5, answer 1,
     /// count 1, 8 values of 10.
     const MAX_SIZE: usize = 92;
@@ -278,6 +304,27 @@ mod tests {
             }),
         ];
         assert_eq!(sizes.iter().max(), Some(&VmmToMonitor::MAX_SIZE));
+    }
+
+    #[test]
+    fn ring_slots_hold_the_largest_record() {
+        // 16: the ring's slot header (length word, check word).
+        for (max, slot) in [
+            (MonitorToVmm::MAX_SIZE, REQUEST_SLOT),
+            (VmmToMonitor::MAX_SIZE, EVENT_SLOT),
+        ] {
+            assert!(max + 16 <= slot && slot % 8 == 0 && slot - (max + 16) < 8);
+        }
+        let up = VmmToMonitor::Event {
+            vcpu: u8::MAX,
+            paused: true,
+            event: Event::GuestUp,
+        };
+        assert!(check_bound(&up) < VmmToMonitor::MAX_SIZE);
+        check_bound(&VmmToMonitor::Reply {
+            tag: u32::MAX,
+            answer: Answer::Err(VmiError::Unreadable),
+        });
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! - **Small calls** over PPC: the boot handshake (label [`LABEL_UP`]: a
 //!   child is up; [`LABEL_GUEST_START`]: the VMM was told to start the
 //!   guest), and a `Report` in message registers ([`LABEL_REPORT`],
-//!   `bulkhead_channel::ppc`) for PDs without a ring.
+//!   framed by `bulkhead_protocols::regs`) for PDs without a ring.
 //! - **Logs** go to the kernel console, one line per event, prefixed by the
 //!   kernel with the PD's name.
 //!
@@ -61,8 +61,9 @@ pub const REFERENCE_MARKER: &str = "REFERENCE_SYSTEM_UP";
 /// stopped the boot (e.g. a board its policy is not written for).
 pub const REFERENCE_HALTED_MARKER: &str = "REFERENCE_SYSTEM_HALTED";
 
-/// Slot size of the alerts ring (`Report::MAX_SIZE` 103 + 16, rounded up).
-pub const ALERT_SLOT: usize = 128;
+/// Slot size of the alerts ring (`Report::MAX_SIZE` 103 + 16, rounded up),
+/// shared with its producer through the protocol crate.
+pub const ALERT_SLOT: usize = bulkhead_protocols::supervisor::REPORT_SLOT;
 
 setvar!(ch_firmware);
 setvar!(ch_vmm);
@@ -473,7 +474,7 @@ impl Handler for Supervisor {
                 for (i, m) in mrs.iter_mut().enumerate().take(n) {
                     *m = get_mr(i);
                 }
-                match bulkhead_channel::ppc::decode::<Report>(&mrs[..n], n) {
+                match regs::from_words::<Report>(&mrs[..n]) {
                     Ok(r) => {
                         self.report(who, &r);
                         REPLY_OK

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use bulkhead_channel::{NoNotify, SendError, Sender};
 use bulkhead_harness::{Call, Harness, HarnessError};
-use bulkhead_microkit::{FaultKind, MAX_MESSAGE_REGISTERS};
+use bulkhead_microkit::FaultKind;
 use bulkhead_protocols::post::{Decision, Entry, Outcome, PostSummary, Refusal};
 use bulkhead_protocols::regs;
 use bulkhead_protocols::supervisor::{Alert, AlertKind, Level, Log, Report, Severity};
@@ -335,8 +335,8 @@ fn boot_handshake_over_ppc_announces_the_reference_system() {
 fn reports_in_message_registers_are_decoded_strictly() {
     let h = reference();
     let mut sup = h.start(init);
-    let mut mrs = [0u64; MAX_MESSAGE_REGISTERS];
-    let n = bulkhead_channel::ppc::encode(&alert(1, Severity::Critical), &mut mrs).unwrap();
+    let mut mrs = [0u64; regs::MAX_WORDS];
+    let n = regs::to_words(&alert(1, Severity::Critical), &mut mrs).unwrap();
     let (reply, _) = sup.pp_call(CH_GATEWAY, LABEL_REPORT, &mrs[..n]).unwrap();
     assert_eq!(reply.label(), REPLY_OK);
     assert!(h

@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod gateway;
+mod guest;
 
 #[derive(Parser)]
 #[command(name = "bulkhead", version, about = "The Bulkhead host tool")]
@@ -45,6 +46,8 @@ enum Command {
     Profile(profile::Args),
     /// Introspect a guest memory image with a VMI profile.
     Vmi(vmi::Args),
+    /// Build the Linux guest's initramfs (busybox + test scripts).
+    Guest(guest::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Image(args) => image::run(args),
         Command::Profile(a) => profile::run(a),
         Command::Vmi(a) => vmi::run(a),
+        Command::Guest(a) => guest::run(a),
     };
     match result {
         Ok(code) => code,

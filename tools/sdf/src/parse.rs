@@ -512,6 +512,17 @@ impl<'d, 'input> Parser<'d, 'input> {
                 );
             }
         }
+        if phys_addr.is_some() && prefill_path.is_some() {
+            self.attr_err(
+                node,
+                "prefill_path",
+                "a region with phys_addr (device memory) cannot have prefill_path",
+            )
+            .help = Some(
+                "the kernel fills only RAM regions at boot; remove phys_addr or prefill_path"
+                    .into(),
+            );
+        }
         Some(MemoryRegion {
             name,
             size,

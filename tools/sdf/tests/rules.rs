@@ -392,6 +392,28 @@ fn phys_addr_not_aligned() {
 }
 
 #[test]
+fn prefill_of_a_device_region() {
+    let xml = VALID.replace(
+        "size=\"0x2000\" />",
+        "size=\"0x2000\" phys_addr=\"0xfeb0_0000\" prefill_path=\"blob.bin\" />",
+    );
+    let d = assert_error(
+        &xml,
+        2,
+        "a region with phys_addr (device memory) cannot have prefill_path",
+    );
+    assert!(d
+        .help
+        .unwrap_or_default()
+        .contains("remove phys_addr or prefill_path"));
+    // Either alone is fine.
+    ok(&VALID.replace(
+        "size=\"0x2000\" />",
+        "size=\"0x2000\" prefill_path=\"blob.bin\" />",
+    ));
+}
+
+#[test]
 fn size_not_a_multiple_of_the_page_size() {
     let xml = VALID.replace("size=\"0x2000\"", "size=\"0x2800\"");
     let d = assert_error(

@@ -113,3 +113,53 @@ pub fn download(pkg: &str) -> Result<PathBuf> {
     }
     Ok(path)
 }
+
+/// Debian's `busybox-static` package (verified, cached).
+pub fn busybox_static() -> Result<PathBuf> {
+    download("busybox-static")
+}
+
+/// Debian's bzImage: `boot/vmlinuz-<abi>-amd64` of the kernel package that
+/// `linux-image-amd64` points at, extracted once into
+/// `.cache/debian/<package>/` (no root needed: `dpkg-deb` reads the
+/// downloaded file).
+pub fn kernel_bzimage() -> Result<PathBuf> {
+    let pkg = kernel_abi_package()?;
+    let file = format!(
+        "vmlinuz-{}",
+        pkg.strip_prefix("linux-image-").unwrap_or(&pkg)
+    );
+    let dir = host::cache_dir().join("debian").join(&pkg);
+    let path = dir.join("boot").join(&file);
+    let deb = download(&pkg)?;
+    // Re-extract when the package is newer than what we extracted.
+    let fresh = |p: &std::path::Path| -> Option<bool> {
+        Some(p.metadata().ok()?.modified().ok()? >= deb.metadata().ok()?.modified().ok()?)
+    };
+    if fresh(&path) == Some(true) {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    eprintln!("xtask: extracting boot/{file} from {}", deb.display());
+    crate::run(Command::new("sh").arg("-c").arg(format!(
+        // tar stops after the one member, so dpkg-deb then fails on a broken
+        // pipe; its complaint is hidden, whether the file came out is checked.
+        "dpkg-deb --fsys-tarfile '{}' 2>/dev/null | tar -x -C '{}' --occurrence=1 './boot/{file}'",
+        deb.display(),
+        dir.display()
+    )))?;
+    // tar keeps the packaged mtime; mark the extraction time instead.
+    let f = std::fs::File::options()
+        .append(true)
+        .open(&path)
+        .map_err(|e| {
+            format!(
+                "{} not extracted from {}: {e}",
+                path.display(),
+                deb.display()
+            )
+        })?;
+    f.set_modified(std::time::SystemTime::now())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}

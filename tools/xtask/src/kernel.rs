@@ -24,6 +24,8 @@ const TARGET_PACKAGES: &[&str] = &[
     "bulkhead-linux-pingpong",
     "bulkhead-supervisor",
     "bulkhead-channel-test-pds",
+    "monitor-pd",
+    "bulkhead-vmm",
 ];
 /// PD packages built by a cargo run of their own: they use `alloc`, and
 /// building them with the kernel would unify dependency features (e.g.
@@ -204,6 +206,12 @@ pub fn image(system: &Path, name: &str) -> Result<PathBuf> {
         .arg(system)
         .arg("--search-path")
         .arg(pd_dir())
+        // Prefill files: the guest images, and fixtures a scenario's test
+        // writes into its own build directory.
+        .arg("--search-path")
+        .arg(crate::guest::dir())
+        .arg("--search-path")
+        .arg(&dir)
         .arg("-o")
         .arg(&dir))?;
     let iso = dir.join(format!("{name}.iso"));
@@ -419,6 +427,8 @@ pub fn corrupt_plan_test() -> Result<()> {
 
 /// The reference system's image (placeholder PDs until the real ones land).
 pub fn reference_image() -> Result<PathBuf> {
+    // Its VMM's guest_kernel and guest_initrd regions are prefilled from them.
+    crate::guest::ensure_images()?;
     image(&host::root().join("system.xml"), "reference")
 }
 

@@ -26,6 +26,7 @@ mod vmi;
 mod virt;
 mod fwpd;
 mod vmm;
+mod guest;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -161,6 +162,7 @@ const AREAS: &[(&str, Setup, Extra)] = &[
     ("gateway", gateway::setup, gateway::extra),
     ("firmware", firmware::setup, firmware::extra),
     ("kernel", kernel::setup, kernel::extra),
+    ("guest", guest::setup, guest::extra),
     ("vmi", vmi::setup, vmi::extra),
     ("virt", virt::setup, virt::extra),
     ("fwpd", fwpd::setup, fwpd::extra),

@@ -3,8 +3,9 @@
 //! 64-bit entry point (Documentation/arch/x86/boot.rst, "64-bit boot
 //! protocol").
 //!
-//! Guest RAM is a byte slice with guest-physical 0 at index 0; its length
-//! is the VM's RAM size. What goes where:
+//! Guest RAM is a [`GuestMemory`] (a byte slice, or the VMM PD's mapped
+//! region) with guest-physical 0 at offset 0; its size is the VM's RAM
+//! size. The kernel image is an [`Image`]. What goes where:
 //!
 //! | guest-physical | what |
 //! |---|---|
@@ -21,11 +22,13 @@
 pub mod cpu;
 pub mod header;
 pub mod initramfs;
+pub mod mem;
 pub mod zeropage;
 
 pub use cpu::{InitialState, SegmentState};
 pub use header::SetupHeader;
 pub use initramfs::{initramfs_len, CpioError};
+pub use mem::{GuestMemory, Image};
 pub use zeropage::{e820_map, E820Entry};
 
 use bulkhead_abi::vcpu::Vendor;
@@ -197,9 +200,18 @@ pub struct BootInfo {
 }
 
 /// Parses and checks a bzImage's setup header without loading anything.
-pub fn parse_header(kernel: &[u8]) -> Result<SetupHeader, BootError> {
-    SetupHeader::parse(kernel)
+pub fn parse_header(kernel: &(impl Image + ?Sized)) -> Result<SetupHeader, BootError> {
+    let mut head = [0u8; HEAD_LEN];
+    let n = kernel.len().min(HEAD_LEN);
+    kernel.read(0, &mut head[..n]).ok_or(BootError::ImageTooShort {
+        len: kernel.len(),
+        needed: n,
+    })?;
+    SetupHeader::parse_prefix(&head[..n], kernel.len())
 }
+
+/// How much of the image the header parse reads (the header ends by 0x290).
+const HEAD_LEN: usize = 0x400;
 
 const PAGE: u64 = 0x1000;
 
@@ -215,12 +227,12 @@ fn align_up(v: u64, align: u64) -> Option<u64> {
 /// `ram` by the 64-bit boot protocol, with `cfg`'s command line and
 /// initramfs. On error nothing in `ram` has been written.
 pub fn load_linux(
-    ram: &mut [u8],
-    kernel: &[u8],
+    ram: &mut (impl GuestMemory + ?Sized),
+    kernel: &(impl Image + ?Sized),
     cfg: &BootConfig<'_>,
 ) -> Result<BootInfo, BootError> {
-    let hdr = SetupHeader::parse(kernel)?;
-    let ram_size = ram.len() as u64;
+    let hdr = parse_header(kernel)?;
+    let ram_size = ram.size();
 
     // The command line.
     let max = (hdr.cmdline_size as usize).min(layout::CMDLINE_MAX as usize - 1);
@@ -313,14 +325,14 @@ pub fn load_linux(
         needed: kernel_end,
         have: ram_size,
     };
-    if let Some(low) = ram.get_mut(..layout::HIGH_MEM as usize) {
-        low.fill(0);
-    }
-    let payload_end = hdr.payload_offset_in_image + hdr.payload_len as usize;
-    let payload = kernel
-        .get(hdr.payload_offset_in_image..payload_end)
-        .ok_or(oops)?;
-    put(ram, load, payload).ok_or(oops)?;
+    ram.zero(0, layout::HIGH_MEM.min(ram_size)).ok_or(oops)?;
+    ram.copy_from(
+        load,
+        kernel,
+        hdr.payload_offset_in_image,
+        hdr.payload_len as usize,
+    )
+    .ok_or(oops)?;
     if let (Initrd::Copy(bytes), Some((at, _))) = (cfg.initrd, initrd) {
         put(ram, at, bytes).ok_or(oops)?;
     }
@@ -348,8 +360,8 @@ pub fn load_linux(
 }
 
 fn write_boot_params(
-    ram: &mut [u8],
-    kernel: &[u8],
+    ram: &mut (impl GuestMemory + ?Sized),
+    kernel: &(impl Image + ?Sized),
     hdr: &SetupHeader,
     initrd: Option<(u64, u64)>,
 ) -> Option<()> {
@@ -358,7 +370,10 @@ fn write_boot_params(
     let bp = layout::BOOT_PARAMS;
     let at = |o: usize| bp + o as u64;
     // The setup header, for the length the header itself declares.
-    put(ram, at(z::HDR), kernel.get(z::HDR..hdr.header_end)?)?;
+    let mut setup = [0u8; header::MAX_HEADER_END - z::HDR];
+    let setup = setup.get_mut(..hdr.header_end.checked_sub(z::HDR)?)?;
+    kernel.read(z::HDR, setup)?;
+    put(ram, at(z::HDR), setup)?;
     put(ram, at(h::TYPE_OF_LOADER), &[LOADER_TYPE_UNDEFINED])?;
     let cmd = layout::CMDLINE;
     put(ram, at(h::CMD_LINE_PTR), &(cmd as u32).to_le_bytes())?;
@@ -380,7 +395,7 @@ fn write_boot_params(
         at(z::EXT_RAMDISK_SIZE),
         &((size >> 32) as u32).to_le_bytes(),
     )?;
-    let (entries, n) = e820_map(ram.len() as u64);
+    let (entries, n) = e820_map(ram.size());
     put(ram, at(z::E820_ENTRIES), &[n as u8])?;
     for (i, e) in entries.iter().take(n).enumerate() {
         let o = at(z::E820_TABLE + i * zeropage::E820_ENTRY_SIZE);

@@ -117,3 +117,16 @@ mod tests {
         assert_eq!(l, ["xxxxx"]);
     }
 }
+
+/// Shows bytes that are not UTF-8 as ASCII with `?` for the rest.
+pub struct Lossy<'a>(pub &'a [u8]);
+
+impl core::fmt::Display for Lossy<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use core::fmt::Write as _;
+        for &b in self.0 {
+            f.write_char(if b.is_ascii() { b as char } else { '?' })?;
+        }
+        Ok(())
+    }
+}

@@ -25,18 +25,10 @@ pub trait Cpu {
     fn inject(&mut self, i: Injection) -> Result<(), VmError>;
 }
 
-/// What an MSR access comes to, as the board's policy decides.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MsrAction {
-    /// A read answers this value.
-    Value(u64),
-    /// The access goes to this vCPU register (a write with this value).
-    Register(Register, u64),
-    /// A write that is accepted and has no effect.
-    Ignore,
-    /// Refused: the guest gets #GP(0), as a CPU without the MSR gives.
-    Fault,
-}
+pub use vmm_core::msr::{ReadAction, WriteAction};
+
+/// EFER's number: its writes need the vCPU's current EFER.
+const EFER: u32 = 0xc000_0080;
 
 /// The emulated board: device models behind port I/O, their interrupt
 /// controller, timers, the guest's UART output, and the CPUID/MSR policy.
@@ -57,10 +49,10 @@ pub trait Board {
     fn drain_output(&mut self, buf: &mut [u8]) -> usize;
     /// The guest's answer to `cpuid`.
     fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4];
-    /// An `rdmsr`.
-    fn msr_read(&mut self, msr: u32) -> MsrAction;
-    /// A `wrmsr`.
-    fn msr_write(&mut self, msr: u32, value: u64) -> MsrAction;
+    /// An `rdmsr` (the MSR policy's decision).
+    fn msr_read(&mut self, msr: u32) -> ReadAction;
+    /// A `wrmsr`, given the vCPU's current EFER (read only for EFER).
+    fn msr_write(&mut self, msr: u32, value: u64, efer: u64) -> WriteAction;
 }
 
 /// Whether the vCPU goes on.
@@ -127,6 +119,8 @@ pub struct Machine<B: Board> {
     /// String I/O (`ins`/`outs`) exits, answered with #UD: the devices
     /// emulated here are driven by single `in`/`out` by Linux.
     pub string_io: u64,
+    /// MSR accesses refused with #GP.
+    pub refused_msrs: u64,
 }
 
 fn gpr(g: Gpr) -> Register {
@@ -141,6 +135,7 @@ impl<B: Board> Machine<B> {
             console: Console::new(),
             stats: ExitStats::default(),
             string_io: 0,
+            refused_msrs: 0,
         }
     }
 
@@ -227,13 +222,7 @@ impl<B: Board> Machine<B> {
                 } else {
                     let value = self.board.io_in(port, size);
                     let rax = cpu.read(gpr(Gpr::Rax))?;
-                    // `in al`/`in ax` keep the rest of RAX; `in eax` zero-extends.
-                    let merged = match size {
-                        1 => (rax & !0xff) | (value as u64 & 0xff),
-                        2 => (rax & !0xffff) | (value as u64 & 0xffff),
-                        _ => value as u64,
-                    };
-                    cpu.write(gpr(Gpr::Rax), merged)?;
+                    cpu.write(gpr(Gpr::Rax), vmm_core::devices::rax_after_in(rax, size, value))?;
                 }
                 Self::skip(cpu, exit)
             }
@@ -247,10 +236,10 @@ impl<B: Board> Machine<B> {
             }
             ExitReason::MsrRead { msr } => {
                 let value = match self.board.msr_read(msr) {
-                    MsrAction::Value(v) => v,
-                    MsrAction::Register(r, _) => cpu.read(r)?,
-                    MsrAction::Ignore => 0,
-                    MsrAction::Fault => {
+                    ReadAction::Value(v) => v,
+                    ReadAction::Register { reg, hide } => cpu.read(reg)? & !hide,
+                    ReadAction::Refuse(_) => {
+                        self.refused_msrs += 1;
                         cpu.inject(GP)?;
                         return Ok(Verdict::Resume);
                     }
@@ -260,10 +249,12 @@ impl<B: Board> Machine<B> {
                 Self::skip(cpu, exit)
             }
             ExitReason::MsrWrite { msr, value } => {
-                match self.board.msr_write(msr, value) {
-                    MsrAction::Register(r, v) => cpu.write(r, v)?,
-                    MsrAction::Value(_) | MsrAction::Ignore => {}
-                    MsrAction::Fault => {
+                let efer = if msr == EFER { cpu.read(Register::Efer)? } else { 0 };
+                match self.board.msr_write(msr, value, efer) {
+                    WriteAction::Register { reg, value } => cpu.write(reg, value)?,
+                    WriteAction::Ignore => {}
+                    WriteAction::Refuse(_) => {
+                        self.refused_msrs += 1;
                         cpu.inject(GP)?;
                         return Ok(Verdict::Resume);
                     }
@@ -372,18 +363,20 @@ mod tests {
         fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
             [leaf, subleaf, 0xc, 0xd]
         }
-        fn msr_read(&mut self, msr: u32) -> MsrAction {
+        fn msr_read(&mut self, msr: u32) -> ReadAction {
             match msr {
-                0x10 => MsrAction::Value(0x1234_5678_9abc_def0),
-                0xc000_0082 => MsrAction::Register(Register::Msr(Msr::Lstar), 0),
-                _ => MsrAction::Fault,
+                0x10 => ReadAction::Value(0x1234_5678_9abc_def0),
+                0xc000_0082 => ReadAction::Register { reg: Register::Msr(Msr::Lstar), hide: 0 },
+                0xc000_0080 => ReadAction::Register { reg: Register::Efer, hide: 1 << 12 },
+                _ => ReadAction::Refuse(vmm_core::msr::Refusal::Unknown),
             }
         }
-        fn msr_write(&mut self, msr: u32, value: u64) -> MsrAction {
+        fn msr_write(&mut self, msr: u32, value: u64, efer: u64) -> WriteAction {
             match msr {
-                0xc000_0082 => MsrAction::Register(Register::Msr(Msr::Lstar), value),
-                0x8b => MsrAction::Ignore,
-                _ => MsrAction::Fault,
+                0xc000_0082 => WriteAction::Register { reg: Register::Msr(Msr::Lstar), value },
+                0xc000_0080 => WriteAction::Register { reg: Register::Efer, value: value | (efer & (1 << 12)) },
+                0x8b => WriteAction::Ignore,
+                _ => WriteAction::Refuse(vmm_core::msr::Refusal::Unknown),
             }
         }
     }
@@ -472,6 +465,13 @@ mod tests {
         assert_eq!(v, Verdict::Resume);
         assert_eq!(cpu.injected, [GP]);
         assert_eq!(rip(&mut cpu), 0x1000, "a faulting rdmsr is not skipped");
+        assert_eq!(m.refused_msrs, 1);
+        // EFER: the write keeps the bit the current value has, the read hides it.
+        cpu.write(Register::Efer, 0x1d00).unwrap();
+        run(&mut m, &mut cpu, exit(ExitReason::MsrWrite { msr: 0xc000_0080, value: 0xd01 }, 2));
+        assert_eq!(cpu.read(Register::Efer).unwrap(), 0x1d01);
+        run(&mut m, &mut cpu, exit(ExitReason::MsrRead { msr: 0xc000_0080 }, 2));
+        assert_eq!(cpu.read(Register::Gpr(Gpr::Rax)).unwrap(), 0xd01);
     }
 
     #[test]

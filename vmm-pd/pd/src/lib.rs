@@ -16,8 +16,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod board;
 pub mod console;
 pub mod exits;
+pub mod guest;
 pub mod stats;
 
 pub use exits::{Board, Cpu, Machine, Verdict};

@@ -20,9 +20,11 @@ use bulkhead_microkit::{
 use bulkhead_protocols::vmi::{
     EventMask, MonitorToVmm, Reg, VmiError, VmmToMonitor, EVENT_SLOT, REQUEST_SLOT,
 };
-use bulkhead_vmm::exits::{Cpu, StopReason};
+use bulkhead_abi::vcpu::Vendor;
+use bulkhead_vmm::board::{host_vendor, PcBoard};
+use bulkhead_vmm::exits::{Board, Cpu, StopReason};
 use bulkhead_vmm::guest::{self, GuestImages};
-use bulkhead_vmm::{board::PcBoard, Machine, Verdict};
+use bulkhead_vmm::{Machine, Verdict};
 use vmm_core::vmi::{Vcpus, VmiService};
 
 setvar!(guest_ram);
@@ -58,6 +60,9 @@ setvar!(rx_gateway_rx_data_size);
 /// Labels of the calls to the supervisor (as the placeholder VMM made).
 const LABEL_UP: u64 = 1;
 const LABEL_GUEST_START: u64 = 2;
+
+/// FS.base, GS.base, KernelGSbase.
+const PASSED_MSRS: [u32; 3] = [0xc000_0100, 0xc000_0101, 0xc000_0102];
 
 /// The VM's name, prefixed to its console lines.
 const VM_NAME: &str = "linux";
@@ -148,6 +153,7 @@ struct Vmm {
     machine: Machine<PcBoard>,
     images: Option<GuestImages>,
     tsc_hz: u64,
+    vendor: Vendor,
     /// TSC at the guest's start (its clock's zero).
     start_tsc: u64,
     vmi: VmiService,
@@ -241,9 +247,10 @@ fn init() -> Vmm {
         monitor,
         cpu: Vcpu(vcpu.get().unwrap_or(0) as u8),
         state: GuestState::NotStarted,
-        machine: Machine::new(PcBoard::new(0)),
+        machine: Machine::new(PcBoard::new(host_vendor(), (tsc_hz / 1000) as u32, 0)),
         images,
         tsc_hz,
+        vendor: host_vendor(),
         start_tsc: 0,
         vmi: VmiService::new(EventMask::MSR_WRITE),
         requests,
@@ -276,7 +283,7 @@ impl Vmm {
             return;
         };
         let tsc_khz = self.tsc_hz / 1000;
-        match guest::load(images, tsc_khz, &mut KernelCpu(self.cpu)) {
+        match guest::load(images, self.vendor, tsc_khz, &mut KernelCpu(self.cpu)) {
             Ok(info) => {
                 debug_println!(
                     "{VM_NAME}: starting guest: kernel {:#x}..{:#x}, initramfs {} bytes, entry {:#x}",
@@ -286,9 +293,14 @@ impl Vmm {
                     info.entry
                 );
                 self.start_tsc = bulkhead_microkit::rdtsc();
-                self.machine = Machine::new(PcBoard::new(tsc_khz));
-                if let Err(e) = guest::pass_through_msrs() {
-                    debug_println!("{VM_NAME}: MSR pass-through refused ({e:?}): every access exits");
+                self.machine =
+                    Machine::new(PcBoard::new(self.vendor, tsc_khz as u32, self.start_tsc));
+                // The segment bases Linux rewrites on every task switch are
+                // switched by the hardware: no exit for them.
+                for msr in PASSED_MSRS {
+                    if let Err(e) = bulkhead_microkit::vcpu::set_msr_intercept(msr, false) {
+                        debug_println!("{VM_NAME}: MSR {msr:#x} pass-through refused ({e:?}): its accesses exit");
+                    }
                 }
                 match self.cpu.resume() {
                     Ok(()) => {

@@ -4,13 +4,20 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
+use core::sync::atomic::Ordering;
+
 use bulkhead_microkit::{
-    debug_println, protection_domain, setvar, Channel, ChannelSet, Handler, Infallible,
+    debug_println, protection_domain, setvar, shared_words, Channel, ChannelSet, Handler,
+    Infallible,
 };
 use bulkhead_placeholder_pds::{channel, tell_supervisor, LABEL_GUEST_START, LABEL_UP};
 
 setvar!(guest_ram);
 setvar!(guest_ram_size);
+setvar!(guest_kernel);
+setvar!(guest_kernel_size);
+setvar!(guest_initrd);
+setvar!(guest_initrd_size);
 setvar!(vmi_requests);
 setvar!(vmi_events);
 setvar!(gateway_tx);
@@ -50,6 +57,19 @@ fn init() -> Vmm {
         "placeholder VMM: guest RAM {} MiB at {:#x}, no guest runs",
         guest_ram_size.get().unwrap_or(0) >> 20,
         guest_ram.get().unwrap_or(0)
+    );
+    // The prefilled boot images: a bzImage says "HdrS" at byte 0x202, a
+    // newc cpio starts with "070701".
+    let kernel_ok = shared_words(&guest_kernel, &guest_kernel_size)
+        .and_then(|w| w.get(0x200 / 8))
+        .is_some_and(|w| (w.load(Ordering::Relaxed) >> 16) as u32 == u32::from_le_bytes(*b"HdrS"));
+    let initrd_ok = shared_words(&guest_initrd, &guest_initrd_size)
+        .and_then(|w| w.first())
+        .is_some_and(|w| w.load(Ordering::Relaxed) & 0xffff_ffff_ffff == 0x3130_3730_3730);
+    debug_println!(
+        "placeholder VMM: guest kernel {} (bzImage), initramfs {} (cpio newc)",
+        if kernel_ok { "prefilled" } else { "MISSING" },
+        if initrd_ok { "prefilled" } else { "MISSING" }
     );
     let _ = (
         vmi_requests.get(),

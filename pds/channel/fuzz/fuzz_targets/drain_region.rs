@@ -97,7 +97,9 @@ fn records<T: bulkhead_protocols::Message + serde::Serialize, const SLOT: usize>
 fn registers<T: bulkhead_protocols::Message>(rest: &[u8]) {
     let Some((&count, regs)) = rest.split_first() else { return };
     let mrs = words(regs);
-    if let Ok(m) = bulkhead_channel::ppc::decode::<T>(&mrs, count as usize) {
+    // As the callee does: only the registers the call says it carried.
+    let n = (count as usize).min(mrs.len()).min(bulkhead_protocols::regs::MAX_WORDS);
+    if let Ok(m) = bulkhead_protocols::regs::from_words::<T>(&mrs[..n]) {
         check_reencodes(&m);
     }
 }

@@ -11,8 +11,8 @@ use vmm_core::devices::{ChipState, Platform, INPUT_CAPACITY, OUTPUT_CAPACITY};
 
 /// The ports Linux touches, so most operations reach a model.
 const PORTS: &[u16] = &[
-    0x20, 0x21, 0xa0, 0xa1, 0x4d0, 0x4d1, 0x40, 0x41, 0x42, 0x43, 0x61, 0x70, 0x71, 0x80,
-    0x92, 0x3f8, 0x3f9, 0x3fa, 0x3fb, 0x3fc, 0x3fd, 0x3fe, 0x3ff, 0x64, 0xcf9, 0xed,
+    0x20, 0x21, 0xa0, 0xa1, 0x4d0, 0x4d1, 0x40, 0x41, 0x42, 0x43, 0x61, 0x70, 0x71, 0x80, 0x92,
+    0x3f8, 0x3f9, 0x3fa, 0x3fb, 0x3fc, 0x3fd, 0x3fe, 0x3ff, 0x64, 0xcf9, 0xed,
 ];
 
 struct Input<'a>(&'a [u8]);
@@ -92,7 +92,10 @@ fuzz_target!(|data: &[u8]| {
             3 => {
                 let pending = p.pending_interrupt();
                 if let Some(v) = pending {
-                    assert!(consistent(v, p.pic().master(), p.pic().slave()), "vector {v:#x}");
+                    assert!(
+                        consistent(v, p.pic().master(), p.pic().slave()),
+                        "vector {v:#x}"
+                    );
                 }
                 let master = p.pic().master();
                 let acked = p.acknowledge();
@@ -126,10 +129,17 @@ fuzz_target!(|data: &[u8]| {
         assert!(p.uart().output_len() <= OUTPUT_CAPACITY);
         assert!(p.uart().input_len() <= INPUT_CAPACITY + 16);
         if let Some(next) = p.next_event_ns() {
-            assert!(next > p.now_ns() || next == u64::MAX, "deadline {next} not after {}", p.now_ns());
+            assert!(
+                next > p.now_ns() || next == u64::MAX,
+                "deadline {next} not after {}",
+                p.now_ns()
+            );
         }
         if let Some(v) = p.pending_interrupt() {
-            assert!(consistent(v, p.pic().master(), p.pic().slave()), "vector {v:#x}");
+            assert!(
+                consistent(v, p.pic().master(), p.pic().slave()),
+                "vector {v:#x}"
+            );
         }
     }
 });

@@ -7,6 +7,7 @@
 //! reloads from can never disagree; every register the entry depends on
 //! is listed, nothing is left to the vCPU's previous state.
 
+use super::mem::GuestMemory;
 use bulkhead_abi::vcpu::{Gpr, Register, Segment, SegmentField, Vendor};
 
 /// Page-table entry: present.
@@ -204,20 +205,21 @@ impl InitialState {
 /// Writes identity-mapping page tables (2 MiB pages, [`IDENTITY_MAPPED`]
 /// bytes) into `mem` at `pml4` (one PML4 page, one PDPT page after it, then
 /// [`PAGE_DIRECTORIES`] page directories). `None` if they do not fit.
-pub fn write_page_tables(mem: &mut [u8], pml4: u64) -> Option<()> {
+pub fn write_page_tables(mem: &mut (impl GuestMemory + ?Sized), pml4: u64) -> Option<()> {
     let pdpt = pml4.checked_add(0x1000)?;
     let pd0 = pdpt.checked_add(0x1000)?;
-    let end = usize::try_from(pd0.checked_add(PAGE_DIRECTORIES as u64 * 0x1000)?).ok()?;
-    let start = usize::try_from(pml4).ok()?;
-    mem.get_mut(start..end)?.fill(0);
+    let end = pd0.checked_add(PAGE_DIRECTORIES as u64 * 0x1000)?;
+    mem.zero(pml4, end - pml4)?;
     put64(mem, pml4, pdpt | PTE_P | PTE_W)?;
+    let mut page = [0u8; 0x1000];
     for d in 0..PAGE_DIRECTORIES as u64 {
         let pd = pd0 + d * 0x1000;
         put64(mem, pdpt + d * 8, pd | PTE_P | PTE_W)?;
-        for e in 0..512u64 {
-            let phys = (d * 512 + e) << 21;
-            put64(mem, pd + e * 8, phys | PTE_P | PTE_W | PTE_PS)?;
+        for (e, slot) in page.chunks_exact_mut(8).enumerate() {
+            let phys = (d * 512 + e as u64) << 21;
+            slot.copy_from_slice(&(phys | PTE_P | PTE_W | PTE_PS).to_le_bytes());
         }
+        mem.write(pd, &page)?;
     }
     Some(())
 }
@@ -226,20 +228,17 @@ pub fn write_page_tables(mem: &mut [u8], pml4: u64) -> Option<()> {
 pub const PAGE_TABLES_SIZE: u64 = (2 + PAGE_DIRECTORIES as u64) * 0x1000;
 
 /// Writes [`GDT`] at `at`.
-pub fn write_gdt(mem: &mut [u8], at: u64) -> Option<()> {
+pub fn write_gdt(mem: &mut (impl GuestMemory + ?Sized), at: u64) -> Option<()> {
     for (i, d) in GDT.iter().enumerate() {
         put64(mem, at + i as u64 * 8, *d)?;
     }
     Some(())
 }
 
-pub(crate) fn put(mem: &mut [u8], at: u64, bytes: &[u8]) -> Option<()> {
-    let start = usize::try_from(at).ok()?;
-    let end = start.checked_add(bytes.len())?;
-    mem.get_mut(start..end)?.copy_from_slice(bytes);
-    Some(())
+pub(crate) fn put(mem: &mut (impl GuestMemory + ?Sized), at: u64, bytes: &[u8]) -> Option<()> {
+    mem.write(at, bytes)
 }
 
-pub(crate) fn put64(mem: &mut [u8], at: u64, v: u64) -> Option<()> {
+pub(crate) fn put64(mem: &mut (impl GuestMemory + ?Sized), at: u64, v: u64) -> Option<()> {
     put(mem, at, &v.to_le_bytes())
 }

@@ -148,8 +148,15 @@ impl SetupHeader {
     /// than the file (a zero-padded region): only `syssize` decides how
     /// much protected-mode code there is.
     pub fn parse(image: &[u8]) -> Result<Self, BootError> {
+        Self::parse_prefix(image, image.len())
+    }
+
+    /// As [`SetupHeader::parse`], from the image's first bytes `head` (at
+    /// least the header) and the image's whole length `image_len`.
+    pub fn parse_prefix(head: &[u8], image_len: usize) -> Result<Self, BootError> {
+        let image = head;
         let need = |n: usize| BootError::ImageTooShort {
-            len: image.len(),
+            len: image_len,
             needed: n,
         };
         let r8 = |at| rd8(image, at).ok_or(need(at + 1));
@@ -203,9 +210,9 @@ impl SetupHeader {
             return Err(BootError::BadSyssize(syssize));
         }
         let payload_end = payload_offset_in_image as u64 + payload_len;
-        if payload_end > image.len() as u64 {
+        if payload_end > image_len as u64 {
             return Err(BootError::ImageTooShort {
-                len: image.len(),
+                len: image_len,
                 needed: usize::try_from(payload_end).unwrap_or(usize::MAX),
             });
         }

@@ -7,6 +7,8 @@
 //! one another (the kernel unpacks each, skipping zero padding between
 //! them), so after a trailer the walk continues if another archive starts.
 
+use super::mem::Image;
+
 /// Size of a newc header: the 6-byte magic and 13 eight-digit hex fields.
 pub const HEADER_LEN: usize = 110;
 /// The newc magic (without CRC).
@@ -72,18 +74,20 @@ fn hex_field(rec: &[u8], offset: usize, field: usize) -> Result<usize, CpioError
 /// The length of the initramfs at the start of `region`: the end of the
 /// last archive's trailer record (aligned to 4), with only zero bytes
 /// after it. Compressed archives are refused ([`CpioError::Compressed`]).
-pub fn initramfs_len(region: &[u8]) -> Result<usize, CpioError> {
+pub fn initramfs_len(region: &(impl Image + ?Sized)) -> Result<usize, CpioError> {
     let mut pos = 0usize;
     let mut end_of_last_archive = None;
     loop {
         // Between archives the kernel skips zero bytes, four at a time.
-        let rest = region.get(pos..).unwrap_or(&[]);
-        let Some(skip) = rest.iter().position(|&b| b != 0) else {
+        let Some(nonzero) = first_nonzero(region, pos) else {
             return end_of_last_archive.ok_or(CpioError::Empty);
         };
         // The kernel only starts an archive at a 4-byte boundary.
-        pos += skip & !3;
-        let here = region.get(pos..).unwrap_or(&[]);
+        pos = nonzero & !3;
+        let mut magic = [0u8; 6];
+        let n = region.len().saturating_sub(pos).min(magic.len());
+        region.read(pos, &mut magic[..n]).ok_or(CpioError::Truncated { offset: pos })?;
+        let here = &magic[..n];
         if here.starts_with(&[0x1f, 0x8b])
             || here.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
             || here.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
@@ -99,21 +103,43 @@ pub fn initramfs_len(region: &[u8]) -> Result<usize, CpioError> {
     }
 }
 
+/// The offset of the first non-zero byte at or after `from`.
+fn first_nonzero(region: &(impl Image + ?Sized), from: usize) -> Option<usize> {
+    let mut buf = [0u8; 512];
+    let mut pos = from;
+    while pos < region.len() {
+        let n = (region.len() - pos).min(buf.len());
+        region.read(pos, &mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().position(|&b| b != 0) {
+            return Some(pos + i);
+        }
+        pos += n;
+    }
+    None
+}
+
+/// Whether `len` bytes at `from` are all zero (or past the end).
+fn all_zero(region: &(impl Image + ?Sized), from: usize, len: usize) -> bool {
+    first_nonzero(region, from).is_none_or(|p| p >= from.saturating_add(len))
+}
+
 /// Walks one archive from `start`; returns the offset after its trailer.
-fn walk_archive(region: &[u8], start: usize) -> Result<usize, CpioError> {
+fn walk_archive(region: &(impl Image + ?Sized), start: usize) -> Result<usize, CpioError> {
     let mut pos = start;
     loop {
-        let rec = region.get(pos..).unwrap_or(&[]);
-        if rec.len() < HEADER_LEN {
-            return Err(if rec.iter().all(|&b| b == 0) {
+        let left = region.len().saturating_sub(pos);
+        let mut rec = [0u8; HEADER_LEN];
+        if left < HEADER_LEN {
+            return Err(if all_zero(region, pos, left) {
                 CpioError::NoTrailer
             } else {
                 CpioError::Truncated { offset: pos }
             });
         }
-        let magic = rec.get(..6).unwrap_or(&[]);
+        region.read(pos, &mut rec).ok_or(CpioError::Truncated { offset: pos })?;
+        let magic = &rec[..6];
         if magic != MAGIC_NEWC && magic != MAGIC_CRC {
-            return Err(if rec.iter().take(HEADER_LEN).all(|&b| b == 0) {
+            return Err(if rec.iter().all(|&b| b == 0) {
                 CpioError::NoTrailer
             } else {
                 CpioError::BadMagic { offset: pos }
@@ -121,12 +147,14 @@ fn walk_archive(region: &[u8], start: usize) -> Result<usize, CpioError> {
         }
         let mut fields = [0usize; 13];
         for (i, f) in fields.iter_mut().enumerate() {
-            *f = hex_field(rec, pos, i)?;
+            *f = hex_field(&rec, pos, i)?;
         }
         let (filesize, namesize) = (fields[6], fields[11]);
         let trunc = CpioError::Truncated { offset: pos };
         let name_end = HEADER_LEN.checked_add(namesize).ok_or(trunc)?;
-        let name = rec.get(HEADER_LEN..name_end).ok_or(trunc)?;
+        if name_end > left {
+            return Err(trunc);
+        }
         let data_start = align4(name_end).ok_or(trunc)?;
         let next = data_start
             .checked_add(filesize)
@@ -134,12 +162,16 @@ fn walk_archive(region: &[u8], start: usize) -> Result<usize, CpioError> {
             .ok_or(trunc)?;
         // The record may end with padding that the region cuts short only
         // if it is the trailer; data must be wholly inside.
-        if data_start.checked_add(filesize).ok_or(trunc)? > rec.len() {
+        if data_start.checked_add(filesize).ok_or(trunc)? > left {
             return Err(trunc);
         }
-        let name = name.split(|&b| b == 0).next().unwrap_or(&[]);
+        // Only the trailer's name matters: read at most its length + NUL.
+        let mut name = [0u8; 11];
+        let shown = namesize.min(name.len());
+        region.read(pos + HEADER_LEN, &mut name[..shown]).ok_or(trunc)?;
+        let name = name[..shown].split(|&b| b == 0).next().unwrap_or(&[]);
         if name == TRAILER {
-            return Ok(pos + next.min(rec.len()));
+            return Ok(pos + next.min(left));
         }
         pos = pos.checked_add(next).ok_or(trunc)?;
     }

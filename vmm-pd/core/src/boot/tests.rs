@@ -632,8 +632,8 @@ fn corrupt_initramfs_is_an_error_with_its_offset() {
     let a = archive(&[("init", b"hello")]);
     let mut padded = a.clone();
     padded.resize(4096, 0);
-    assert_eq!(initramfs_len(&[0u8; 4096]), Err(CpioError::Empty));
-    assert_eq!(initramfs_len(&[]), Err(CpioError::Empty));
+    assert_eq!(initramfs_len(&[0u8; 4096][..]), Err(CpioError::Empty));
+    assert_eq!(initramfs_len(&[0u8; 0][..]), Err(CpioError::Empty));
     // No trailer: the region ends (in zeros) first.
     let mut no_trailer = Vec::new();
     cpio_record(&mut no_trailer, "init", b"x", initramfs::MAGIC_NEWC);

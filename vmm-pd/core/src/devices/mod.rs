@@ -38,6 +38,18 @@ pub const PIT_IRQ: u8 = 0;
 pub const UNKNOWN_RANGE: u16 = 256;
 const RANGES: usize = 65_536 / UNKNOWN_RANGE as usize;
 
+/// RAX after an `in` of `size` bytes returned `value`: `in al`/`in ax`
+/// replace only the low byte or word, `in eax` writes EAX, which in 64-bit
+/// mode clears the upper half of RAX. Any other size leaves RAX unchanged.
+pub fn rax_after_in(rax: u64, size: u8, value: u32) -> u64 {
+    match size {
+        1 => (rax & !0xff) | u64::from(value & 0xff),
+        2 => (rax & !0xffff) | u64::from(value & 0xffff),
+        4 => u64::from(value),
+        _ => rax,
+    }
+}
+
 /// Counts of accesses to ports no model answers.
 #[derive(Clone, Debug)]
 pub struct UnknownPorts {
@@ -143,7 +155,12 @@ impl Platform {
             self.bad_size = self.bad_size.saturating_add(1);
             return;
         }
-        for (i, byte) in value.to_le_bytes().into_iter().take(usize::from(size)).enumerate() {
+        for (i, byte) in value
+            .to_le_bytes()
+            .into_iter()
+            .take(usize::from(size))
+            .enumerate()
+        {
             self.write_byte(port.wrapping_add(i as u16), byte);
         }
         self.sync_lines();
@@ -371,6 +388,67 @@ mod tests {
     }
 
     #[test]
+    fn timer_and_serial_interrupts_interleave_by_priority() {
+        let mut p = Platform::new(0, 0);
+        linux_pic(&mut p);
+        p.io_out(0x43, 1, 0x34);
+        // A word write would split to ports 0x40 and 0x41 (channel 1), so
+        // the count goes as two byte writes, as Linux does.
+        p.io_out(0x40, 2, 1193);
+        assert_eq!(p.next_event_ns(), None, "channel 0 got half a count");
+        p.io_out(0x43, 1, 0x34);
+        p.io_out(0x40, 1, 1193 & 0xff);
+        p.io_out(0x40, 1, 1193 >> 8);
+        p.io_out(0x3fc, 1, 0x0b);
+        p.io_out(0x3f9, 1, 0x01);
+        let mut now = 0;
+        let (mut ticks, mut serial) = (0, 0);
+        let mut got = Vec::new();
+        for step in 0..50u64 {
+            now = p.next_event_ns().unwrap();
+            p.advance(now);
+            if step % 10 == 0 {
+                p.push_input(b"k");
+            }
+            // The guest takes every pending interrupt, highest first.
+            while let Some(v) = p.pending_interrupt() {
+                assert_eq!(p.acknowledge(), v);
+                match v {
+                    0x30 => {
+                        ticks += 1;
+                        // mask_and_ack: mask, specific EOI, handler, unmask.
+                        p.io_out(0x21, 1, 0xeb);
+                        p.io_out(0x20, 1, 0x60);
+                        p.io_out(0x21, 1, 0xea);
+                    }
+                    0x34 => {
+                        serial += 1;
+                        p.io_out(0x21, 1, 0xfa);
+                        p.io_out(0x20, 1, 0x64);
+                        while p.io_in(0x3fd, 1) & 1 != 0 {
+                            got.push(p.io_in(0x3f8, 1) as u8);
+                        }
+                        p.io_out(0x21, 1, 0xea);
+                    }
+                    other => panic!("unexpected vector {other:#x}"),
+                }
+            }
+        }
+        assert_eq!(ticks, 50, "one tick per period, none lost or doubled");
+        assert_eq!(serial, 5);
+        assert_eq!(got, b"kkkkk");
+        // 50 periods of 1193 ticks (plus the load clock) at 1.193182 MHz.
+        let expect = ticks_to_ns(1 + 50 * 1193);
+        assert_eq!(now, expect);
+        // Both pending at once: IRQ 0 goes first.
+        p.push_input(b"z");
+        p.advance(p.next_event_ns().unwrap());
+        assert_eq!(p.acknowledge(), 0x30);
+        p.io_out(0x20, 1, 0x60);
+        assert_eq!(p.acknowledge(), 0x34);
+    }
+
+    #[test]
     fn uart_interrupts_reach_irq4_with_out2() {
         let mut p = Platform::new(0, 0);
         linux_pic(&mut p);
@@ -490,6 +568,15 @@ mod tests {
     }
 
     #[test]
+    fn in_results_merge_into_rax_by_size() {
+        let rax = 0x1122_3344_5566_7788;
+        assert_eq!(rax_after_in(rax, 1, 0xffff_ffab), 0x1122_3344_5566_77ab);
+        assert_eq!(rax_after_in(rax, 2, 0xffff_abcd), 0x1122_3344_5566_abcd);
+        assert_eq!(rax_after_in(rax, 4, 0xdead_beef), 0xdead_beef);
+        assert_eq!(rax_after_in(rax, 3, 0), rax);
+    }
+
+    #[test]
     fn reset_requests_and_a20() {
         let mut p = Platform::new(0, 0);
         assert!(!p.take_reset_request());
@@ -510,6 +597,14 @@ mod tests {
     }
 
     #[test]
+    fn platform_state_is_small_and_fixed() {
+        // Everything is inline (no heap): the UART's 4 KiB output buffer
+        // dominates; the PD keeps it in a static or on its stack.
+        let size = core::mem::size_of::<Platform>();
+        assert!(size > OUTPUT_CAPACITY && size < 8 * 1024, "{size} bytes");
+    }
+
+    #[test]
     fn time_never_goes_backwards() {
         let mut p = Platform::new(5_000_000_000, 0);
         p.advance(1);
@@ -527,6 +622,10 @@ mod tests {
         p.io_out(0x21, 1, 0x00);
         p.set_irq(0, true);
         p.set_irq(3, true);
-        assert_eq!(p.pending_interrupt(), Some(0x33), "IRQ 0 belongs to the PIT");
+        assert_eq!(
+            p.pending_interrupt(),
+            Some(0x33),
+            "IRQ 0 belongs to the PIT"
+        );
     }
 }

@@ -232,7 +232,11 @@ impl Chip {
                 }
                 Init::Icw3 => {
                     self.icw3 = value;
-                    self.init = if self.needs_icw4 { Init::Icw4 } else { Init::Ready };
+                    self.init = if self.needs_icw4 {
+                        Init::Icw4
+                    } else {
+                        Init::Ready
+                    };
                 }
                 Init::Icw4 => {
                     self.auto_eoi = value & 0x02 != 0;
@@ -532,9 +536,16 @@ mod tests {
         assert_eq!(pic.master().isr, 0);
         assert_eq!(pic.pending(), None, "no interrupts while initialising");
         pic.write(MASTER_DATA, 0x48);
-        assert!(!pic.master().initialising, "single, no ICW4: done after ICW2");
+        assert!(
+            !pic.master().initialising,
+            "single, no ICW4: done after ICW2"
+        );
         assert_eq!(pic.master().imr, 0);
-        assert_eq!(pic.pending(), None, "line 3 still high but needs a new edge");
+        assert_eq!(
+            pic.pending(),
+            None,
+            "line 3 still high but needs a new edge"
+        );
         pic.set_irq(3, false);
         pic.set_irq(3, true);
         assert_eq!(pic.pending(), Some(0x4b));

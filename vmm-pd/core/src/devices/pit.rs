@@ -207,7 +207,11 @@ impl Channel {
         };
         match self.mode {
             2 | 3 => {
-                let p = u64::from(if self.mode == 3 { start.max(2) } else { start.max(1) });
+                let p = u64::from(if self.mode == 3 {
+                    start.max(2)
+                } else {
+                    start.max(1)
+                });
                 let upto = |x: u64| if x < base { 0 } else { (x - base) / p };
                 upto(to).saturating_sub(upto(from))
             }
@@ -253,7 +257,11 @@ impl Channel {
             _ => Access::Word,
         };
         self.mode_bits = (value >> 1) & 7;
-        self.mode = if self.mode_bits > 5 { self.mode_bits & 3 } else { self.mode_bits };
+        self.mode = if self.mode_bits > 5 {
+            self.mode_bits & 3
+        } else {
+            self.mode_bits
+        };
         self.bcd = value & 1 != 0;
         self.has_count = false;
         self.write_lsb = None;
@@ -331,7 +339,10 @@ impl Channel {
                     // Mode 0: writing the first byte stops the count and
                     // drops OUT.
                     if self.mode == 0 && matches!(self.run, Run::Counting { .. }) {
-                        self.run = Run::Paused { value: self.value(t), out: false };
+                        self.run = Run::Paused {
+                            value: self.value(t),
+                            out: false,
+                        };
                         self.done = false;
                     }
                     return;
@@ -351,16 +362,28 @@ impl Channel {
             0 | 4 => {
                 self.done = false;
                 self.run = if self.gate {
-                    Run::Counting { base: t + 1, start: n }
+                    Run::Counting {
+                        base: t + 1,
+                        start: n,
+                    }
                 } else {
-                    Run::Paused { value: n, out: self.mode == 4 }
+                    Run::Paused {
+                        value: n,
+                        out: self.mode == 4,
+                    }
                 };
             }
             2 | 3 => {
                 self.run = if self.gate {
-                    Run::Counting { base: t + 1, start: n }
+                    Run::Counting {
+                        base: t + 1,
+                        start: n,
+                    }
                 } else {
-                    Run::Paused { value: n, out: true }
+                    Run::Paused {
+                        value: n,
+                        out: true,
+                    }
                 };
             }
             // Modes 1 and 5 wait for a gate trigger.
@@ -378,7 +401,10 @@ impl Channel {
             match (self.mode, self.run) {
                 (1 | 5, _) | (2 | 3, _) if self.has_count => {
                     self.done = false;
-                    self.run = Run::Counting { base: t + 1, start: self.initial() };
+                    self.run = Run::Counting {
+                        base: t + 1,
+                        start: self.initial(),
+                    };
                 }
                 (0 | 4, Run::Paused { value, .. }) => {
                     self.run = Run::Counting {
@@ -399,10 +425,18 @@ impl Channel {
                     };
                     let out = self.out(t);
                     self.done = self.done || passed;
-                    self.run = Run::Paused { value: self.value(t), out };
+                    self.run = Run::Paused {
+                        value: self.value(t),
+                        out,
+                    };
                 }
                 // Gate low stops modes 2 and 3 with OUT high.
-                2 | 3 => self.run = Run::Paused { value: self.value(t), out: true },
+                2 | 3 => {
+                    self.run = Run::Paused {
+                        value: self.value(t),
+                        out: true,
+                    }
+                }
                 _ => {}
             }
         }
@@ -603,7 +637,11 @@ mod tests {
         assert!(pit.advance(200));
         assert_eq!(pit.next_irq_tick(), None, "one shot");
         assert!(pit.output(0, 500));
-        assert_eq!(read_word(&mut pit, 0, 101 + 100), 0x10000u32.wrapping_sub(100) as u16, "wraps on");
+        assert_eq!(
+            read_word(&mut pit, 0, 101 + 100),
+            0x10000u32.wrapping_sub(100) as u16,
+            "wraps on"
+        );
         program(&mut pit, 0, 0x08, 50, 1000);
         assert!(pit.output(0, 1000), "mode 4: OUT high");
         assert!(!pit.output(0, 1051), "strobe low one clock");
@@ -612,6 +650,37 @@ mod tests {
         assert!(!pit.advance(1051));
         assert!(pit.advance(1052));
         assert_eq!(pit.next_irq_tick(), None);
+    }
+
+    #[test]
+    fn linux_oneshot_clockevent_reprograms_with_counts_only() {
+        // pit_set_oneshot writes 0x38 once; pit_next_event then writes only
+        // LSB and MSB of each delta, loaded on the next clock.
+        let mut pit = Pit::new(0);
+        pit.write(3, 0x38, 0);
+        assert_eq!(pit.next_irq_tick(), None, "no count yet");
+        pit.write(0, 100, 10);
+        pit.write(0, 0, 10);
+        assert_eq!(pit.next_irq_tick(), Some(10 + 1 + 100 + 1));
+        assert!(pit.advance(112));
+        assert_eq!(pit.next_irq_tick(), None);
+        // Next event, and a re-arm before it fires replaces it.
+        pit.write(0, 50, 200);
+        pit.write(0, 0, 200);
+        assert_eq!(pit.next_irq_tick(), Some(252));
+        pit.write(0, 30, 230);
+        pit.write(0, 0, 230);
+        assert_eq!(pit.next_irq_tick(), Some(262), "230 + 1 + 30 + 1");
+        pit.write(0, 5, 240);
+        pit.write(0, 0, 240);
+        assert_eq!(pit.next_irq_tick(), Some(247));
+        assert!(pit.advance(260));
+        assert_eq!(pit.irq_edges(), 2, "the replaced deadlines never fired");
+        // pit_shutdown: mode 0 with a zero count fires once, 65536 later.
+        pit.write(3, 0x30, 300);
+        pit.write(0, 0, 300);
+        pit.write(0, 0, 300);
+        assert_eq!(pit.next_irq_tick(), Some(301 + 65_536));
     }
 
     #[test]
@@ -653,8 +722,8 @@ mod tests {
     fn read_back_status_and_count() {
         let mut pit = Pit::new(0);
         pit.write(3, 0xb0, 0); // channel 2, word, mode 0
-        // Read-back status of counter 2 before a count: null count set,
-        // OUT low.
+                               // Read-back status of counter 2 before a count: null count set,
+                               // OUT low.
         pit.write(3, 0xe8, 0);
         assert_eq!(pit.read(2, 0), 0x40 | 0x30);
         pit.write_port61(0x01, 0);

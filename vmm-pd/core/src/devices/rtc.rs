@@ -101,7 +101,10 @@ impl DateTime {
 
     fn to_unix(self) -> u64 {
         let days = days_from_civil(i64::from(self.year), self.month, self.day).max(0) as u64;
-        days * 86_400 + u64::from(self.hour) * 3600 + u64::from(self.minute) * 60 + u64::from(self.second)
+        days * 86_400
+            + u64::from(self.hour) * 3600
+            + u64::from(self.minute) * 60
+            + u64::from(self.second)
     }
 }
 
@@ -191,7 +194,11 @@ impl Rtc {
     fn load_time(&self) -> DateTime {
         let year = self.dec(self.ram[9]) % 100;
         let century = u32::from(self.ram[CENTURY] >> 4) * 10 + u32::from(self.ram[CENTURY] & 15);
-        let century = if (19..=99).contains(&century) { century } else { 20 };
+        let century = if (19..=99).contains(&century) {
+            century
+        } else {
+            20
+        };
         DateTime {
             year: century * 100 + year,
             month: self.dec(self.ram[8]).clamp(1, 12),
@@ -236,7 +243,11 @@ impl Rtc {
         let mut t = first;
         while t <= last {
             let sod = t % 86_400;
-            let (h, m, s) = ((sod / 3600) as usize, (sod / 60 % 60) as usize, (sod % 60) as usize);
+            let (h, m, s) = (
+                (sod / 3600) as usize,
+                (sod / 60 % 60) as usize,
+                (sod % 60) as usize,
+            );
             let minute_last = last.min(t + (59 - s as u64));
             let s_last = s + (minute_last - t) as usize;
             if hour_ok[h] && min_ok[m] && sec_ok[s..=s_last].contains(&true) {
@@ -368,7 +379,11 @@ impl Rtc {
             REG_B => {
                 let was = self.running();
                 // Setting SET clears UIE.
-                self.ram[REG_B] = if value & B_SET != 0 { value & !B_UIE } else { value };
+                self.ram[REG_B] = if value & B_SET != 0 {
+                    value & !B_UIE
+                } else {
+                    value
+                };
                 if !was && self.running() {
                     // The first update comes a second after SET is cleared.
                     self.second_start = self.now;
@@ -417,7 +432,10 @@ mod tests {
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         let t = DateTime::from_unix(T0);
-        assert_eq!((t.year, t.month, t.day, t.hour, t.minute, t.second), (2023, 11, 14, 22, 13, 20));
+        assert_eq!(
+            (t.year, t.month, t.day, t.hour, t.minute, t.second),
+            (2023, 11, 14, 22, 13, 20)
+        );
         assert_eq!(t.to_unix(), T0);
     }
 
@@ -479,7 +497,11 @@ mod tests {
         assert_eq!(read(&mut rtc, 0), 0x20);
         write(&mut rtc, 0x0b, B_24H);
         rtc.advance(5 * NS_PER_S + NS_PER_S - 1);
-        assert_eq!(read(&mut rtc, 0), 0x20, "first update a second after SET clears");
+        assert_eq!(
+            read(&mut rtc, 0),
+            0x20,
+            "first update a second after SET clears"
+        );
         rtc.advance(6 * NS_PER_S);
         assert_eq!(read(&mut rtc, 0), 0x21);
     }
@@ -588,7 +610,11 @@ mod tests {
         }
         rtc.write_index(0x8f);
         assert!(rtc.nmi_masked());
-        assert_eq!(rtc.read_data(), 0x0f ^ 0x5a, "index bit 7 is not an address bit");
+        assert_eq!(
+            rtc.read_data(),
+            0x0f ^ 0x5a,
+            "index bit 7 is not an address bit"
+        );
         rtc.write_index(0x0f);
         assert!(!rtc.nmi_masked());
         write(&mut rtc, 0x0d, 0);
