@@ -48,6 +48,8 @@ pub mod field {
     pub const EPTP_LIST: u32 = 0x2024;
     /// Virtualization-exception information address.
     pub const VE_INFO: u32 = 0x202a;
+    /// XSS-exiting bitmap (0: XSAVES/XRSTORS never exit).
+    pub const XSS_EXITING_BITMAP: u32 = 0x202c;
     /// Guest-physical address (EPT violations), read-only.
     pub const GUEST_PHYSICAL_ADDRESS: u32 = 0x2400;
     /// VMCS link pointer (all ones: none).
@@ -260,6 +262,11 @@ pub mod proc2 {
     pub const VMFUNC: u32 = 1 << 13;
     /// EPT-violation #VE.
     pub const EPT_VE: u32 = 1 << 18;
+    /// Instructions that are #UD in a guest unless enabled, though the
+    /// CPU (and so the guest's CPUID) has them: RDTSCP, INVPCID,
+    /// XSAVES/XRSTORS, TPAUSE/UMWAIT. None gives the guest more than the
+    /// hardware does natively; they are turned on where the CPU allows.
+    pub const NATIVE: u32 = 1 << 3 | 1 << 12 | 1 << 20 | 1 << 26;
 }
 
 /// VM-exit controls.

@@ -84,7 +84,8 @@ pub fn enable(frames: &mut FrameAllocator) -> Option<Cpu> {
     let basic = hw::cap(msr::BASIC);
     let capm = |m| hw::cap(vmcs::cap_msr(basic, m));
     let proc_cap = capm(msr::PROCBASED);
-    let mut p2 = proc2::EPT | proc2::UNRESTRICTED;
+    let p2_cap = hw::cap(msr::PROCBASED2);
+    let mut p2 = proc2::EPT | proc2::UNRESTRICTED | (proc2::NATIVE & (p2_cap >> 32) as u32);
     if f.vpid {
         p2 |= proc2::VPID;
     }
@@ -360,6 +361,7 @@ impl Vcpu {
         w(field::IO_BITMAP_A, io);
         w(field::IO_BITMAP_B, io + PAGE);
         w(field::MSR_BITMAP, msr_bitmap);
+        w(field::XSS_EXITING_BITMAP, 0);
         hw::write_host_state();
         let mut v = Self {
             cpu: *cpu,
