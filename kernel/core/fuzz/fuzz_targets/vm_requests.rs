@@ -2,11 +2,14 @@
 //! register numbers, injections, exit state of both vendors, map requests.
 //! No input may panic; whatever decodes must re-encode to the same words;
 //! every normalised exit must encode to a message the VMM can decode; a
-//! resolved map request must lie inside one grant and within its rights.
+//! resolved map request must lie inside one grant and within its rights;
+//! a raw VMCS access the VMM may write is guest state only, and every
+//! register's VT-x slot is one the VMM may write.
 #![no_main]
 
 use bulkhead_abi::vcpu::{ExitMessage, Injection, Perms, Register, EXIT_MESSAGE_WORDS};
 use kernel_core::vm::{Grant, GrantSet};
+use kernel_core::vmcs;
 use kernel_core::vmexit::{normalize_svm, normalize_vmx, Action, SvmExit, VmxExit};
 use libfuzzer_sys::fuzz_target;
 
@@ -35,7 +38,17 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(r) = Register::from_raw(w[0]) {
         assert_eq!(r.to_raw(), w[0]);
+        if let vmcs::Slot::Field(f) | vmcs::Slot::AccessRights(f) | vmcs::Slot::Cr(f, _, _) = vmcs::slot(r) {
+            assert!(vmcs::vmm_may_write(f));
+        }
     }
+    let field = w[0] as u32;
+    if vmcs::vmm_may_write(field) {
+        assert!(vmcs::vmm_may_read(field) && (field >> 10) & 3 == 2 && field & 1 == 0);
+    }
+    let _ = vmcs::ar_from_vmcs(vmcs::ar_to_vmcs(w[1]));
+    let _ = (vmcs::cr0_write_ok(w[2]), vmcs::xsetbv_ok(w[3], w[4], w[5]));
+    let _ = vmcs::control(w[6], w[7] as u32);
     if let Some(i) = Injection::from_raw(w[1]) {
         assert_eq!(i.to_raw(), w[1]);
     }
