@@ -102,6 +102,16 @@ core::arch::global_asm!(
     "out dx, eax",
     "bts rax, 5",
     "mov cr0, rax",
+    // KernelGSBase, passed through by the VMM: written and read back
+    // without an exit, then reported.
+    "mov ecx, 0xc0000102",
+    "mov eax, 0x12345678",
+    "xor edx, edx",
+    "wrmsr",
+    "xor eax, eax",
+    "rdmsr",
+    "mov dx, 0x509",
+    "out dx, eax",
     // VT-x only (the VMM sets R14): XSETBV (always an exit on VT-x, done
     // by the kernel) with XGETBV reading it back; VMFUNC to view 1 and
     // back, each confirmed by a VMCALL; then a #VE on the page view 1 lacks.
@@ -477,7 +487,21 @@ fn test() -> Option<()> {
         ok(v.write(Register::Gpr(Gpr::R14), 1), "R14").then_some(())?;
     }
     // The guest's own CR0 without NE, as it wrote it, on both vendors.
+    ok(
+        vcpu::set_msr_intercept(0xc000_0102, false),
+        "pass KernelGSBase through",
+    )
+    .then_some(())?;
     let m = expect("cr0 without NE", v.run(), io(0x507, 4, 0x8000_0011))?;
+    skip(v, &m).ok()?;
+    let m = expect("KernelGSBase", v.run(), io(0x509, 4, 0x1234_5678))?;
+    let kgs = v.read(Register::Msr(bulkhead_abi::vcpu::Msr::KernelGsBase));
+    check(
+        T,
+        kgs == Ok(0x1234_5678),
+        format_args!("KernelGSBase written by the guest, as the VMM reads it: {kgs:x?}"),
+    )
+    .then_some(())?;
     skip(v, &m).ok()?;
     if vtx {
         let m = expect("xsetbv", v.run(), io(0x508, 4, 3))?;

@@ -462,3 +462,11 @@ pub fn xsetbv(value: u64) {
         asm!("xsetbv", in("ecx") 0u32, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack));
     }
 }
+
+/// Reads one of the syscall MSRs a guest may write directly (to keep the
+/// kernel's per-vCPU copy current).
+pub fn read_msr(m: u32) -> u64 {
+    // SAFETY: callers pass only `kernel_core::vmcs::SOFT_MSRS`, which exist
+    // on every 64-bit CPU.
+    unsafe { cpu::rdmsr(m) }
+}

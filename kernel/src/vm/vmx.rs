@@ -186,11 +186,23 @@ pub struct Maps {
 }
 
 /// MSRs a guest may access without an exit: those the VMCS switches
-/// between host and guest on every entry and exit (guest-state fields), so
-/// a pass-through never leaks or changes the host's value. The syscall
-/// MSRs are not among them: VMX does not switch them (the kernel loads a
-/// vCPU's copies before its entry; a guest's direct write would bypass it).
-const SWITCHED_MSRS: [u32; 5] = [0xc000_0100, 0xc000_0101, 0x174, 0x175, 0x176];
+/// between host and guest on every entry and exit (guest-state fields),
+/// and the syscall MSRs, which the kernel switches itself (it uses none
+/// of them: a vCPU's values are loaded before its entry and, when passed
+/// through, read back after its exit). A pass-through never leaks or
+/// changes a host value.
+const SWITCHED_MSRS: [u32; 10] = [
+    0xc000_0100,
+    0xc000_0101,
+    0x174,
+    0x175,
+    0x176,
+    0xc000_0081,
+    0xc000_0082,
+    0xc000_0083,
+    0xc000_0084,
+    0xc000_0102,
+];
 
 fn contiguous(frames: &mut FrameAllocator, n: u64, fill: u8) -> Option<u64> {
     let base = frames.alloc_contiguous(n)?;
@@ -270,6 +282,7 @@ impl Maps {
 pub struct Vcpu {
     cpu: Cpu,
     eptp_list: u64,
+    msr_bitmap: u64,
     vmcs: u64,
     run: RunState,
     /// STAR, LSTAR, CSTAR, SFMASK, KernelGSBase (`vmcs::SOFT_MSRS`).
@@ -366,6 +379,7 @@ impl Vcpu {
         let mut v = Self {
             cpu: *cpu,
             eptp_list: maps.eptp_list,
+            msr_bitmap: maps.msr,
             vmcs,
             run: RunState::default(),
             msrs: [0; 5],
@@ -692,6 +706,7 @@ impl Vcpu {
                 insn_len: 0,
             };
         }
+        self.save_passed_msrs();
         let r = |f| hw::read(f).unwrap_or(0);
         let exit = VmxExit {
             reason: r(field::EXIT_REASON) as u32,
@@ -741,6 +756,25 @@ impl Vcpu {
             action,
             rip,
             insn_len,
+        }
+    }
+
+    /// Reads back the syscall MSRs the guest may write without an exit
+    /// (their read-bitmap bit clear), so the kernel's copy stays the
+    /// guest's value when another vCPU's are loaded.
+    fn save_passed_msrs(&mut self) {
+        let mut low = [0u8; 1];
+        let mut kgs = [0u8; 1];
+        // High-MSR read bitmap at 0x400: 0xc000_0081..84 in byte 0x10,
+        // 0xc000_0102 in byte 0x20.
+        read_phys(self.msr_bitmap + 0x410, &mut low);
+        read_phys(self.msr_bitmap + 0x420, &mut kgs);
+        for (i, &m) in vmcs::SOFT_MSRS.iter().enumerate() {
+            let bit = m & 0x1fff;
+            let byte = if bit >> 3 == 0x20 { kgs[0] } else { low[0] };
+            if (bit >> 3 == 0x10 || bit >> 3 == 0x20) && byte & (1 << (bit & 7)) == 0 {
+                self.msrs[i] = hw::read_msr(m);
+            }
         }
     }
 
