@@ -637,4 +637,3 @@ impl Handler for Vmm {
 }
 
 protection_domain!(init);
-

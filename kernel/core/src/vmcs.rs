@@ -412,7 +412,13 @@ pub enum Slot {
 }
 
 /// MSRs kept in software per vCPU, in [`Slot::SoftMsr`] index order.
-pub const SOFT_MSRS: [u32; 5] = [0xc000_0081, 0xc000_0082, 0xc000_0083, 0xc000_0084, 0xc000_0102];
+pub const SOFT_MSRS: [u32; 5] = [
+    0xc000_0081,
+    0xc000_0082,
+    0xc000_0083,
+    0xc000_0084,
+    0xc000_0102,
+];
 
 const SEGMENT_INDEX: [Segment; 8] = [
     Segment::Es,
@@ -517,10 +523,7 @@ pub fn ar_from_vmcs(ar: u64) -> u64 {
 pub fn vmm_may_write(encoding: u32) -> bool {
     valid_encoding(encoding)
         && (encoding >> 10) & 3 == 2
-        && !matches!(
-            encoding,
-            field::VMCS_LINK_POINTER | field::PREEMPTION_TIMER
-        )
+        && !matches!(encoding, field::VMCS_LINK_POINTER | field::PREEMPTION_TIMER)
 }
 
 /// Whether a VMM may read this field: guest state, read-only exit
@@ -576,7 +579,10 @@ pub fn preemption_ticks(tsc: u64, misc: u64) -> u32 {
 /// field is defined (the VMM adds it to RIP to skip the instruction).
 pub fn has_insn_len(basic_reason: u32) -> bool {
     use crate::vmexit::vmx::*;
-    matches!(basic_reason, CPUID | HLT | VMCALL | CR_ACCESS | IO | RDMSR | WRMSR)
+    matches!(
+        basic_reason,
+        CPUID | HLT | VMCALL | CR_ACCESS | IO | RDMSR | WRMSR
+    )
 }
 
 /// Whether a guest MOV to CR0 of `v` is architecturally valid (else the
@@ -660,7 +666,7 @@ mod tests {
         assert_eq!(c4.real(0x20), 0x2020);
         assert_eq!(c4.visible(0x2020, 0x20), 0x20);
         assert_eq!(c4.real(1 << 30), 0x2000); // not allowed: dropped
-        // CD/NW from the shadow: what the guest wrote, whatever the real.
+                                              // CD/NW from the shadow: what the guest wrote, whatever the real.
         let cd_nw = 0x6000_0000;
         let f = f.with_owned(cd_nw);
         assert_eq!(f.visible(0xe000_0031, 0x8000_0011), 0x8000_0011);

@@ -582,7 +582,11 @@ impl Vcpu {
 
     fn set_proc2(&mut self, bit: u32, on: bool) -> Result<(), VmError> {
         let cpu = self.cpu;
-        let want = if on { self.proc2 | bit } else { self.proc2 & !bit };
+        let want = if on {
+            self.proc2 | bit
+        } else {
+            self.proc2 & !bit
+        };
         let p = vmcs::control(cpu.proc2_cap, want).map_err(|_| VmError::NotSupported)?;
         self.proc2 = p;
         hw::write(field::PROC2_CONTROLS, p as u64);
@@ -865,7 +869,6 @@ impl Vcpu {
     }
 }
 
-
 /// Creates every VM of the plan on VT-x (the CPU has no AMD-V): the same
 /// VM objects the AMD-V path builds, with EPT views and VMCSs.
 pub(super) fn create(
@@ -965,8 +968,8 @@ pub(super) fn call(
     b: u64,
     cc: u64,
 ) -> super::Outcome {
-    use bulkhead_abi::vcpu::{VmCall, GUEST_PAGE_SIZE};
     use super::Outcome;
+    use bulkhead_abi::vcpu::{VmCall, GUEST_PAGE_SIZE};
     let done = |e: VmError| Outcome::Done(e, 0);
     let result = |r: Result<(), VmError>| done(r.err().unwrap_or(VmError::Ok));
     let super::Hw::Vmx(h) = &mut vm.vcpus[n].hw else {

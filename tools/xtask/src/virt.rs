@@ -68,16 +68,25 @@ pub fn bochs_vm_test() -> Result<()> {
 /// exits 1: the serial log decides — `TEST_PASS <scenario>`, every line of
 /// `expect`, no `TEST_FAIL`.
 fn bochs_system_test(scenario: &str, expect: &[&str]) -> Result<()> {
-    let system = crate::host::root().join("tests").join(scenario).join("system.xml");
+    let system = crate::host::root()
+        .join("tests")
+        .join(scenario)
+        .join("system.xml");
     let iso = kernel::image(&system, scenario)?;
-    eprintln!("xtask: kernel test {scenario} (VT-x, Bochs): booting {}", iso.display());
+    eprintln!(
+        "xtask: kernel test {scenario} (VT-x, Bochs): booting {}",
+        iso.display()
+    );
     let limit = 300;
     let log = kernel::bochs_until(&iso, "TEST_", std::time::Duration::from_secs(limit), false)?;
     // The marker line may still be arriving: read it whole.
     std::thread::sleep(std::time::Duration::from_millis(500));
     let log = std::fs::read_to_string(crate::host::cache_dir().join("bochs").join("com1.log"))
         .unwrap_or(log);
-    let out = crate::host::root().join("build").join(scenario).join("serial-bochs.log");
+    let out = crate::host::root()
+        .join("build")
+        .join(scenario)
+        .join("serial-bochs.log");
     let _ = std::fs::write(&out, &log);
     let pass = format!("TEST_PASS {scenario}");
     let missing: Vec<&str> = expect
@@ -90,7 +99,10 @@ fn bochs_system_test(scenario: &str, expect: &[&str]) -> Result<()> {
         eprintln!("xtask: kernel test {scenario} (VT-x, Bochs): ok");
         return Ok(());
     }
-    eprintln!("---- Bochs serial output of {scenario} ----\n{}\n----", log.trim_end());
+    eprintln!(
+        "---- Bochs serial output of {scenario} ----\n{}\n----",
+        log.trim_end()
+    );
     Err(format!(
         "{scenario} under Bochs (VT-x): missing {missing:?} within {limit} s (log: {})",
         out.display()
