@@ -280,7 +280,6 @@ impl Maps {
 /// tracks to rebuild controls.
 #[derive(Clone, Copy, Debug)]
 pub struct Vcpu {
-    cpu: Cpu,
     eptp_list: u64,
     msr_bitmap: u64,
     vmcs: u64,
@@ -311,6 +310,13 @@ static BUDGET: AtomicU64 = AtomicU64::new(RUN_SLICE_TSC);
 /// from the VMM PD's, or its donor's, remaining budget).
 pub fn set_budget(tsc: u64) {
     BUDGET.store(tsc.min(RUN_SLICE_TSC), Relaxed);
+}
+
+/// This CPU's VT-x setup, set once at boot by [`create`].
+static CPU: crate::arch::Global<Cpu> = crate::arch::Global::new();
+
+fn cpu() -> &'static Cpu {
+    CPU.get()
 }
 
 /// The XCR0 in the CPU (guests' values stay loaded: the host uses none).
@@ -377,7 +383,6 @@ impl Vcpu {
         w(field::XSS_EXITING_BITMAP, 0);
         hw::write_host_state();
         let mut v = Self {
-            cpu: *cpu,
             eptp_list: maps.eptp_list,
             msr_bitmap: maps.msr,
             vmcs,
@@ -400,7 +405,7 @@ impl Vcpu {
     /// flat segments, GPRs zero, nothing pending, VMFUNC and #VE off.
     pub fn reset(&mut self) {
         use bulkhead_abi::vcpu::{Gpr, Msr, Segment as S, SegmentField as F};
-        let cpu = self.cpu;
+        let cpu = *cpu();
         make_current(self.vmcs);
         self.run.gprs = [0; 16];
         self.run.cr2 = 0;
@@ -447,7 +452,7 @@ impl Vcpu {
 
     /// Reads a register as the guest sees it.
     pub fn read(&self, r: Register) -> u64 {
-        let cpu = &self.cpu;
+        let cpu = cpu();
         make_current(self.vmcs);
         match vmcs::slot(r) {
             Slot::Field(f) => hw::read(f).unwrap_or(0),
@@ -465,7 +470,7 @@ impl Vcpu {
     /// Writes a register. Writing RIP ends an STI/MOV-SS interrupt shadow
     /// (the VMM skipped the instruction that had it), as hardware would.
     pub fn write(&mut self, r: Register, v: u64) {
-        let cpu = self.cpu;
+        let cpu = *cpu();
         make_current(self.vmcs);
         match vmcs::slot(r) {
             Slot::Field(f) => {
@@ -525,7 +530,7 @@ impl Vcpu {
     }
 
     fn try_set_intercepts(&mut self, i: Intercepts, window: bool) -> Result<(), VmError> {
-        let cpu = self.cpu;
+        let cpu = *cpu();
         make_current(self.vmcs);
         let mut want =
             cpu.proc & !(proc::HLT | proc::INTERRUPT_WINDOW | proc::CR3_LOAD | proc::CR3_STORE);
@@ -581,7 +586,7 @@ impl Vcpu {
     }
 
     fn set_proc2(&mut self, bit: u32, on: bool) -> Result<(), VmError> {
-        let cpu = self.cpu;
+        let cpu = *cpu();
         let want = if on {
             self.proc2 | bit
         } else {
@@ -596,7 +601,7 @@ impl Vcpu {
     /// Lets the guest switch among the views of the VM's EPTP list with
     /// VMFUNC leaf 0 (`on`), or stops it.
     pub fn allow_vmfunc(&mut self, on: bool) -> Result<(), VmError> {
-        if !self.cpu.feat.eptp_switching {
+        if !cpu().feat.eptp_switching {
             return Err(VmError::NotSupported);
         }
         make_current(self.vmcs);
@@ -612,7 +617,7 @@ impl Vcpu {
     /// #VE with the VE information area at host-physical `info` (`None`:
     /// off).
     pub fn set_ve_info(&mut self, info: Option<u64>) -> Result<(), VmError> {
-        if !self.cpu.feat.ve {
+        if !cpu().feat.ve {
             return Err(VmError::NotSupported);
         }
         make_current(self.vmcs);
@@ -658,7 +663,7 @@ impl Vcpu {
     /// means, the guest RIP and the exiting instruction's length (0 when
     /// undefined).
     pub fn enter(&mut self) -> HwExit {
-        let cpu = self.cpu;
+        let cpu = *cpu();
         let cpu = &cpu;
         let budget_tsc = BUDGET.load(Relaxed);
         make_current(self.vmcs);
@@ -832,7 +837,7 @@ impl Vcpu {
                     }
                     (4, 0) => {
                         let v = self.gpr(g);
-                        if !vmcs::cr4_write_ok(v, self.cpu.cr4) {
+                        if !vmcs::cr4_write_ok(v, cpu().cr4) {
                             self.inject_hw_exception(13, Some(0));
                             return true;
                         }
@@ -852,11 +857,11 @@ impl Vcpu {
             }
             EXIT_XSETBV => {
                 let value = self.run.gprs[2] << 32 | (self.run.gprs[0] & 0xffff_ffff);
-                if self.cpu.xcr0_mask == 0 {
+                if cpu().xcr0_mask == 0 {
                     self.inject_hw_exception(6, None);
                     return true;
                 }
-                if !vmcs::xsetbv_ok(self.run.gprs[1], value, self.cpu.xcr0_mask) {
+                if !vmcs::xsetbv_ok(self.run.gprs[1], value, cpu().xcr0_mask) {
                     self.inject_hw_exception(13, Some(0));
                     return true;
                 }
@@ -880,6 +885,7 @@ pub(super) fn create(
     let Some(cpu) = enable(frames) else {
         return;
     };
+    let cpu = *CPU.init(cpu);
     for (vi, pvm) in plan.vms.iter().enumerate() {
         match build(plan, vi, region_base, frames, &cpu) {
             Some(vm) => {
