@@ -532,6 +532,70 @@ fn test() -> Option<()> {
     )
     .then_some(())?;
     debug_println!("vCPU stopped after the triple fault; the VMM PD keeps running");
+    real_mode(&g, v, vtx)
+}
+
+/// 16-bit code the vCPU runs in real mode after a reset: `mov ax, 0x1234;
+/// mov dx, 0x50a; out dx, ax; hlt`.
+const REAL_CODE: u64 = 0x8000;
+const REAL_GUEST: [u8; 8] = [0xb8, 0x34, 0x12, 0xba, 0x0a, 0x05, 0xef, 0xf4];
+
+/// The triple-faulted vCPU, reset, runs in real mode (VT-x: unrestricted
+/// guest; AMD-V runs real mode with nested paging natively): its `out`
+/// and `hlt` exit with the same expectations on both vendors.
+fn real_mode(g: &Guest, v: Vcpu, vtx: bool) -> Option<()> {
+    use bulkhead_abi::vcpu::{Segment as S, SegmentField as F};
+    let ok =
+        |r: Result<(), VmError>, what: &str| check(T, r.is_ok(), format_args!("{what}: {r:?}"));
+    ok(v.reset(), "reset").then_some(())?;
+    g.write(REAL_CODE, &REAL_GUEST);
+    let efer = if vtx { 0 } else { 1 << 12 }; // AMD-V: SVME stays on
+    let write = |r: Register, val: u64| ok(v.write(r, val), "real-mode state").then_some(());
+    for (r, val) in [
+        (Register::Cr0, 0x10), // ET only: no protection, no paging
+        (Register::Cr4, 0),
+        (Register::Cr3, 0),
+        (Register::Efer, efer),
+        (Register::Rflags, 2),
+        (Register::Rip, 0),
+        (Register::Gpr(Gpr::Rsp), 0xfffe),
+        (Register::Gdtr(false), 0),
+        (Register::Gdtr(true), 0xffff),
+        (Register::Idtr(false), 0),
+        (Register::Idtr(true), 0x3ff),
+    ] {
+        write(r, val)?;
+    }
+    for (s, sel, attrs) in [
+        (S::Cs, REAL_CODE >> 4, 0x9b),
+        (S::Ds, 0, 0x93),
+        (S::Es, 0, 0x93),
+        (S::Ss, 0, 0x93),
+        (S::Fs, 0, 0x93),
+        (S::Gs, 0, 0x93),
+        (S::Tr, 0, 0x8b),
+        (S::Ldtr, 0, 0x82),
+    ] {
+        write(Register::Segment(s, F::Selector), sel)?;
+        write(Register::Segment(s, F::Base), sel << 4)?;
+        write(Register::Segment(s, F::Limit), 0xffff)?;
+        write(Register::Segment(s, F::Attributes), attrs)?;
+    }
+    let m = expect(
+        "real mode",
+        v.run(),
+        ExitReason::Io {
+            port: 0x50a,
+            size: 2,
+            write: true,
+            string: false,
+            rep: false,
+            data: 0x1234,
+        },
+    )?;
+    skip(v, &m).ok()?;
+    expect("real-mode hlt", v.run(), ExitReason::Hlt)?;
+    debug_println!("after a reset the vCPU ran 16-bit real-mode code");
     Some(())
 }
 

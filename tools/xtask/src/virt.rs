@@ -50,6 +50,7 @@ pub fn bochs_vm_test() -> Result<()> {
             "vmm| vendor: VT-x",
             "vmm| VMFUNC: the guest is in view 1",
             "vmm| #VE delivered: GPA 0x101000, reason 48",
+            "vmm| after a reset the vCPU ran 16-bit real-mode code",
             "bulkhead: VM 'testguest' vCPU 0 stopped: triple fault",
             "vmm| vCPU stopped after the triple fault; the VMM PD keeps running",
             "witness| alive after the guest's triple fault",
