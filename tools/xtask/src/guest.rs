@@ -87,7 +87,7 @@ fn gnu_cpio() -> Result<PathBuf> {
 
 /// Test setup: GNU cpio, QEMU, the guest images and their env vars.
 pub fn setup(env: &mut Vec<(String, String)>) -> Result<()> {
-    host::apt(&["cpio", "qemu-system-x86", "xz-utils"])?;
+    host::apt(&["cpio", "qemu-system-x86"])?;
     env.push((
         "BULKHEAD_GNU_CPIO".into(),
         gnu_cpio()?.display().to_string(),
