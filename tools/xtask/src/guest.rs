@@ -87,7 +87,7 @@ fn gnu_cpio() -> Result<PathBuf> {
 
 /// Test setup: GNU cpio, QEMU, the guest images and their env vars.
 pub fn setup(env: &mut Vec<(String, String)>) -> Result<()> {
-    host::apt(&["cpio", "qemu-system-x86", "xz-utils"])?;
+    host::apt(&["cpio", "qemu-system-x86"])?;
     env.push((
         "BULKHEAD_GNU_CPIO".into(),
         gnu_cpio()?.display().to_string(),
@@ -104,7 +104,8 @@ pub fn setup(env: &mut Vec<(String, String)>) -> Result<()> {
 }
 
 /// The guest booted directly (no Bulkhead): markers and the smoke
-/// script's output; then the prefill system test.
+/// script's output, with the initramfs as built and zero-padded to its
+/// region's size; then the prefill system test.
 pub fn extra() -> Result<()> {
     let img = images()?;
     let boot = direct_boot(&img.kernel, &img.initramfs, &[], Duration::from_secs(300))?;
@@ -116,8 +117,44 @@ pub fn extra() -> Result<()> {
         boot.ready.unwrap_or_default().as_secs_f64(),
         boot.done.unwrap_or_default().as_secs_f64()
     );
+    // The VMM may hand the whole guest_initrd region to Linux as the
+    // initrd: the archive, then zeroes up to the region's size.
+    let size = region_size("guest_initrd")?;
+    let mut padded = std::fs::read(&img.initramfs)
+        .map_err(|e| format!("cannot read {}: {e}", img.initramfs.display()))?;
+    if padded.len() as u64 > size {
+        return Err(format!(
+            "{} ({} bytes) does not fit the guest_initrd region ({size:#x} bytes) of system.xml",
+            img.initramfs.display(),
+            padded.len()
+        ));
+    }
+    padded.resize(size as usize, 0);
+    let padded_path = dir().join("initramfs-region.cpio");
+    std::fs::write(&padded_path, &padded)
+        .map_err(|e| format!("cannot write {}: {e}", padded_path.display()))?;
+    let boot = direct_boot(&img.kernel, &padded_path, &[], Duration::from_secs(300))?;
+    check_smoke(&boot)?;
+    eprintln!("xtask: guest direct boot with the initrd zero-padded to its region: ok");
     kernel::build()?;
     prefill_test()
+}
+
+/// The size of memory region `name` in the reference system.xml.
+fn region_size(name: &str) -> Result<u64> {
+    let path = host::root().join("system.xml");
+    let xml = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let tag = format!("<memory_region name=\"{name}\"");
+    let size = xml
+        .lines()
+        .find(|l| l.trim_start().starts_with(&tag))
+        .and_then(|l| l.split("size=\"").nth(1))
+        .and_then(|v| v.split('"').next())
+        .map(|v| v.replace('_', ""))
+        .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+        .ok_or_else(|| format!("{}: no hex size for memory region '{name}'", path.display()))?;
+    Ok(size)
 }
 
 /// What a direct boot printed, and when.
@@ -307,6 +344,12 @@ pub fn prefill_test() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::prefill_file;
+
+    #[test]
+    fn the_reference_initrd_region_size_is_read_from_system_xml() {
+        assert_eq!(super::region_size("guest_initrd"), Ok(0x80_0000));
+        assert!(super::region_size("no_such_region").is_err());
+    }
 
     #[test]
     fn prefill_files_describe_themselves() {
