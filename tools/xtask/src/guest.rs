@@ -184,14 +184,52 @@ pub fn direct_boot(
         .arg("-initrd")
         .arg(initrd)
         .args(["-append", "console=ttyS0 pci=off acpi=off nolapic"])
-        .args(extra_args)
-        .stdin(Stdio::null())
+        .args(extra_args);
+    let timed = run_timed(&mut c, limit, bulkhead_guest_marker::DONE)?;
+    Ok(DirectBoot {
+        ready: timed.first(bulkhead_guest_marker::READY),
+        done: timed.first(bulkhead_guest_marker::DONE),
+        output: timed.output(),
+    })
+}
+
+/// A process's console, line by line, with the time each line arrived
+/// (measured from the process's start).
+pub struct Timed {
+    /// (time since start, line without its newline)
+    pub lines: Vec<(Duration, String)>,
+}
+
+impl Timed {
+    /// When the first line containing `marker` came.
+    pub fn first(&self, marker: &str) -> Option<Duration> {
+        self.lines
+            .iter()
+            .find(|(_, l)| l.contains(marker))
+            .map(|(t, _)| *t)
+    }
+
+    /// Everything, newline-separated.
+    pub fn output(&self) -> String {
+        let mut out = String::new();
+        for (_, l) in &self.lines {
+            out.push_str(l);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Runs `c` (stdout piped) until a line contains `stop`, it exits, or
+/// `limit` passes; then kills it.
+pub fn run_timed(c: &mut Command, limit: Duration, stop: &str) -> Result<Timed> {
+    c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let start = Instant::now();
     let mut child = c
         .spawn()
-        .map_err(|e| format!("cannot start qemu-system-x86_64 (install qemu-system-x86): {e}"))?;
+        .map_err(|e| format!("cannot start {:?}: {e}", c.get_program()))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -202,40 +240,31 @@ pub fn direct_boot(
             .map(|n| n > 0)
             .unwrap_or(false)
         {
-            if tx
-                .send((Instant::now(), String::from_utf8_lossy(&line).into_owned()))
-                .is_err()
-            {
+            let text = String::from_utf8_lossy(&line).trim_end().to_string();
+            if tx.send((Instant::now(), text)).is_err() {
                 break;
             }
             line.clear();
         }
     });
-    let mut boot = DirectBoot {
-        output: String::new(),
-        ready: None,
-        done: None,
-    };
-    while boot.done.is_none() {
+    let mut timed = Timed { lines: Vec::new() };
+    loop {
         let left = limit.saturating_sub(start.elapsed());
         match rx.recv_timeout(left) {
             Ok((at, line)) => {
-                let trimmed = line.trim_end();
-                if trimmed == bulkhead_guest_marker::READY && boot.ready.is_none() {
-                    boot.ready = Some(at - start);
+                let done = line.contains(stop);
+                timed.lines.push((at - start, line));
+                if done {
+                    break;
                 }
-                if trimmed == bulkhead_guest_marker::DONE {
-                    boot.done = Some(at - start);
-                }
-                boot.output.push_str(&line);
             }
-            // Timed out, or QEMU exited and the reader ended.
+            // Timed out, or the process exited and the reader ended.
             Err(_) => break,
         }
     }
     let _ = child.kill();
     let _ = child.wait();
-    Ok(boot)
+    Ok(timed)
 }
 
 /// The markers `/init` prints (bulkhead-guest's `READY_MARKER` and
