@@ -373,6 +373,32 @@ fn initial_state_follows_the_64_bit_protocol() {
 }
 
 #[test]
+fn command_line_with_the_tsc_frequency() {
+    let mut buf = [0u8; 128];
+    let c = cmdline_with_tsc(&mut buf, DEFAULT_CMDLINE, 2_000_000).unwrap();
+    assert_eq!(
+        c,
+        b"console=ttyS0 pci=off acpi=off nolapic tsc_early_khz=2000000"
+    );
+    let c = cmdline_with_tsc(&mut buf, b"a", u32::MAX).unwrap();
+    assert_eq!(c, b"a tsc_early_khz=4294967295");
+    let c = cmdline_with_tsc(&mut buf, b"a", 7).unwrap();
+    assert_eq!(c, b"a tsc_early_khz=7");
+    assert_eq!(cmdline_with_tsc(&mut buf, b"a b", 0).unwrap(), b"a b");
+    // Exactly fitting, and one byte short.
+    let mut exact = [0u8; 18];
+    assert_eq!(
+        cmdline_with_tsc(&mut exact, b"a", 10).unwrap(),
+        b"a tsc_early_khz=10"
+    );
+    let mut short = [0u8; 17];
+    assert_eq!(
+        cmdline_with_tsc(&mut short, b"a", 10),
+        Err(BootError::CmdlineTooLong { len: 18, max: 17 })
+    );
+}
+
+#[test]
 fn e820_is_a_pc_memory_map() {
     let (e, n) = e820_map(256 * MIB);
     assert_eq!(n, 3);
