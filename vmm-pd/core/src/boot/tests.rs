@@ -591,6 +591,115 @@ fn initrd_placement_rules() {
     );
 }
 
+/// A small xorshift generator: deterministic, so a failure reproduces.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[test]
+fn placement_invariants_hold_for_random_layouts() {
+    // Small kernels and RAM so that every branch (fits above, below, not
+    // at all, in place before/after/over the kernel) is hit often.
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut oks = 0;
+    let mut errs = 0;
+    let mut kinds = [0; 3];
+    for round in 0..500 {
+        let mut img = bzimage();
+        let align = 0x1000u64 << rng.below(10); // 4 KiB .. 2 MiB
+        let pref = (MIB + rng.below(8 * MIB)) & !(align - 1);
+        let pref = pref.max(align).max(MIB);
+        let init = PAYLOAD as u64 + rng.below(4 * MIB);
+        let max = MIB + rng.below(16 * MIB);
+        w32(&mut img, 0x230, align as u32);
+        w64(&mut img, 0x258, pref);
+        w32(&mut img, 0x260, init as u32);
+        w32(&mut img, 0x22c, max as u32);
+        let ram_size = (MIB + rng.below(14 * MIB)) as usize;
+        let fill = 0x5au8;
+        let mut ram = vec![fill; ram_size];
+        let data = vec![0xc3u8; 1 + rng.below(3 * MIB) as usize];
+        let in_place = (MIB / 2 + rng.below(15 * MIB), 1 + rng.below(3 * MIB));
+        let initrd = match rng.below(3) {
+            0 => Initrd::None,
+            1 => Initrd::Copy(&data),
+            _ => Initrd::InPlace {
+                addr: in_place.0,
+                len: in_place.1,
+            },
+        };
+        let cmd = vec![b'x'; rng.below(2100) as usize];
+        match load_linux(&mut ram, &img, &cfg(&cmd, initrd)) {
+            Err(_) => {
+                errs += 1;
+                assert!(
+                    ram.iter().all(|&b| b == fill),
+                    "round {round}: RAM written on error"
+                );
+            }
+            Ok(info) => {
+                oks += 1;
+                let ram_size = ram_size as u64;
+                let (k, ke) = (info.kernel_addr, info.kernel_end);
+                assert_eq!(k % align, 0, "round {round}");
+                assert!(k >= pref && k >= MIB && ke == k + init && ke <= ram_size);
+                assert_eq!(info.state.rip, k + 0x200);
+                assert!(cmd.len() <= 2047);
+                let limit = (max + 1).min(ram_size);
+                kinds[match initrd {
+                    Initrd::None => 0,
+                    Initrd::Copy(_) => 1,
+                    Initrd::InPlace { .. } => 2,
+                }] += 1;
+                match (initrd, info.initrd) {
+                    (Initrd::None, None) => {}
+                    (Initrd::Copy(d), Some((a, l))) => {
+                        assert_eq!(l, d.len() as u64);
+                        assert_eq!(a % 4096, 0);
+                        assert!(a >= MIB && a + l <= limit, "round {round}");
+                        assert!(a + l <= k || a >= ke, "round {round}: initrd over kernel");
+                        assert_eq!(&ram[a as usize..(a + l) as usize], d);
+                        // As high as possible: one page higher would break a rule.
+                        let up = a + 4096;
+                        assert!(
+                            up + l > limit || (up < ke && up + l > k),
+                            "round {round}: {a:#x} not the highest place"
+                        );
+                    }
+                    (Initrd::InPlace { addr, len }, Some((a, l))) => {
+                        assert_eq!((a, l), (addr, len));
+                        assert!(a >= MIB && a + l <= limit);
+                        assert!(a + l <= k || a >= ke, "round {round}: kernel over initrd");
+                        // Not clobbered by the kernel copy.
+                        assert!(ram[a as usize..(a + l) as usize].iter().all(|&b| b == fill));
+                    }
+                    other => panic!("round {round}: {other:?}"),
+                }
+                // Low memory is the loader's; the kernel's code is where it says.
+                assert_eq!(
+                    &ram[k as usize..k as usize + PAYLOAD],
+                    &img[5 * 512..5 * 512 + PAYLOAD]
+                );
+            }
+        }
+    }
+    // Both outcomes are exercised, so the invariants above were tested.
+    assert!(oks > 50 && errs > 50, "ok {oks}, err {errs}");
+    assert!(
+        kinds.iter().all(|&n| n > 10),
+        "successes by initrd kind {kinds:?}"
+    );
+}
+
 // --- cpio ---------------------------------------------------------------
 
 fn cpio_record(out: &mut Vec<u8>, name: &str, data: &[u8], magic: &[u8; 6]) {
