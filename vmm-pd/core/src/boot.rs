@@ -371,6 +371,7 @@ pub fn load_linux(
     }
     cpu::write_gdt(ram, layout::GDT).ok_or(oops)?;
     cpu::write_page_tables(ram, layout::PAGE_TABLES).ok_or(oops)?;
+    // Its NUL is the zeroed low memory after it (the length check left room).
     put(ram, layout::CMDLINE, cfg.cmdline).ok_or(oops)?;
     write_boot_params(ram, kernel, &hdr, initrd).ok_or(oops)?;
 
