@@ -26,22 +26,53 @@ pub fn setup(_env: &mut Vec<(String, String)>) -> Result<()> {
     Ok(())
 }
 
-/// Fuzzes the port bus, then boots Linux on the reference system.
+/// Fuzzes the port bus, then boots Linux on the reference system with a
+/// guest that misbehaves on its first boot.
 pub fn extra() -> Result<()> {
     let fuzz = host::root().join("vmm-pd").join("core").join("fuzz");
     host::fuzz_smoke(&fuzz, "devices", 20)?;
-    let run = boot_reference()?;
-    check_linux(&run)
+    let run = boot_reference(ROBUST)?;
+    check_linux(&run)?;
+    check_robustness(&run)
 }
 
-/// Boots the reference system in QEMU TCG until the guest is done.
-fn boot_reference() -> Result<Timed> {
+/// The scenario name of the reference system booted with the robustness
+/// script in its initramfs (`build/linux-robust/initramfs.cpio`, found
+/// before the plain one).
+const ROBUST: &str = "linux-robust";
+
+fn robust_initramfs() -> Result<()> {
+    let img = guest::images()?;
+    let dir = host::root().join("build").join(ROBUST);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let scripts = host::root().join("tools").join("guest").join("scripts");
+    crate::bulkhead(&[
+        "guest",
+        "--busybox",
+        &img.busybox_deb.display().to_string(),
+        "--script",
+        &scripts.join("system-info.sh").display().to_string(),
+        "--script",
+        &scripts.join("robustness.sh").display().to_string(),
+        "--out",
+        &dir.join("initramfs.cpio").display().to_string(),
+    ])
+}
+
+/// Boots the reference system (`reference`, or the robustness variant) in
+/// QEMU TCG until the guest is done.
+fn boot_reference(variant: &str) -> Result<Timed> {
     kernel::build()?;
-    let iso = kernel::reference_image()?;
+    let iso = if variant == ROBUST {
+        robust_initramfs()?;
+        kernel::image(&host::root().join("system.xml"), ROBUST)?
+    } else {
+        kernel::reference_image()?
+    };
     eprintln!("xtask: vmm: booting Linux on the reference system ({})", iso.display());
     let mut c = kernel::qemu_command(&iso, false)?;
     let run = guest::run_timed(&mut c, Duration::from_secs(400), DONE)?;
-    let log = host::root().join("build").join("reference").join("linux.log");
+    let log = host::root().join("build").join(variant).join("linux.log");
     let _ = std::fs::write(&log, run.output());
     Ok(run)
 }
@@ -67,8 +98,7 @@ fn check_linux(run: &Timed) -> Result<()> {
         match out[at..].find(line) {
             Some(i) => at += i + line.len(),
             None => {
-                let log = host::root().join("build").join("reference").join("linux.log");
-                eprintln!("---- serial output (also in {}) ----\n{}\n----", log.display(), out.trim_end());
+                eprintln!("---- serial output ----\n{}\n----", out.trim_end());
                 return Err(format!("Linux on the reference system: {what}: no line with {line:?} (in order)"));
             }
         }
@@ -92,7 +122,7 @@ fn check_linux(run: &Timed) -> Result<()> {
 pub fn bench() -> Result<()> {
     let img = guest::images()?;
     let direct = guest::direct_boot(&img.kernel, &img.initramfs, &[], Duration::from_secs(300))?;
-    let run = boot_reference()?;
+    let run = boot_reference("reference")?;
     check_linux(&run)?;
     let (Some(start), Some(ready)) = (run.first(STARTING), run.first(READY)) else {
         return Err("the VMM boot printed no start or ready line".into());
@@ -116,5 +146,36 @@ pub fn bench() -> Result<()> {
             println!("  {}", line.trim_start_matches("vmm| "));
         }
     }
+    Ok(())
+}
+
+/// The misbehaving first boot: the VMM absorbed the port hammering and the
+/// flood, saw the crash's reset request, rebooted the guest, and the
+/// second boot ran to its end.
+fn check_robustness(run: &Timed) -> Result<()> {
+    let expect: [(&str, &str); 7] = [
+        ("the guest hammers unknown ports", "vmm| linux| robustness: hammering 8192 unknown ports"),
+        ("the guest floods its console", "vmm| linux| flood 299 "),
+        ("the guest crashes its kernel", "Kernel panic - not syncing: sysrq triggered crash"),
+        ("the VMM counts what it absorbed", "accesses to ports no device answers"),
+        ("the VMM reboots the guest", "vmm| linux: the guest asked for a reset: rebooting the guest (reboot 1 of at most"),
+        ("the second boot reaches /init", READY),
+        ("the second boot behaves", "vmm| linux| robustness: boot 2 is well"),
+    ];
+    let out = run.output();
+    let mut at = 0;
+    for (what, line) in expect {
+        match out[at..].find(line) {
+            Some(i) => at += i + line.len(),
+            None => {
+                eprintln!("---- serial output ----\n{}\n----", out.trim_end());
+                return Err(format!("VMM robustness: {what}: no line with {line:?} (in order)"));
+            }
+        }
+    }
+    if !out[at..].contains(DONE) {
+        return Err("VMM robustness: the rebooted guest did not finish its scripts".into());
+    }
+    eprintln!("xtask: vmm: the VMM absorbed port hammering, a console flood and a kernel crash, and rebooted the guest");
     Ok(())
 }
