@@ -261,9 +261,12 @@ fn header(
 mod tests {
     use super::*;
 
+    /// (name, mode, nlink, rdev, data) of one entry read back.
+    type Parsed = (String, u32, u32, (u32, u32), Vec<u8>);
+
     /// Reads an archive back field by field (independently of the writer's
-    /// helpers): (name, mode, nlink, rdev, data).
-    fn parse(mut b: &[u8]) -> Vec<(String, u32, u32, (u32, u32), Vec<u8>)> {
+    /// helpers).
+    fn parse(mut b: &[u8]) -> Vec<Parsed> {
         let total = b.len();
         let mut out = Vec::new();
         loop {

@@ -87,7 +87,7 @@ fn gnu_cpio() -> Result<PathBuf> {
 
 /// Test setup: GNU cpio, QEMU, the guest images and their env vars.
 pub fn setup(env: &mut Vec<(String, String)>) -> Result<()> {
-    host::apt(&["cpio", "qemu-system-x86", "xz-utils"])?;
+    host::apt(&["cpio", "qemu-system-x86"])?;
     env.push((
         "BULKHEAD_GNU_CPIO".into(),
         gnu_cpio()?.display().to_string(),
@@ -104,7 +104,8 @@ pub fn setup(env: &mut Vec<(String, String)>) -> Result<()> {
 }
 
 /// The guest booted directly (no Bulkhead): markers and the smoke
-/// script's output; then the prefill system test.
+/// script's output, with the initramfs as built and zero-padded to its
+/// region's size; then the prefill system test.
 pub fn extra() -> Result<()> {
     let img = images()?;
     let boot = direct_boot(&img.kernel, &img.initramfs, &[], Duration::from_secs(300))?;
@@ -116,8 +117,44 @@ pub fn extra() -> Result<()> {
         boot.ready.unwrap_or_default().as_secs_f64(),
         boot.done.unwrap_or_default().as_secs_f64()
     );
+    // The VMM may hand the whole guest_initrd region to Linux as the
+    // initrd: the archive, then zeroes up to the region's size.
+    let size = region_size("guest_initrd")?;
+    let mut padded = std::fs::read(&img.initramfs)
+        .map_err(|e| format!("cannot read {}: {e}", img.initramfs.display()))?;
+    if padded.len() as u64 > size {
+        return Err(format!(
+            "{} ({} bytes) does not fit the guest_initrd region ({size:#x} bytes) of system.xml",
+            img.initramfs.display(),
+            padded.len()
+        ));
+    }
+    padded.resize(size as usize, 0);
+    let padded_path = dir().join("initramfs-region.cpio");
+    std::fs::write(&padded_path, &padded)
+        .map_err(|e| format!("cannot write {}: {e}", padded_path.display()))?;
+    let boot = direct_boot(&img.kernel, &padded_path, &[], Duration::from_secs(300))?;
+    check_smoke(&boot)?;
+    eprintln!("xtask: guest direct boot with the initrd zero-padded to its region: ok");
     kernel::build()?;
     prefill_test()
+}
+
+/// The size of memory region `name` in the reference system.xml.
+fn region_size(name: &str) -> Result<u64> {
+    let path = host::root().join("system.xml");
+    let xml = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let tag = format!("<memory_region name=\"{name}\"");
+    let size = xml
+        .lines()
+        .find(|l| l.trim_start().starts_with(&tag))
+        .and_then(|l| l.split("size=\"").nth(1))
+        .and_then(|v| v.split('"').next())
+        .map(|v| v.replace('_', ""))
+        .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+        .ok_or_else(|| format!("{}: no hex size for memory region '{name}'", path.display()))?;
+    Ok(size)
 }
 
 /// What a direct boot printed, and when.
@@ -147,14 +184,52 @@ pub fn direct_boot(
         .arg("-initrd")
         .arg(initrd)
         .args(["-append", "console=ttyS0 pci=off acpi=off nolapic"])
-        .args(extra_args)
-        .stdin(Stdio::null())
+        .args(extra_args);
+    let timed = run_timed(&mut c, limit, bulkhead_guest_marker::DONE)?;
+    Ok(DirectBoot {
+        ready: timed.first(bulkhead_guest_marker::READY),
+        done: timed.first(bulkhead_guest_marker::DONE),
+        output: timed.output(),
+    })
+}
+
+/// A process's console, line by line, with the time each line arrived
+/// (measured from the process's start).
+pub struct Timed {
+    /// (time since start, line without its newline)
+    pub lines: Vec<(Duration, String)>,
+}
+
+impl Timed {
+    /// When the first line containing `marker` came.
+    pub fn first(&self, marker: &str) -> Option<Duration> {
+        self.lines
+            .iter()
+            .find(|(_, l)| l.contains(marker))
+            .map(|(t, _)| *t)
+    }
+
+    /// Everything, newline-separated.
+    pub fn output(&self) -> String {
+        let mut out = String::new();
+        for (_, l) in &self.lines {
+            out.push_str(l);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Runs `c` (stdout piped) until a line contains `stop`, it exits, or
+/// `limit` passes; then kills it.
+pub fn run_timed(c: &mut Command, limit: Duration, stop: &str) -> Result<Timed> {
+    c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let start = Instant::now();
     let mut child = c
         .spawn()
-        .map_err(|e| format!("cannot start qemu-system-x86_64 (install qemu-system-x86): {e}"))?;
+        .map_err(|e| format!("cannot start {:?}: {e}", c.get_program()))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -165,40 +240,31 @@ pub fn direct_boot(
             .map(|n| n > 0)
             .unwrap_or(false)
         {
-            if tx
-                .send((Instant::now(), String::from_utf8_lossy(&line).into_owned()))
-                .is_err()
-            {
+            let text = String::from_utf8_lossy(&line).trim_end().to_string();
+            if tx.send((Instant::now(), text)).is_err() {
                 break;
             }
             line.clear();
         }
     });
-    let mut boot = DirectBoot {
-        output: String::new(),
-        ready: None,
-        done: None,
-    };
-    while boot.done.is_none() {
+    let mut timed = Timed { lines: Vec::new() };
+    loop {
         let left = limit.saturating_sub(start.elapsed());
         match rx.recv_timeout(left) {
             Ok((at, line)) => {
-                let trimmed = line.trim_end();
-                if trimmed == bulkhead_guest_marker::READY && boot.ready.is_none() {
-                    boot.ready = Some(at - start);
+                let done = line.contains(stop);
+                timed.lines.push((at - start, line));
+                if done {
+                    break;
                 }
-                if trimmed == bulkhead_guest_marker::DONE {
-                    boot.done = Some(at - start);
-                }
-                boot.output.push_str(&line);
             }
-            // Timed out, or QEMU exited and the reader ended.
+            // Timed out, or the process exited and the reader ended.
             Err(_) => break,
         }
     }
     let _ = child.kill();
     let _ = child.wait();
-    Ok(boot)
+    Ok(timed)
 }
 
 /// The markers `/init` prints (bulkhead-guest's `READY_MARKER` and
@@ -307,6 +373,12 @@ pub fn prefill_test() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::prefill_file;
+
+    #[test]
+    fn the_reference_initrd_region_size_is_read_from_system_xml() {
+        assert_eq!(super::region_size("guest_initrd"), Ok(0x80_0000));
+        assert!(super::region_size("no_such_region").is_err());
+    }
 
     #[test]
     fn prefill_files_describe_themselves() {

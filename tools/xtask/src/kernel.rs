@@ -206,12 +206,13 @@ pub fn image(system: &Path, name: &str) -> Result<PathBuf> {
         .arg(system)
         .arg("--search-path")
         .arg(pd_dir())
-        // Prefill files: the guest images, and fixtures a scenario's test
-        // writes into its own build directory.
-        .arg("--search-path")
-        .arg(crate::guest::dir())
+        // Prefill files: fixtures a scenario's test writes into its own
+        // build directory (first, so a scenario may bring its own guest
+        // images), then the guest images.
         .arg("--search-path")
         .arg(&dir)
+        .arg("--search-path")
+        .arg(crate::guest::dir())
         .arg("-o")
         .arg(&dir))?;
     let iso = dir.join(format!("{name}.iso"));

@@ -210,7 +210,9 @@ fn main() -> ExitCode {
         Some("test") => test_areas(&rest),
         Some("run") => run_system(&rest),
         Some("bochs") => kernel::bochs(&rest),
-        Some("bench") => kernel::bench(&rest).and_then(|()| virt::bench()),
+        Some("bench") => kernel::bench(&rest)
+            .and_then(|()| virt::bench())
+            .and_then(|()| vmm::bench()),
         Some("check") => bulkhead(&["check", "system.xml"]),
         _ => Err(usage()),
     };

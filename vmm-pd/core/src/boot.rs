@@ -199,6 +199,51 @@ pub struct BootInfo {
     pub state: InitialState,
 }
 
+/// The command line the VMM boots Linux with when `system.xml` gives none:
+/// serial console, no PCI, no ACPI, no local APIC (none is emulated).
+pub const DEFAULT_CMDLINE: &[u8] = b"console=ttyS0 pci=off acpi=off nolapic";
+
+/// Writes `base` followed by ` tsc_early_khz=<tsc_khz>` into `buf` and
+/// returns the command line (the TSC frequency the kernel measured, so the
+/// guest need not calibrate against an emulated PIT). `tsc_khz` 0 adds
+/// nothing. Without allocation, for the no_std VMM.
+pub fn cmdline_with_tsc<'a>(
+    buf: &'a mut [u8],
+    base: &[u8],
+    tsc_khz: u32,
+) -> Result<&'a [u8], BootError> {
+    let mut digits = [0u8; 10];
+    let mut n = 0;
+    let mut v = tsc_khz;
+    while v != 0 || n == 0 {
+        if let Some(d) = digits.get_mut(n) {
+            *d = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+        n += 1;
+    }
+    let key: &[u8] = if tsc_khz == 0 {
+        b""
+    } else {
+        b" tsc_early_khz="
+    };
+    let n = if tsc_khz == 0 { 0 } else { n };
+    let len = base.len() + key.len() + n;
+    let too_long = BootError::CmdlineTooLong {
+        len,
+        max: buf.len(),
+    };
+    let out = buf.get_mut(..len).ok_or(too_long)?;
+    let (b, rest) = out.split_at_mut(base.len());
+    b.copy_from_slice(base);
+    let (k, num) = rest.split_at_mut(key.len());
+    k.copy_from_slice(key);
+    for (dst, src) in num.iter_mut().zip(digits[..n].iter().rev()) {
+        *dst = *src;
+    }
+    Ok(out)
+}
+
 /// Parses and checks a bzImage's setup header without loading anything.
 pub fn parse_header(kernel: &(impl Image + ?Sized)) -> Result<SetupHeader, BootError> {
     let mut head = [0u8; HEAD_LEN];
@@ -338,6 +383,7 @@ pub fn load_linux(
     }
     cpu::write_gdt(ram, layout::GDT).ok_or(oops)?;
     cpu::write_page_tables(ram, layout::PAGE_TABLES).ok_or(oops)?;
+    // Its NUL is the zeroed low memory after it (the length check left room).
     put(ram, layout::CMDLINE, cfg.cmdline).ok_or(oops)?;
     write_boot_params(ram, kernel, &hdr, initrd).ok_or(oops)?;
 

@@ -181,15 +181,18 @@ pub mod bits {
     /// Leaf 7.1 EAX: LAM (26).
     pub const L7_1_EAX_HIDDEN: u32 = 1 << 26;
     /// Leaf 0x8000_0001 ECX: CmpLegacy (1), SVM (2), ExtApicSpace (3),
-    /// OSVW (9), IBS (10), WDT (13), LWP (15), TCE (17, an EFER bit the
+    /// AltMovCr8 (4, CR8 is the APIC's TPR), OSVW (9), IBS (10), SKINIT
+    /// (12), WDT (13), LWP (15), TCE (17, an EFER bit the
     /// MSR policy refuses), NodeId (19), TOPOEXT (22),
     /// PerfCtrCore (23), PerfCtrNb (24), DBX (26), PerfTsc (27),
     /// PerfCtrLlc (28), MWAITX (29).
     pub const E1_ECX_HIDDEN: u32 = (1 << 1)
         | (1 << 2)
         | (1 << 3)
+        | (1 << 4)
         | (1 << 9)
         | (1 << 10)
+        | (1 << 12)
         | (1 << 13)
         | (1 << 15)
         | (1 << 17)
@@ -203,9 +206,11 @@ pub mod bits {
         | (1 << 29);
     /// Leaf 0x8000_0001 ECX: XOP (11), FMA4 (16), TBM (21).
     pub const E1_ECX_XSAVE: u32 = (1 << 11) | (1 << 16) | (1 << 21);
-    /// Leaf 0x8000_0001 EDX: FFXSR (25, an EFER bit the MSR policy
+    /// Leaf 0x8000_0001 EDX: AMD's copies of leaf 1's MCE (7), APIC (9),
+    /// MTRR (12) and MCA (14), FFXSR (25, an EFER bit the MSR policy
     /// refuses), RDTSCP (27) (TSC_AUX is not switched per guest).
-    pub const E1_EDX_HIDDEN: u32 = (1 << 25) | (1 << 27);
+    pub const E1_EDX_HIDDEN: u32 =
+        (1 << 7) | (1 << 9) | (1 << 12) | (1 << 14) | (1 << 25) | (1 << 27);
     /// Leaf 0x8000_0007 EDX: only invariant TSC (8) is kept.
     pub const E7_EDX_KEPT: u32 = 1 << 8;
     /// Leaf 0x8000_0008 EBX: IRPERF (1), IBPB (12), IBRS (14), STIBP (15),
@@ -500,6 +505,9 @@ mod tests {
             (0x8000_0001, 0, C, 11, "XOP"),
             (0x8000_0001, 0, D, 27, "RDTSCP"),
             (0x8000_0001, 0, D, 25, "FFXSR"),
+            (0x8000_0001, 0, D, 9, "AMD's APIC copy"),
+            (0x8000_0001, 0, D, 12, "AMD's MTRR copy"),
+            (0x8000_0001, 0, C, 12, "SKINIT"),
             (0x8000_0001, 0, C, 17, "TCE"),
             (7, 0, D, 9, "SRBDS_CTRL"),
             (7, 0, D, 13, "TSX_FORCE_ABORT"),

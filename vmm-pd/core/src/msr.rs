@@ -231,10 +231,12 @@ pub fn write(msr: u32, value: u64, ctx: &MsrContext) -> WriteAction {
     };
     match msr {
         nr::EFER => write_efer(value, ctx),
-        nr::STAR | nr::SYSENTER_CS => match register_of(msr) {
-            Some(reg) => to(reg, value),
-            None => Refuse(Refusal::Unknown),
-        },
+        nr::STAR => to(Register::Msr(Msr::Star), value),
+        // A selector in a 32-bit MSR (the VMCS field is 32 bits wide).
+        nr::SYSENTER_CS if value >> 32 != 0 => Refuse(Refusal::ReservedBits {
+            mask: value & !0xffff_ffff,
+        }),
+        nr::SYSENTER_CS => to(Register::Msr(Msr::SysenterCs), value),
         nr::LSTAR
         | nr::CSTAR
         | nr::KERNEL_GS_BASE
@@ -426,11 +428,21 @@ mod tests {
             write(nr::PAT, 0x08 << 56, &c),
             WriteAction::Refuse(Refusal::ReservedBits { mask: 0x08 << 56 })
         );
-        // STAR and SYSENTER_CS take any value.
+        // STAR takes any value, SYSENTER_CS any 32-bit one.
         assert!(matches!(
             write(nr::STAR, u64::MAX, &c),
             WriteAction::Register { .. }
         ));
+        assert!(matches!(
+            write(nr::SYSENTER_CS, 0xffff_ffff, &c),
+            WriteAction::Register { .. }
+        ));
+        assert_eq!(
+            write(nr::SYSENTER_CS, 0x2_0000_0010, &c),
+            WriteAction::Refuse(Refusal::ReservedBits {
+                mask: 0x2_0000_0000
+            })
+        );
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub enum StopReason {
     Unhandled(u64),
     /// A VM call the VMM made was refused.
     Kernel(VmError),
+    /// The guest asked the board for a reset (keyboard controller, port
+    /// 0x92 or 0xcf9), as Linux does to reboot.
+    ResetRequested,
 }
 
 impl core::fmt::Display for StopReason {
@@ -87,6 +90,7 @@ impl core::fmt::Display for StopReason {
             Self::OutsideRam(a) => write!(f, "access to {a:#x}, outside guest RAM"),
             Self::Unhandled(c) => write!(f, "unhandled exit (code {c:#x})"),
             Self::Kernel(e) => write!(f, "VM call refused: {e:?}"),
+            Self::ResetRequested => write!(f, "the guest asked for a reset"),
         }
     }
 }

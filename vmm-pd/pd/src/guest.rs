@@ -7,8 +7,6 @@
 //! accessors, no `unsafe`); a corrupt image is a [`LoadError`] naming what
 //! is wrong, and the vCPU is not started.
 
-use core::fmt::Write as _;
-
 use bulkhead_abi::vcpu::{Vendor, VmError};
 use bulkhead_microkit::bytes::SharedBytes;
 use vmm_core::boot::{self, BootConfig, BootError, CpioError, GuestMemory, Image, Initrd};
@@ -79,8 +77,6 @@ pub enum LoadError {
     Ram,
     /// The kernel refused a vCPU register write.
     Vcpu(VmError),
-    /// The command line did not fit its buffer.
-    CommandLine,
 }
 
 impl core::fmt::Display for LoadError {
@@ -91,36 +87,62 @@ impl core::fmt::Display for LoadError {
             Self::InitrdTooLarge(n) => write!(f, "initramfs of {n} bytes does not fit in guest RAM"),
             Self::Ram => write!(f, "guest RAM not writable where the layout needs it"),
             Self::Vcpu(e) => write!(f, "vCPU register write refused: {e:?}"),
-            Self::CommandLine => write!(f, "command line too long"),
         }
     }
 }
 
-/// The kernel command line for a guest with this VMM's devices: the
-/// console on the emulated COM1, no PCI, ACPI or local APIC (none is
-/// emulated), and the TSC rate given so Linux does not calibrate it against
-/// a PIT that runs on emulated time.
-pub fn command_line(tsc_khz: u64) -> Result<heapless::String<256>, LoadError> {
-    let mut s = heapless::String::new();
-    write!(
-        s,
-        "console=ttyS0 earlyprintk=serial,ttyS0,115200 pci=off acpi=off nolapic noapic \
-         tsc_early_khz={tsc_khz} tsc=reliable panic=-1"
-    )
-    .map_err(|_| LoadError::CommandLine)?;
-    Ok(s)
+/// The kernel command line for a guest with this VMM's devices: vmm-core's
+/// default (console on the emulated COM1, no PCI, ACPI or local APIC)
+/// plus early console output, no I/O APIC, a TSC Linux may trust (the
+/// kernel measured its rate; `tsc_early_khz` is appended) and a reboot on
+/// panic, which the VMM sees and reports.
+pub const CMDLINE: &[u8] = b"console=ttyS0 earlyprintk=serial,ttyS0,115200 pci=off acpi=off \
+nolapic noapic tsc=reliable panic=-1";
+
+/// [`CMDLINE`] and ` bulkhead.boot=<boot>` in `buf`.
+fn with_boot_count(buf: &mut [u8], boot: u32) -> Option<&[u8]> {
+    let mut digits = [0u8; 10];
+    let mut n = 0;
+    let mut v = boot;
+    loop {
+        *digits.get_mut(n)? = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let key = b" bulkhead.boot=";
+    let len = CMDLINE.len() + key.len() + n;
+    let out = buf.get_mut(..len)?;
+    out[..CMDLINE.len()].copy_from_slice(CMDLINE);
+    out[CMDLINE.len()..CMDLINE.len() + key.len()].copy_from_slice(key);
+    for (i, d) in digits[..n].iter().rev().enumerate() {
+        out[CMDLINE.len() + key.len() + i] = *d;
+    }
+    Some(out)
 }
 
-/// Loads the guest and sets `cpu` to the boot protocol's entry state.
+/// Loads the guest (its `boot`-th boot, counting from 1) and sets `cpu` to
+/// the boot protocol's entry state.
 pub fn load(
     images: &GuestImages,
     vendor: Vendor,
     tsc_khz: u64,
+    boot: u32,
     cpu: &mut impl Cpu,
 ) -> Result<Loaded, LoadError> {
     let mut ram = Ram(images.ram);
     let ram_size = ram.size();
-    let cmdline = command_line(tsc_khz)?;
+    // Which boot this is, for the guest to see (a reboot after a crash is
+    // boot 2, ...).
+    let mut base = [0u8; 224];
+    let base = with_boot_count(&mut base, boot).ok_or(LoadError::Boot(BootError::CmdlineTooLong {
+        len: CMDLINE.len() + 24,
+        max: 224,
+    }))?;
+    let mut buf = [0u8; 256];
+    let cmdline = boot::cmdline_with_tsc(&mut buf, base, tsc_khz as u32).map_err(LoadError::Boot)?;
     // The initramfs goes to the top of RAM, page-aligned, below 4 GiB.
     let initrd = match images.initrd {
         Some(region) => {
@@ -141,7 +163,7 @@ pub fn load(
         &mut ram,
         &Region(images.kernel),
         &BootConfig {
-            cmdline: cmdline.as_bytes(),
+            cmdline,
             initrd,
             vendor,
         },
@@ -156,4 +178,19 @@ pub fn load(
         initrd_len: info.initrd.map_or(0, |(_, l)| l),
         entry: info.state.rip,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_boot_count_reaches_the_command_line() {
+        let mut buf = [0u8; 224];
+        let line = with_boot_count(&mut buf, 12).unwrap();
+        let s = core::str::from_utf8(line).unwrap();
+        assert!(s.starts_with("console=ttyS0 "));
+        assert!(s.ends_with(" panic=-1 bulkhead.boot=12"), "{s}");
+        assert!(with_boot_count(&mut [0u8; 10], 1).is_none(), "too small a buffer is refused");
+    }
 }

@@ -61,6 +61,11 @@ setvar!(rx_gateway_rx_data_size);
 const LABEL_UP: u64 = 1;
 const LABEL_GUEST_START: u64 = 2;
 
+/// Reboots after a guest crash (a triple fault or a reset request) before
+/// the VMM stops the guest for good: a guest that crashes at every boot
+/// must not keep the CPU busy rebooting.
+const MAX_REBOOTS: u32 = 3;
+
 /// FS.base, GS.base, KernelGSbase.
 const PASSED_MSRS: [u32; 3] = [0xc000_0100, 0xc000_0101, 0xc000_0102];
 
@@ -154,6 +159,10 @@ struct Vmm {
     images: Option<GuestImages>,
     tsc_hz: u64,
     vendor: Vendor,
+    /// The guest's boots so far (1 after the first start).
+    boots: u32,
+    /// This boot's ready marker was reported.
+    ready_reported: bool,
     /// TSC at the guest's start (its clock's zero).
     start_tsc: u64,
     vmi: VmiService,
@@ -251,6 +260,8 @@ fn init() -> Vmm {
         images,
         tsc_hz,
         vendor: host_vendor(),
+        boots: 0,
+        ready_reported: false,
         start_tsc: 0,
         vmi: VmiService::new(EventMask::MSR_WRITE),
         requests,
@@ -278,12 +289,13 @@ impl Vmm {
     }
 
     fn start_guest(&mut self) {
-        let _ = self.supervisor.pp_call(MessageInfo::new(LABEL_GUEST_START, 0));
         let Some(images) = self.images.as_ref() else {
             return;
         };
         let tsc_khz = self.tsc_hz / 1000;
-        match guest::load(images, self.vendor, tsc_khz, &mut KernelCpu(self.cpu)) {
+        self.boots += 1;
+        self.ready_reported = false;
+        match guest::load(images, self.vendor, tsc_khz, self.boots, &mut KernelCpu(self.cpu)) {
             Ok(info) => {
                 debug_println!(
                     "{VM_NAME}: starting guest: kernel {:#x}..{:#x}, initramfs {} bytes, entry {:#x}",
@@ -310,8 +322,45 @@ impl Vmm {
                     Err(e) => debug_println!("{VM_NAME}: the kernel refused to run the vCPU: {e:?}"),
                 }
             }
-            Err(e) => debug_println!("{VM_NAME}: guest not started: {e}"),
+            Err(e) => {
+                self.state = GuestState::Stopped;
+                debug_println!("{VM_NAME}: guest not started: {e}");
+            }
         }
+    }
+
+    /// The guest crashed or asked for a reset: start it afresh, or stop it
+    /// once it has used up its reboots.
+    fn reboot(&mut self, why: StopReason) {
+        self.report_misbehaviour();
+        if self.boots > MAX_REBOOTS {
+            debug_println!("{VM_NAME}: {why} after {} reboots: not rebooting again", MAX_REBOOTS);
+            return self.stop(why);
+        }
+        debug_println!(
+            "{VM_NAME}: {why}: rebooting the guest (reboot {} of at most {MAX_REBOOTS})",
+            self.boots
+        );
+        set_timeout(0);
+        if let Err(e) = self.cpu.pause().and_then(|()| self.cpu.reset()) {
+            debug_println!("{VM_NAME}: the kernel refused to reset the vCPU: {e:?}");
+            return self.stop(why);
+        }
+        self.state = GuestState::NotStarted;
+        self.start_guest();
+    }
+
+    /// What the guest did that the VMM absorbed, for the record.
+    fn report_misbehaviour(&self) {
+        let p = &self.machine.board.platform;
+        debug_println!(
+            "{VM_NAME}: this boot: {} exits; {} accesses to ports no device answers; {} console bytes dropped; {} MSR accesses refused; {} string I/O refused",
+            self.machine.stats.total(),
+            p.unknown_ports().total(),
+            p.uart().output_dropped(),
+            self.machine.refused_msrs,
+            self.machine.string_io
+        );
     }
 
     fn emit_line(line: &[u8]) {
@@ -374,6 +423,7 @@ impl Handler for Vmm {
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
         if channels.contains(self.firmware) && self.state == GuestState::NotStarted {
             debug_println!("firmware says: start the guest");
+            let _ = self.supervisor.pp_call(MessageInfo::new(LABEL_GUEST_START, 0));
             self.start_guest();
         }
         if channels.contains(Channel::TIMER) && self.state != GuestState::NotStarted {
@@ -394,7 +444,8 @@ impl Handler for Vmm {
         let now = self.now_ns();
         let mut cpu = KernelCpu(self.cpu);
         let verdict = self.machine.handle_exit(&mut cpu, &exit, now, Self::emit_line);
-        if self.machine.console.ready && !self.vmi.guest_is_up() {
+        if self.machine.console.ready && !self.ready_reported {
+            self.ready_reported = true;
             self.guest_ready();
         }
         if let bulkhead_abi::vcpu::ExitReason::MsrWrite { msr, value } = exit.reason {
@@ -407,13 +458,22 @@ impl Handler for Vmm {
                 self.vmi.report(exit.vcpu, event, events, &mut v);
             }
         }
+        if self.machine.board.platform.take_reset_request() {
+            self.reboot(StopReason::ResetRequested);
+            return Ok(false);
+        }
         match verdict {
             Verdict::Resume => {
                 self.machine.deliver_interrupt(&mut cpu);
                 // Paused by the monitor meanwhile: hold it (no reply).
                 Ok(self.state == GuestState::Running)
             }
+            Verdict::Stop(StopReason::TripleFault) => {
+                self.reboot(StopReason::TripleFault);
+                Ok(false)
+            }
             Verdict::Stop(why) => {
+                self.report_misbehaviour();
                 self.stop(why);
                 Ok(false)
             }

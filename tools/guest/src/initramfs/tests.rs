@@ -101,7 +101,7 @@ fn missing_or_unreadable_files_are_named() {
     std::fs::write(&bb, fake_elf(1, b"")).unwrap();
     let script = dir.join("ok.sh");
     std::fs::write(&script, "true\n").unwrap();
-    let e = build_from_files(&dir.join("nope"), &[script.clone()]).unwrap_err();
+    let e = build_from_files(&dir.join("nope"), std::slice::from_ref(&script)).unwrap_err();
     assert!(
         e.to_string().starts_with("cannot read busybox ") && e.to_string().contains("nope"),
         "{e}"

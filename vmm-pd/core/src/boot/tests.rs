@@ -373,6 +373,32 @@ fn initial_state_follows_the_64_bit_protocol() {
 }
 
 #[test]
+fn command_line_with_the_tsc_frequency() {
+    let mut buf = [0u8; 128];
+    let c = cmdline_with_tsc(&mut buf, DEFAULT_CMDLINE, 2_000_000).unwrap();
+    assert_eq!(
+        c,
+        b"console=ttyS0 pci=off acpi=off nolapic tsc_early_khz=2000000"
+    );
+    let c = cmdline_with_tsc(&mut buf, b"a", u32::MAX).unwrap();
+    assert_eq!(c, b"a tsc_early_khz=4294967295");
+    let c = cmdline_with_tsc(&mut buf, b"a", 7).unwrap();
+    assert_eq!(c, b"a tsc_early_khz=7");
+    assert_eq!(cmdline_with_tsc(&mut buf, b"a b", 0).unwrap(), b"a b");
+    // Exactly fitting, and one byte short.
+    let mut exact = [0u8; 18];
+    assert_eq!(
+        cmdline_with_tsc(&mut exact, b"a", 10).unwrap(),
+        b"a tsc_early_khz=10"
+    );
+    let mut short = [0u8; 17];
+    assert_eq!(
+        cmdline_with_tsc(&mut short, b"a", 10),
+        Err(BootError::CmdlineTooLong { len: 18, max: 17 })
+    );
+}
+
+#[test]
 fn e820_is_a_pc_memory_map() {
     let (e, n) = e820_map(256 * MIB);
     assert_eq!(n, 3);
@@ -565,6 +591,115 @@ fn initrd_placement_rules() {
     );
 }
 
+/// A small xorshift generator: deterministic, so a failure reproduces.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[test]
+fn placement_invariants_hold_for_random_layouts() {
+    // Small kernels and RAM so that every branch (fits above, below, not
+    // at all, in place before/after/over the kernel) is hit often.
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut oks = 0;
+    let mut errs = 0;
+    let mut kinds = [0; 3];
+    for round in 0..500 {
+        let mut img = bzimage();
+        let align = 0x1000u64 << rng.below(10); // 4 KiB .. 2 MiB
+        let pref = (MIB + rng.below(8 * MIB)) & !(align - 1);
+        let pref = pref.max(align).max(MIB);
+        let init = PAYLOAD as u64 + rng.below(4 * MIB);
+        let max = MIB + rng.below(16 * MIB);
+        w32(&mut img, 0x230, align as u32);
+        w64(&mut img, 0x258, pref);
+        w32(&mut img, 0x260, init as u32);
+        w32(&mut img, 0x22c, max as u32);
+        let ram_size = (MIB + rng.below(14 * MIB)) as usize;
+        let fill = 0x5au8;
+        let mut ram = vec![fill; ram_size];
+        let data = vec![0xc3u8; 1 + rng.below(3 * MIB) as usize];
+        let in_place = (MIB / 2 + rng.below(15 * MIB), 1 + rng.below(3 * MIB));
+        let initrd = match rng.below(3) {
+            0 => Initrd::None,
+            1 => Initrd::Copy(&data),
+            _ => Initrd::InPlace {
+                addr: in_place.0,
+                len: in_place.1,
+            },
+        };
+        let cmd = vec![b'x'; rng.below(2100) as usize];
+        match load_linux(&mut ram, &img, &cfg(&cmd, initrd)) {
+            Err(_) => {
+                errs += 1;
+                assert!(
+                    ram.iter().all(|&b| b == fill),
+                    "round {round}: RAM written on error"
+                );
+            }
+            Ok(info) => {
+                oks += 1;
+                let ram_size = ram_size as u64;
+                let (k, ke) = (info.kernel_addr, info.kernel_end);
+                assert_eq!(k % align, 0, "round {round}");
+                assert!(k >= pref && k >= MIB && ke == k + init && ke <= ram_size);
+                assert_eq!(info.state.rip, k + 0x200);
+                assert!(cmd.len() <= 2047);
+                let limit = (max + 1).min(ram_size);
+                kinds[match initrd {
+                    Initrd::None => 0,
+                    Initrd::Copy(_) => 1,
+                    Initrd::InPlace { .. } => 2,
+                }] += 1;
+                match (initrd, info.initrd) {
+                    (Initrd::None, None) => {}
+                    (Initrd::Copy(d), Some((a, l))) => {
+                        assert_eq!(l, d.len() as u64);
+                        assert_eq!(a % 4096, 0);
+                        assert!(a >= MIB && a + l <= limit, "round {round}");
+                        assert!(a + l <= k || a >= ke, "round {round}: initrd over kernel");
+                        assert_eq!(&ram[a as usize..(a + l) as usize], d);
+                        // As high as possible: one page higher would break a rule.
+                        let up = a + 4096;
+                        assert!(
+                            up + l > limit || (up < ke && up + l > k),
+                            "round {round}: {a:#x} not the highest place"
+                        );
+                    }
+                    (Initrd::InPlace { addr, len }, Some((a, l))) => {
+                        assert_eq!((a, l), (addr, len));
+                        assert!(a >= MIB && a + l <= limit);
+                        assert!(a + l <= k || a >= ke, "round {round}: kernel over initrd");
+                        // Not clobbered by the kernel copy.
+                        assert!(ram[a as usize..(a + l) as usize].iter().all(|&b| b == fill));
+                    }
+                    other => panic!("round {round}: {other:?}"),
+                }
+                // Low memory is the loader's; the kernel's code is where it says.
+                assert_eq!(
+                    &ram[k as usize..k as usize + PAYLOAD],
+                    &img[5 * 512..5 * 512 + PAYLOAD]
+                );
+            }
+        }
+    }
+    // Both outcomes are exercised, so the invariants above were tested.
+    assert!(oks > 50 && errs > 50, "ok {oks}, err {errs}");
+    assert!(
+        kinds.iter().all(|&n| n > 10),
+        "successes by initrd kind {kinds:?}"
+    );
+}
+
 // --- cpio ---------------------------------------------------------------
 
 fn cpio_record(out: &mut Vec<u8>, name: &str, data: &[u8], magic: &[u8; 6]) {
@@ -751,4 +886,167 @@ fn real_debian_bzimage() {
     // The entry point holds code, not padding.
     let rip = info.state.rip as usize;
     assert!(ram[rip..rip + 16].iter().any(|&b| b != 0));
+}
+
+/// A 64 KiB BIOS that takes the CPU from the reset vector to the kernel's
+/// 64-bit entry with the state the loader returned, read from a parameter
+/// block at 0x6f00 (+0 CR0, +8 CR3, +16 CR4, +24 EFER, +32 RIP, +40 RSI,
+/// +48 GDTR as limit u16 then base u64). Assembled from:
+///
+/// ```text
+/// .code16                            ; at 0xf0000
+///   cli
+///   lgdtl %cs:(gdtr - 0xf0000)       ; a ROM GDT: 0x08 code32, 0x10 code64, 0x18 data
+///   mov %cr0,%eax; or $1,%eax; mov %eax,%cr0
+///   ljmpl $0x08, $pm32
+/// .code32
+/// pm32:
+///   mov $0x18,%ax; mov %ax,%ds; mov %ax,%es; mov %ax,%ss
+///   mov 0x6f10,%eax; mov %eax,%cr4
+///   mov 0x6f08,%eax; mov %eax,%cr3
+///   mov $0xc0000080,%ecx; mov 0x6f18,%eax; and $~0x400,%eax; mov 0x6f1c,%edx; wrmsr
+///   mov 0x6f00,%eax; mov %eax,%cr0   ; paging on: long mode
+///   ljmp $0x10, $lm64
+/// .code64
+/// lm64:
+///   lgdt 0x6f30                      ; the loader's GDT
+///   mov $0x18,%eax; mov %eax,%ds; ... %es, %ss, %fs, %gs
+///   mov $0x6f00,%esp
+///   mov 0x6f20,%rax; mov 0x6f28,%rsi
+///   pushq $0x10; pushq %rax; lretq   ; CS from the loader's GDT, jump to RIP
+/// gdt: .quad 0, 0x00cf9b000000ffff, 0x00af9b000000ffff, 0x00cf93000000ffff
+/// gdtr: .word 31; .long gdt
+/// .org 0xfff0: ljmp $0xf000, $0      ; the reset vector
+/// ```
+const STUB_BIOS: &str = "fa2e660f0116b0000f20c06683c8010f22c066ea1a000f00080066b818008ed88ec08ed0\
+a1106f00000f22e0a1086f00000f22d8b9800000c0a1186f000025fffbffff8b151c6f00000f30a1006f00000f22c0\
+ea5a000f0010000f011425306f0000b8180000008ed88ec08ed08ee08ee8bc006f0000488b0425206f0000488b3425\
+286f00006a105048cb8db40000900000000000000000ffff0000009bcf00ffff0000009baf00ffff00000093cf001f\
+0090000f";
+/// At the reset vector (0xffff0): `ljmp $0xf000, $0`.
+const STUB_RESET: [u8; 5] = [0xea, 0x00, 0x00, 0x00, 0xf0];
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Boots the real Debian kernel from what the loader put in RAM, in plain
+/// QEMU TCG (no VMM in between, QEMU's own CPUID): the kernel must print
+/// our e820 map and command line, find the initramfs where we put it and
+/// get as far as running `/init` (which then fails: it is a script with no
+/// shell; the panic reboots and `-no-reboot` ends QEMU).
+#[test]
+#[ignore = "needs BULKHEAD_GUEST_KERNEL and qemu-system-x86_64: run via cargo xtask test"]
+fn real_debian_kernel_boots_from_the_loaders_memory_in_qemu() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let Ok(path) = std::env::var("BULKHEAD_GUEST_KERNEL") else {
+        panic!(
+            "BULKHEAD_GUEST_KERNEL is not set: run `cargo xtask test`, which fetches \
+             Debian's linux-image-<abi>-amd64 and sets it"
+        );
+    };
+    let image = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    const RAM: usize = 128 << 20;
+    let mut ram = vec![0u8; RAM];
+    let initrd = archive(&[("init", b"#!/bin/sh\necho never\n")]);
+    let cmdline = "console=ttyS0 pci=off acpi=off nolapic tsc_early_khz=2000000 panic=-1";
+    let info = load_linux(
+        &mut ram,
+        &image,
+        &BootConfig {
+            cmdline: cmdline.as_bytes(),
+            initrd: Initrd::Copy(&initrd),
+            vendor: Vendor::Vmx,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{path}: {e:?}"));
+    let s = info.state;
+    // The stub hard-codes the protocol's selectors; check the state agrees.
+    let cs = s.segments.iter().find(|x| x.0 == Segment::Cs).unwrap().1;
+    assert_eq!(cs.selector, 0x10);
+    let block = 0x6f00;
+    for (i, v) in [s.cr0, s.cr3, s.cr4, s.efer, s.rip, s.rsi]
+        .iter()
+        .enumerate()
+    {
+        ram[block + i * 8..block + i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    ram[block + 48..block + 50].copy_from_slice(&s.gdt_limit.to_le_bytes());
+    ram[block + 50..block + 58].copy_from_slice(&s.gdt_base.to_le_bytes());
+
+    let dir = std::env::temp_dir().join(format!("vmm-core-boot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bios = vec![0u8; 0x1_0000];
+    let stub = unhex(STUB_BIOS);
+    bios[..stub.len()].copy_from_slice(&stub);
+    bios[0xfff0..0xfff5].copy_from_slice(&STUB_RESET);
+    let (ia, il) = info.initrd.unwrap();
+    let parts = [
+        ("low.bin", 0u64, 0xa_0000u64),
+        ("kernel.bin", info.kernel_addr, info.header.payload_len),
+        ("initrd.bin", ia, il),
+    ];
+    std::fs::write(dir.join("bios.bin"), &bios).unwrap();
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-machine", "pc", "-cpu", "qemu64,-apic", "-m", "128"])
+        .args([
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-serial",
+            "stdio",
+        ])
+        .arg("-bios")
+        .arg(dir.join("bios.bin"));
+    for (name, at, len) in parts {
+        let f = dir.join(name);
+        std::fs::write(&f, &ram[at as usize..(at + len) as usize]).unwrap();
+        cmd.arg("-device").arg(format!(
+            "loader,file={},addr={at:#x},force-raw=on",
+            f.display()
+        ));
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("starting qemu-system-x86_64: {e} (install qemu-system-x86, or run via cargo xtask test)")
+        });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut out = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut out);
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    let _ = std::fs::remove_dir_all(&dir);
+    let want = [
+        format!("Command line: {cmdline}"),
+        "BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable".into(),
+        "BIOS-e820: [mem 0x000000000009fc00-0x00000000000fffff] reserved".into(),
+        format!(
+            "BIOS-e820: [mem 0x0000000000100000-{:#018x}] usable",
+            RAM - 1
+        ),
+        format!(
+            "RAMDISK: [mem {ia:#010x}-{:#010x}]",
+            ((ia + il + 0xfff) & !0xfff) - 1
+        ),
+        "Run /init as init process".into(),
+    ];
+    for w in want {
+        assert!(
+            out.contains(&w),
+            "the guest did not print {w:?}; serial output:\n{out}\nqemu stderr:\n{err}"
+        );
+    }
 }
