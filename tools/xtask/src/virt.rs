@@ -41,7 +41,8 @@ pub fn extra() -> Result<()> {
 
 /// The same `vm` and `vm-loop` scenarios — same guests, same expectations
 /// — under Bochs (`corei7_icelake_u`: VT-x with EPT, VPID, unrestricted
-/// guest, VMFUNC, #VE). About half a minute each.
+/// guest, VMFUNC, #VE), about half a minute each; then Linux in the real
+/// VMM PD (`vm-linux`).
 pub fn bochs_vm_test() -> Result<()> {
     bochs_system_test(
         "vm",
@@ -62,7 +63,53 @@ pub fn bochs_vm_test() -> Result<()> {
             "bulkhead: VM 'loopguest': VT-x, EPT",
             "bulkhead: VM 'loopguest' vCPU 0 stopped: triple fault",
         ],
-    )
+    )?;
+    bochs_linux_test()
+}
+
+/// `tests/vm-linux` in Bochs: the real VMM PD boots Debian's Linux with the
+/// busybox initramfs on VT-x (the guest images come from the guest area),
+/// and the guest must get through its banner, the emulated UART, /init,
+/// its script (`uname -r`, `ps`) and the done marker, in that order.
+/// About two minutes.
+fn bochs_linux_test() -> Result<()> {
+    crate::guest::ensure_images()?;
+    let system = crate::host::root().join("tests").join("vm-linux").join("system.xml");
+    let iso = kernel::image(&system, "vm-linux")?;
+    eprintln!("xtask: kernel test vm-linux (VT-x, Bochs): booting {}", iso.display());
+    let limit = 400;
+    let done = "vmm| linux| BULKHEAD_GUEST_DONE";
+    let log = kernel::bochs_until(&iso, done, std::time::Duration::from_secs(limit), false)?;
+    let out = crate::host::root().join("build").join("vm-linux").join("serial-bochs.log");
+    let _ = std::fs::write(&out, &log);
+    let pkg = crate::debian::kernel_abi_package()?;
+    let release = pkg.strip_prefix("linux-image-").unwrap_or(&pkg).to_string();
+    let uname = format!("vmm| linux| guest uname -r: {release}");
+    let expect = [
+        "bulkhead: VM 'linux': VT-x, EPT",
+        "vmm| linux: starting guest",
+        "vmm| linux| [    0.000000] Linux version ",
+        "serial8250: ttyS0 at I/O 0x3f8 (irq = 4",
+        "vmm| linux| BULKHEAD_GUEST_READY",
+        &uname,
+        "vmm| linux|     1 0        {init} /bin/sh /init",
+        done,
+    ];
+    let mut at = 0;
+    for line in expect {
+        match log[at..].find(line) {
+            Some(i) => at += i + line.len(),
+            None => {
+                eprintln!("---- Bochs serial output of vm-linux ----\n{}\n----", log.trim_end());
+                return Err(format!(
+                    "Linux under Bochs (VT-x): no line with {line:?} (in order) within {limit} s (log: {})",
+                    out.display()
+                ));
+            }
+        }
+    }
+    eprintln!("xtask: kernel test vm-linux (VT-x, Bochs): Linux {release} booted and ran its script");
+    Ok(())
 }
 
 /// Boots `tests/<scenario>` in Bochs. Bochs has no exit port and always
