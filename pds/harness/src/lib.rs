@@ -462,6 +462,12 @@ impl Harness {
     pub fn port(&self, port: u16) -> Option<u8> {
         self.state.borrow().ports.get(&port).copied()
     }
+
+    /// Makes I/O port `port` read `value` (a device the PD drives, e.g. a
+    /// UART with received data), until the PD writes it.
+    pub fn set_port(&self, port: u16, value: u8) {
+        self.state.borrow_mut().ports.insert(port, value);
+    }
 }
 
 impl Drop for Harness {

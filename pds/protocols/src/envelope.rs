@@ -44,6 +44,8 @@ pub enum ProtocolId {
     AppToGateway = 5,
     /// [`crate::gateway::GatewayToApp`]: gateway → guest applications.
     GatewayToApp = 6,
+    /// [`crate::console::ConsoleInput`]: console owner → VMM.
+    ConsoleInput = 7,
 }
 
 /// A message enum that can travel over a typed channel.

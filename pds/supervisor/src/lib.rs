@@ -33,11 +33,12 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use bulkhead_channel::{Notify, Receiver, RecvError, RingMemory};
+use bulkhead_channel::{Notify, Receiver, RecvError, RingMemory, Sender};
 use bulkhead_microkit::{
-    debug_println, get_mr, setvar, shared_words, Channel, ChannelSet, Child, FaultInfo, Handler,
-    MessageInfo, SetVar, MAX_MESSAGE_REGISTERS,
+    debug_println, get_mr, io, setvar, shared_words, Channel, ChannelSet, Child, FaultInfo,
+    Handler, MessageInfo, SetVar, MAX_MESSAGE_REGISTERS,
 };
+use bulkhead_protocols::console::{ConsoleInput, CONSOLE_CHUNK, CONSOLE_SLOT};
 use bulkhead_protocols::post::{Decision, Outcome, PostSummary};
 use bulkhead_protocols::regs;
 use bulkhead_protocols::supervisor::{Report, Severity};
@@ -76,6 +77,10 @@ setvar!(child_gateway);
 setvar!(com1_ioport);
 setvar!(com1_port);
 setvar!(com1_irq);
+setvar!(tx_console_in_header);
+setvar!(tx_console_in_header_size);
+setvar!(tx_console_in_data);
+setvar!(tx_console_in_data_size);
 setvar!(rx_alerts_header);
 setvar!(rx_alerts_header_size);
 setvar!(rx_alerts_data);
@@ -147,6 +152,8 @@ pub struct Counters {
     pub posts: u64,
     /// Of them, summaries that stopped the boot.
     pub halts: u64,
+    /// Console input chunks dropped because the VMM's ring was full.
+    pub console_dropped: u64,
     /// Records and calls rejected (malformed, wrong protocol, ...).
     pub rejected: u64,
     /// Children stopped by the policy.
@@ -173,6 +180,26 @@ pub struct Supervisor {
     alerts: Option<Receiver<'static, Report, ALERT_SLOT, NotifyPeer>>,
     post_report: Option<&'static [AtomicU64]>,
     com1_irq: Option<Channel>,
+    /// COM1's base port, when the supervisor forwards what is typed on it.
+    com1: Option<u16>,
+    /// Console input to the VMM (its guest's UART).
+    console: Option<Sender<'static, ConsoleInput, CONSOLE_SLOT, NotifyPeer>>,
+}
+
+/// 16550 registers, from the base port.
+mod uart {
+    pub const RBR: u16 = 0;
+    pub const IER: u16 = 1;
+    pub const MCR: u16 = 4;
+    pub const LSR: u16 = 5;
+    /// IER: received data available.
+    pub const IER_RDA: u8 = 1;
+    /// MCR: DTR, RTS and OUT2 (which gates the IRQ line on a PC).
+    pub const MCR_IRQ: u8 = 0x0b;
+    /// LSR: data ready.
+    pub const LSR_DR: u8 = 1;
+    /// Bytes read per interrupt at most: the 16550's FIFO depth.
+    pub const FIFO: usize = 16;
 }
 
 fn ring(
@@ -247,8 +274,29 @@ pub fn init() -> Supervisor {
         com1_ioport.get().unwrap_or(u64::MAX),
         irq.map_or(u64::MAX, |c| c.index() as u64)
     );
+    // Console input for the guest: with the ring and the UART's IRQ, the
+    // UART interrupts on received data and the bytes go to the VMM.
+    let console = ring(
+        &tx_console_in_header,
+        &tx_console_in_header_size,
+        &tx_console_in_data,
+        &tx_console_in_data_size,
+    )
+    .and_then(|m| Sender::new(m, NotifyPeer(children[1].channel)).ok());
+    let com1 = match (com1_port.get(), irq, &console) {
+        (Some(port), Some(_), Some(_)) => {
+            let port = port as u16;
+            io::outb(port + uart::IER, uart::IER_RDA);
+            io::outb(port + uart::MCR, uart::MCR_IRQ);
+            debug_println!("supervisor: console input goes to the VMM's guest");
+            Some(port)
+        }
+        _ => None,
+    };
     Supervisor {
         com1_irq: irq,
+        com1,
+        console,
         children,
         up: 0,
         guest_started: false,
@@ -377,6 +425,26 @@ impl Supervisor {
         }
     }
 
+    /// Reads what arrived on COM1 (at most a FIFO's worth) and sends it to
+    /// the VMM; with the ring full it is dropped and counted. An LSR of all
+    /// ones is no UART at all (a floating bus), not endless data.
+    fn forward_console_input(&mut self) {
+        let (Some(port), Some(tx)) = (self.com1, self.console.as_mut()) else {
+            return;
+        };
+        let mut bytes = heapless::Vec::<u8, CONSOLE_CHUNK>::new();
+        for _ in 0..uart::FIFO {
+            let lsr = io::inb(port + uart::LSR);
+            if lsr == 0xff || lsr & uart::LSR_DR == 0 {
+                break;
+            }
+            let _ = bytes.push(io::inb(port + uart::RBR));
+        }
+        if !bytes.is_empty() && tx.send(&ConsoleInput { bytes }).is_err() {
+            self.counters.console_dropped += 1;
+        }
+    }
+
     /// Drains the alerts ring; returns how many records it rejected.
     fn drain_alerts(&mut self) -> u64 {
         let mut rejected = 0;
@@ -430,8 +498,9 @@ impl Handler for Supervisor {
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
         for ch in channels.iter() {
             let rejected = if Some(ch) == self.com1_irq {
-                // The log goes out through the kernel console; the UART's
-                // interrupt only needs acknowledging.
+                // The log goes out through the kernel console; what comes
+                // in is the guest's console input.
+                self.forward_console_input();
                 ch.irq_ack();
                 0
             } else if Some(ch) == self.children[2].channel {

@@ -392,3 +392,30 @@ fn the_com1_irq_is_acknowledged() {
     assert_eq!(h.take_calls(), vec![Call::IrqAck(4)]);
     sup.irq(4).unwrap();
 }
+
+#[test]
+fn console_input_goes_to_the_vmm_a_fifo_at_a_time() {
+    use bulkhead_channel::Receiver;
+    use bulkhead_protocols::console::{ConsoleInput, CONSOLE_SLOT};
+    let h = reference();
+    let mut sup = h.start(init);
+    // Init enabled the UART's receive interrupt and its IRQ line.
+    assert_eq!(h.port(0x3f9), Some(0x01));
+    assert_eq!(h.port(0x3fc), Some(0x0b));
+    let mut vmm =
+        Receiver::<ConsoleInput, CONSOLE_SLOT, _>::new(h.ring("console_in").unwrap(), NoNotify)
+            .unwrap();
+    // A UART that always has data (LSR.DR set): one FIFO's worth per IRQ.
+    h.set_port(0x3fd, 0x01);
+    h.set_port(0x3f8, b'x');
+    h.take_calls();
+    sup.irq(4).unwrap();
+    let got = vmm.recv().expect("a record");
+    assert_eq!(&got.bytes[..], &[b'x'; 16]);
+    assert!(matches!(vmm.recv(), Err(bulkhead_channel::RecvError::Empty)));
+    assert_eq!(h.take_calls(), vec![Call::Notify(CH_VMM), Call::IrqAck(4)]);
+    // No UART at all (the bus reads all ones): nothing is forwarded.
+    h.set_port(0x3fd, 0xff);
+    sup.irq(4).unwrap();
+    assert!(matches!(vmm.recv(), Err(bulkhead_channel::RecvError::Empty)));
+}

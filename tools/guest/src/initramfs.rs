@@ -14,7 +14,8 @@
 //! `/init` prints [`READY_MARKER`] once the kernel filesystems are mounted,
 //! each script between `BULKHEAD_GUEST_SCRIPT <name>` and
 //! `BULKHEAD_GUEST_SCRIPT_EXIT <name> <status>` lines, then
-//! [`DONE_MARKER`], and powers off (or idles, where the machine cannot).
+//! [`DONE_MARKER`], and then offers a shell on the console (what is typed
+//! on the platform's console reaches it through the VMM).
 //!
 //! Design rules: busybox must be a static x86_64 executable (an initramfs
 //! has no C library, so a dynamic one fails only at boot, far from the
@@ -164,7 +165,7 @@ pub fn init_script() -> String {
     format!(
         r#"#!/bin/sh
 # Bulkhead guest /init (written by `bulkhead guest`): mount the kernel
-# filesystems, run /scripts/* in order, power off.
+# filesystems, run /scripts/* in order, then a shell on the console.
 /bin/busybox mount -t proc proc /proc
 # --install reads /proc/self/exe, so it comes after /proc.
 /bin/busybox --install -s
@@ -179,10 +180,9 @@ for s in /scripts/*; do
     echo "BULKHEAD_GUEST_SCRIPT_EXIT $n $?"
 done
 echo {DONE_MARKER}
-poweroff -f
-# Without ACPI the machine may not power off: idle instead of letting
-# init exit (which panics the kernel).
-while :; do sleep 3600; done
+# A shell on the console, with it as controlling terminal; a new one when
+# it exits (init must never exit: that panics the kernel).
+while :; do setsid cttyhack /bin/sh; sleep 1; done
 "#
     )
 }

@@ -223,14 +223,32 @@ impl Timed {
 /// Runs `c` (stdout piped) until a line contains `stop`, it exits, or
 /// `limit` passes; then kills it.
 pub fn run_timed(c: &mut Command, limit: Duration, stop: &str) -> Result<Timed> {
-    c.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    run_typing(c, limit, &[], stop)
+}
+
+/// As [`run_timed`], typing on its standard input: for each `(marker,
+/// text)` in order, `text` once a line contains `marker`.
+pub fn run_typing(
+    c: &mut Command,
+    limit: Duration,
+    typing: &[(&str, &str)],
+    stop: &str,
+) -> Result<Timed> {
+    use std::io::Write as _;
+    c.stdin(if typing.is_empty() {
+        Stdio::null()
+    } else {
+        Stdio::piped()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     let start = Instant::now();
     let mut child = c
         .spawn()
         .map_err(|e| format!("cannot start {:?}: {e}", c.get_program()))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut stdin = child.stdin.take();
+    let mut typing = typing.iter().peekable();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut r = BufReader::new(stdout);
@@ -252,6 +270,15 @@ pub fn run_timed(c: &mut Command, limit: Duration, stop: &str) -> Result<Timed> 
         let left = limit.saturating_sub(start.elapsed());
         match rx.recv_timeout(left) {
             Ok((at, line)) => {
+                if let (Some((marker, text)), Some(input)) = (typing.peek(), stdin.as_mut()) {
+                    if line.contains(marker) {
+                        input
+                            .write_all(text.as_bytes())
+                            .and_then(|()| input.flush())
+                            .map_err(|e| format!("cannot type into {:?}: {e}", c.get_program()))?;
+                        typing.next();
+                    }
+                }
                 let done = line.contains(stop);
                 timed.lines.push((at - start, line));
                 if done {

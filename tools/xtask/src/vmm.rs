@@ -21,6 +21,11 @@ const STARTING: &str = "vmm| linux: starting guest";
 const READY: &str = "vmm| linux| BULKHEAD_GUEST_READY";
 const DONE: &str = "vmm| linux| BULKHEAD_GUEST_DONE";
 
+/// What the tests type on the platform console after the guest's scripts,
+/// and the line its answer makes (the command's echo does not contain it).
+const TYPED: &str = "echo typed-$((6*7))\n";
+const TYPED_ANSWER: &str = "vmm| linux| typed-42";
+
 /// The device model tests need no fixtures.
 pub fn setup(_env: &mut Vec<(String, String)>) -> Result<()> {
     Ok(())
@@ -71,7 +76,14 @@ fn boot_reference(variant: &str) -> Result<Timed> {
     };
     eprintln!("xtask: vmm: booting Linux on the reference system ({})", iso.display());
     let mut c = kernel::qemu_command(&iso, false)?;
-    let run = guest::run_timed(&mut c, Duration::from_secs(400), DONE)?;
+    // Once the guest offers its shell, type a command on the platform
+    // console: it must reach the guest through the supervisor and the VMM.
+    let run = guest::run_typing(
+        &mut c,
+        Duration::from_secs(400),
+        &[(DONE, TYPED)],
+        TYPED_ANSWER,
+    )?;
     let log = host::root().join("build").join(variant).join("linux.log");
     let _ = std::fs::write(&log, run.output());
     Ok(run)
@@ -109,6 +121,9 @@ fn check_linux(run: &Timed) -> Result<()> {
     let after_ready = out.find(READY).map_or("", |i| &out[i..]);
     if !after_ready.contains(monitor) {
         return Err(format!("Linux on the reference system: the monitor did not read the guest's registers (no {monitor:?} after the ready marker)"));
+    }
+    if !out[at..].contains(TYPED_ANSWER) {
+        return Err(format!("Linux on the reference system: a command typed on the platform console got no answer ({TYPED_ANSWER:?})"));
     }
     if !out.contains(kernel::REFERENCE_MARKER) {
         return Err(format!("Linux booted but the reference system did not report {}", kernel::REFERENCE_MARKER));

@@ -17,6 +17,7 @@ use bulkhead_microkit::{
     debug_println, protection_domain, set_timeout, setvar, shared_words, Channel, ChannelSet,
     Handler, Infallible, MessageInfo,
 };
+use bulkhead_protocols::console::{ConsoleInput, CONSOLE_CHUNK, CONSOLE_SLOT};
 use bulkhead_protocols::vmi::{
     EventMask, MonitorToVmm, Reg, VmiError, VmmToMonitor, EVENT_SLOT, REQUEST_SLOT,
 };
@@ -48,6 +49,10 @@ setvar!(tx_vmi_events_data);
 setvar!(tx_vmi_events_data_size);
 // The gateway rings: declared so the tool patches them; the guest's CAN
 // device model that would use them is not written yet.
+setvar!(rx_console_in_header);
+setvar!(rx_console_in_header_size);
+setvar!(rx_console_in_data);
+setvar!(rx_console_in_data_size);
 setvar!(tx_gateway_tx_header);
 setvar!(tx_gateway_tx_header_size);
 setvar!(tx_gateway_tx_data);
@@ -168,6 +173,12 @@ struct Vmm {
     vmi: VmiService,
     requests: Option<Receiver<'static, MonitorToVmm, REQUEST_SLOT, Channel>>,
     events: Option<Sender<'static, VmmToMonitor, EVENT_SLOT, Channel>>,
+    /// Platform console input (from the supervisor), for the guest's UART.
+    console_in: Option<Receiver<'static, ConsoleInput, CONSOLE_SLOT, Channel>>,
+    /// Input the guest's UART had no room for yet.
+    pending_input: heapless::Vec<u8, CONSOLE_CHUNK>,
+    /// Console records that did not decode (skipped).
+    console_rejected: u64,
 }
 
 fn channel(var: &'static bulkhead_microkit::SetVar, what: &str) -> Channel {
@@ -241,13 +252,21 @@ fn init() -> Vmm {
         )?;
         Sender::new(mem, m).ok()
     });
+    let console_in = ring(
+        &rx_console_in_header,
+        &rx_console_in_header_size,
+        &rx_console_in_data,
+        &rx_console_in_data_size,
+    )
+    .and_then(|mem| Receiver::new(mem, supervisor).ok());
     let tsc_hz = bulkhead_microkit::tsc_hz();
     debug_println!(
-        "VMM up: guest RAM {} MiB, kernel image {}, initramfs {}, VMI channel {}; waiting for the firmware",
+        "VMM up: guest RAM {} MiB, kernel image {}, initramfs {}, VMI channel {}, console input {}; waiting for the firmware",
         guest_ram_size.get().unwrap_or(0) >> 20,
         if images.is_some() { "mapped" } else { "missing" },
         if images.as_ref().is_some_and(|i| i.initrd.is_some()) { "mapped" } else { "missing" },
         if requests.is_some() && events.is_some() { "up" } else { "absent" },
+        if console_in.is_some() { "up" } else { "absent" },
     );
     let _ = supervisor.pp_call(MessageInfo::new(LABEL_UP, 0));
     Vmm {
@@ -266,6 +285,9 @@ fn init() -> Vmm {
         vmi: VmiService::new(EventMask::MSR_WRITE),
         requests,
         events,
+        console_in,
+        pending_input: heapless::Vec::new(),
+        console_rejected: 0,
     }
 }
 
@@ -398,6 +420,34 @@ impl Vmm {
         );
     }
 
+    /// Moves platform console input into the guest's UART, as far as its
+    /// receive queue takes it; the rest waits (in the ring, and a chunk
+    /// here) for the next chance.
+    fn feed_console(&mut self) {
+        if self.state != GuestState::Running {
+            return;
+        }
+        let Some(rx) = self.console_in.as_mut() else {
+            return;
+        };
+        loop {
+            if !self.pending_input.is_empty() {
+                let taken = self.machine.board.platform.push_input(&self.pending_input);
+                let rest = heapless::Vec::from_slice(&self.pending_input[taken..]).unwrap_or_default();
+                self.pending_input = rest;
+                if !self.pending_input.is_empty() {
+                    break;
+                }
+            }
+            match rx.recv() {
+                Ok(input) => self.pending_input = input.bytes,
+                Err(bulkhead_channel::RecvError::Empty) => break,
+                Err(_) => self.console_rejected += 1,
+            }
+        }
+        self.machine.deliver_interrupt(&mut KernelCpu(self.cpu));
+    }
+
     fn serve_monitor(&mut self) {
         let (Some(requests), Some(events)) = (self.requests.as_mut(), self.events.as_mut()) else {
             return;
@@ -436,6 +486,9 @@ impl Handler for Vmm {
         }
         if self.monitor.is_some_and(|m| channels.contains(m)) {
             self.serve_monitor();
+        }
+        if channels.contains(self.supervisor) || channels.contains(Channel::TIMER) {
+            self.feed_console();
         }
         Ok(())
     }

@@ -44,6 +44,10 @@ bulkhead_placeholder_pds::ring_setvars!(
     rx_gateway_rx_header_size,
     rx_gateway_rx_data,
     rx_gateway_rx_data_size,
+    rx_console_in_header,
+    rx_console_in_header_size,
+    rx_console_in_data,
+    rx_console_in_data_size,
 );
 
 struct Vmm {
