@@ -268,9 +268,15 @@ impl Kernel {
             region_base[i] = match r.phys_addr {
                 Some(p) => p,
                 None => {
-                    let base = frames
-                        .alloc_contiguous(r.size / PAGE)
-                        .ok_or("out of memory for regions")?;
+                    // Whole 2 MiB multiples are 2 MiB-aligned, so nested
+                    // paging can map them with large pages (VT-x EPT).
+                    let base = if r.size % 0x20_0000 == 0 {
+                        frames.alloc_contiguous_aligned(r.size / PAGE, 0x20_0000)
+                    } else {
+                        None
+                    }
+                    .or_else(|| frames.alloc_contiguous(r.size / PAGE))
+                    .ok_or("out of memory for regions")?;
                     for p in 0..r.size / PAGE {
                         paging::zero_frame(base + p * PAGE);
                     }

@@ -211,6 +211,36 @@ impl FrameAllocator {
         Some(base)
     }
 
+    /// `n` contiguous frames starting at a multiple of `align` (a power of
+    /// two, at least a page), for regions that large pages can map (2 MiB
+    /// EPT leaves); the frames skipped to align stay free. `None` if no
+    /// free range has room.
+    pub fn alloc_contiguous_aligned(&mut self, n: u64, align: u64) -> Option<u64> {
+        if !align.is_power_of_two() || align < PAGE {
+            return None;
+        }
+        let bytes = n.checked_mul(PAGE)?;
+        let i = self.free.iter().position(|f| {
+            let base = f.start.checked_add(align - 1).map(|x| x & !(align - 1));
+            base.and_then(|b| b.checked_add(bytes))
+                .is_some_and(|end| end <= f.end)
+        })?;
+        let f = self.free[i];
+        let base = (f.start + align - 1) & !(align - 1);
+        // The range keeps what lies after; the gap before goes back as a
+        // range of its own when there is room to list it (else it is lost,
+        // never handed out twice).
+        self.free[i].start = base + bytes;
+        if base > f.start {
+            let _ = self.free.push(PhysRange {
+                start: f.start,
+                end: base,
+            });
+        }
+        self.allocated += n;
+        Some(base)
+    }
+
     /// Bytes still free.
     pub fn free_bytes(&self) -> u64 {
         self.free.iter().map(|f| f.end - f.start).sum()
@@ -345,5 +375,31 @@ mod tests {
         let mut a = FrameAllocator::new(&usable, 0, 1 << 32);
         assert_eq!(a.alloc_contiguous(8), Some(0x200000));
         assert_eq!(a.alloc_contiguous(100), None);
+    }
+
+    #[test]
+    fn aligned_contiguous_allocation_keeps_the_gap() {
+        let usable = [PhysRange {
+            start: 0x10_1000,
+            end: 0x80_0000,
+        }];
+        let mut a = FrameAllocator::new(&usable, 0, 1 << 32);
+        let before = a.free_bytes();
+        // 2 MiB at 2 MiB alignment: 0x20_0000; the 0x10_1000.. gap stays free.
+        assert_eq!(a.alloc_contiguous_aligned(512, 0x20_0000), Some(0x20_0000));
+        assert_eq!(a.free_bytes(), before - 0x20_0000);
+        assert_eq!(a.alloc_contiguous_aligned(512, 0x20_0000), Some(0x40_0000));
+        assert_eq!(a.alloc_contiguous_aligned(512, 0x20_0000), Some(0x60_0000));
+        assert_eq!(a.alloc_contiguous_aligned(512, 0x20_0000), None);
+        // The gap still serves ordinary frames, and never twice.
+        let mut seen = std::vec::Vec::new();
+        while let Some(f) = a.alloc() {
+            assert!((0x10_1000..0x20_0000).contains(&f), "{f:#x}");
+            assert!(!seen.contains(&f));
+            seen.push(f);
+        }
+        assert_eq!(seen.len(), 0xff);
+        assert_eq!(a.alloc_contiguous_aligned(1, 3 * 4096), None);
+        assert_eq!(a.alloc_contiguous_aligned(1, 0), None);
     }
 }

@@ -158,6 +158,15 @@ fn leaf_slot(root: u64, gpa: u64, mut frames: Option<&mut FrameAllocator>) -> Op
     Some(table + idx[3] as u64 * 8)
 }
 
+/// The 4 KiB leaf slot of `gpa` in a view; on VT-x, where view 0 may map
+/// 2 MiB leaves, `split` makes the slot writable first.
+fn slot_of(hw: &HwVm, root: u64, gpa: u64, split: bool) -> Option<u64> {
+    match hw {
+        HwVm::Svm(_) => leaf_slot(root, gpa, None),
+        HwVm::Vmx(m) => m.slot(root, gpa, split),
+    }
+}
+
 /// Creates every VM of the plan, or says why not (the rest of the system
 /// runs either way).
 pub fn create(plan: &BootPlan, region_base: &[u64], frames: &mut FrameAllocator) {
@@ -427,7 +436,7 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4]) -> Outcome {
             let root = vm.roots[view as usize];
             let mut off = 0;
             while off < cc {
-                let Some(slot) = leaf_slot(root, b + off, None) else {
+                let Some(slot) = slot_of(&vm.hw, root, b + off, true) else {
                     return done(VmError::OutsideGrant);
                 };
                 let e = match &vm.hw {
@@ -456,7 +465,10 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4]) -> Outcome {
             if let Err(e) = vm.grants.resolve(b, cc, Perms::R) {
                 return done(e);
             }
-            let r = vmx::set_ve(vm.roots[view as usize], b, cc, d & 1 != 0);
+            let HwVm::Vmx(m) = &vm.hw else {
+                return done(VmError::NotSupported);
+            };
+            let r = vmx::set_ve(m, vm.roots[view as usize], b, cc, d & 1 != 0);
             for v in vm.vcpus.iter_mut() {
                 hw!(&mut v.hw, h => h.flush());
             }
@@ -472,8 +484,8 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4]) -> Outcome {
                     let mut off = 0;
                     while off < g.size {
                         if let (Some(s), Some(t)) = (
-                            leaf_slot(from, g.gpa + off, None),
-                            leaf_slot(to, g.gpa + off, None),
+                            slot_of(&vm.hw, from, g.gpa + off, false),
+                            slot_of(&vm.hw, to, g.gpa + off, true),
                         ) {
                             write64(t, read64(s));
                         }

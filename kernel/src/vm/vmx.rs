@@ -166,6 +166,20 @@ pub fn leaf_slot(root: u64, gpa: u64, mut frames: Option<&mut FrameAllocator>) -
     Some(table + idx[3] as u64 * 8)
 }
 
+/// The PD slot (2 MiB level) of `gpa` under `root`, if its tables exist.
+fn pd_slot(root: u64, gpa: u64) -> Option<u64> {
+    let idx = nested::indices(gpa);
+    let mut table = root;
+    for &i in &idx[..2] {
+        let e = read64(table + i as u64 * 8);
+        if e & (ept::R | ept::W | ept::X) == 0 || e & ept::PS != 0 {
+            return None;
+        }
+        table = e & EPT_ADDR;
+    }
+    Some(table + idx[2] as u64 * 8)
+}
+
 /// A 4 KiB EPT leaf; `ve` leaves suppress-#VE clear.
 pub fn leaf(phys: u64, perms: Perms, uncached: bool, ve: bool) -> Option<u64> {
     ept::leaf(phys, PAGE, perms, uncached, ve, false).ok()
@@ -183,7 +197,19 @@ pub struct Maps {
     msr: u64,
     /// The EPTP list page.
     pub eptp_list: u64,
+    /// View 0's 2 MiB leaves: (PD slot, the table entry of the 4 KiB page
+    /// table kept beside it). The page table always holds the same
+    /// mapping in 4 KiB leaves, so a change to one page puts the table
+    /// back (a split, for good) and rewrites one leaf — nothing is
+    /// allocated after boot.
+    big: heapless::Vec<(u64, u64), MAX_BIG>,
 }
+
+/// Most 2 MiB leaves one VM keeps (1 GiB of guest RAM); beyond, 4 KiB.
+const MAX_BIG: usize = 512;
+
+/// The address bits of an EPT paging-structure entry.
+const EPT_ADDR: u64 = 0x000f_ffff_ffff_f000;
 
 /// MSRs a guest may access without an exit: those the VMCS switches
 /// between host and guest on every entry and exit (guest-state fields),
@@ -220,6 +246,7 @@ impl Maps {
             io: contiguous(frames, 2, 0xff)?,
             msr: contiguous(frames, 1, 0xff)?,
             eptp_list: contiguous(frames, 1, 0)?,
+            big: heapless::Vec::new(),
         };
         m.set_view(0, view0);
         Some(m)
@@ -268,6 +295,50 @@ impl Maps {
                 vmcs::eptp_list_entry(Some(root)),
             );
         }
+    }
+
+    /// Maps whole 2 MiB chunks of view 0 (root `root`) with 2 MiB leaves
+    /// where a grant covers the chunk with 2 MiB-aligned backing, keeping
+    /// each chunk's 4 KiB page table for a later split. Returns how many.
+    fn use_big_pages(&mut self, root: u64, grants: &kernel_core::vm::GrantSet) -> usize {
+        for g in grants.grants() {
+            let mut off = 0;
+            while off < g.size {
+                let (gpa, phys) = (g.gpa + off, g.phys + off);
+                if nested::page_size_for(gpa, phys, g.size - off) == nested::PAGE_2M {
+                    let big = ept::leaf(phys, nested::PAGE_2M, g.perms, g.uncached, false, false);
+                    if let (Some(pd), Ok(big)) = (pd_slot(root, gpa), big) {
+                        if self.big.push((pd, read64(pd))).is_ok() {
+                            write64(pd, big);
+                        }
+                    }
+                    off += nested::PAGE_2M;
+                } else {
+                    off += PAGE;
+                }
+            }
+        }
+        self.big.len()
+    }
+
+    /// The 4 KiB leaf slot of `gpa` in the view rooted at `root`. Under a
+    /// 2 MiB leaf the kept page table answers; `split` first puts that
+    /// table back, so the slot may be rewritten (reads need not split).
+    pub fn slot(&self, root: u64, gpa: u64, split: bool) -> Option<u64> {
+        let pd = pd_slot(root, gpa)?;
+        let e = read64(pd);
+        let table = if e & ept::PS != 0 {
+            let &(_, kept) = self.big.iter().find(|(s, _)| *s == pd)?;
+            if split {
+                write64(pd, kept);
+            }
+            kept & EPT_ADDR
+        } else if e & (ept::R | ept::W | ept::X) == 0 {
+            return None;
+        } else {
+            e & EPT_ADDR
+        };
+        Some(table + nested::indices(gpa)[3] as u64 * 8)
     }
 
     /// The 4 KiB EPT leaf for a map request, keeping the page's #VE setting.
@@ -889,12 +960,17 @@ pub(super) fn create(
     for (vi, pvm) in plan.vms.iter().enumerate() {
         match build(plan, vi, region_base, frames, &cpu) {
             Some(vm) => {
+                let big = match &vm.hw {
+                    super::HwVm::Vmx(m) => m.big.len(),
+                    _ => 0,
+                };
                 kprintln!(
-                    "bulkhead: VM '{}': VT-x, EPT, VPID {}, {} vCPU(s), unrestricted guest, preemption timer {}",
+                    "bulkhead: VM '{}': VT-x, EPT, VPID {}, {} vCPU(s), unrestricted guest, preemption timer {}, {} 2 MiB leaves",
                     pvm.name.as_str(),
                     vi + 1,
                     vm.vcpus.len(),
-                    if cpu.pin & pin::PREEMPTION_TIMER != 0 { "on" } else { "absent" }
+                    if cpu.pin & pin::PREEMPTION_TIMER != 0 { "on" } else { "absent" },
+                    big
                 );
                 let _ = vms.vms.push(vm);
             }
@@ -936,7 +1012,8 @@ fn build(
             }
         }
     }
-    let maps = Maps::new(frames, roots[0])?;
+    let mut maps = Maps::new(frames, roots[0])?;
+    maps.use_big_pages(roots[0], &grants);
     let mut vcpus = heapless::Vec::new();
     for &id in &pvm.vcpus {
         let hw = Vcpu::new(cpu, frames, &maps, vi as u16 + 1, roots[0])?;
@@ -1014,10 +1091,10 @@ pub(super) fn call(
 /// `SetVe`: clear (`on`) or set the suppress-#VE bit of `len` bytes of
 /// pages at `gpa` in the view rooted at `root` (the caller checked the
 /// range lies in one grant).
-pub(super) fn set_ve(root: u64, gpa: u64, len: u64, on: bool) -> Result<(), VmError> {
+pub(super) fn set_ve(maps: &Maps, root: u64, gpa: u64, len: u64, on: bool) -> Result<(), VmError> {
     let mut off = 0;
     while off < len {
-        let slot = leaf_slot(root, gpa + off, None).ok_or(VmError::OutsideGrant)?;
+        let slot = maps.slot(root, gpa + off, true).ok_or(VmError::OutsideGrant)?;
         let old = read64(slot);
         write64(
             slot,
