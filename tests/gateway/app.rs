@@ -18,7 +18,7 @@
 #![deny(unsafe_code)]
 
 use bulkhead_channel::{Producer, Receiver, RecvError};
-use bulkhead_gateway_pd::ring::{self, Bell};
+use bulkhead_gateway_pd::ring;
 use bulkhead_gateway_pd::{REQ_SLOT, RSP_SLOT};
 use bulkhead_microkit::{
     debug_println, protection_domain, setvar, ChannelSet, Handler, Infallible,
@@ -53,8 +53,8 @@ const EXPECT: &[(u32, Option<Denial>)] = &[
 ];
 
 struct App {
-    req: Producer<'static, REQ_SLOT, Bell>,
-    rsp: Receiver<'static, GatewayToApp, RSP_SLOT, Bell>,
+    req: Producer<'static, REQ_SLOT, bulkhead_microkit::Channel>,
+    rsp: Receiver<'static, GatewayToApp, RSP_SLOT, bulkhead_microkit::Channel>,
     progress: Shared,
     step: u32,
     answered: u32,
@@ -170,7 +170,7 @@ fn init() -> App {
     ) else {
         panic!("app: rings not mapped: check system.xml");
     };
-    let (Ok(req), Ok(rsp)) = (Producer::new(req, Bell(ch)), Receiver::new(rsp, Bell(ch))) else {
+    let (Ok(req), Ok(rsp)) = (Producer::new(req, ch), Receiver::new(rsp, ch)) else {
         panic!("app: rings too small");
     };
     const { assert!(AppToGateway::MAX_SIZE + 16 <= REQ_SLOT) };

@@ -17,7 +17,7 @@
 use bulkhead_channel::{Receiver, RecvError, Sender};
 use bulkhead_gateway_pd::card::{self, Driver};
 use bulkhead_gateway_pd::clock::Clock;
-use bulkhead_gateway_pd::ring::{self, Bell};
+use bulkhead_gateway_pd::ring;
 use bulkhead_gateway_pd::{LABEL_CLOCK, LABEL_STATS, REQ_SLOT, RSP_SLOT};
 use bulkhead_microkit::{
     debug_println, get_mr, protection_domain, setvar, ChannelSet, Handler, Infallible,
@@ -113,10 +113,10 @@ fn run() -> Result<(), &'static str> {
     debug_println!("TSC {} ticks per us (from the gateway)", get_mr(0));
     let req = ring::memory(&mgr_req, &mgr_req_size).ok_or("manager request ring not mapped")?;
     let rsp = ring::memory(&mgr_rsp, &mgr_rsp_size).ok_or("manager reply ring not mapped")?;
-    let mut req: Sender<AppToGateway, REQ_SLOT, Bell> =
-        Sender::new(req, Bell(gw)).map_err(|_| "manager ring too small")?;
-    let mut rsp: Receiver<GatewayToApp, RSP_SLOT, Bell> =
-        Receiver::new(rsp, Bell(gw)).map_err(|_| "manager reply ring too small")?;
+    let mut req: Sender<AppToGateway, REQ_SLOT, bulkhead_microkit::Channel> =
+        Sender::new(req, gw).map_err(|_| "manager ring too small")?;
+    let mut rsp: Receiver<GatewayToApp, RSP_SLOT, bulkhead_microkit::Channel> =
+        Receiver::new(rsp, gw).map_err(|_| "manager reply ring too small")?;
     let shared = Shared::new(progress.get());
 
     // The application manager: install and start both applications; an

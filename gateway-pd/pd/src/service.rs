@@ -24,7 +24,7 @@ use heapless::Vec;
 
 use crate::card::{self, Driver};
 use crate::clock::Clock;
-use crate::ring::{self, Bell, RingMap};
+use crate::ring::{self, RingMap};
 use crate::{LABEL_CLOCK, LABEL_STATS, REQ_SLOT, RSP_SLOT};
 
 /// Requests served per ring per round-robin pass.
@@ -76,8 +76,8 @@ pub struct CardConfig {
 }
 
 struct Link {
-    req: Receiver<'static, AppToGateway, REQ_SLOT, Bell>,
-    rsp: Sender<'static, GatewayToApp, RSP_SLOT, Bell>,
+    req: Receiver<'static, AppToGateway, REQ_SLOT, Channel>,
+    rsp: Sender<'static, GatewayToApp, RSP_SLOT, Channel>,
     role: Role,
 }
 
@@ -154,7 +154,7 @@ pub fn init(policy: &[u8], cards: &[CardConfig], links: &[LinkConfig]) -> Gatewa
             debug_println!("gateway: a link is not mapped in system.xml");
             continue;
         };
-        let (Ok(req), Ok(rsp)) = (Receiver::new(req, Bell(ch)), Sender::new(rsp, Bell(ch))) else {
+        let (Ok(req), Ok(rsp)) = (Receiver::new(req, ch), Sender::new(rsp, ch)) else {
             debug_println!("gateway: a link's regions are too small for a ring");
             continue;
         };
