@@ -95,7 +95,11 @@ impl App {
     }
 
     fn send_can(&mut self, tag: u32, app: u16, frame: CanFrame) {
-        self.send(&AppToGateway::SendCan { tag, app: AppId(app), frame });
+        self.send(&AppToGateway::SendCan {
+            tag,
+            app: AppId(app),
+            frame,
+        });
     }
 
     fn parked_requests(&mut self) {
@@ -106,17 +110,28 @@ impl App {
         if let Ok(n) = bulkhead_protocols::encode(&GatewayToApp::Done { tag: 3 }, &mut buf) {
             self.raw(&buf[..n]);
         }
-        let msg = AppToGateway::SendCan { tag: 4, app: AppId(0), frame: steer(1) };
+        let msg = AppToGateway::SendCan {
+            tag: 4,
+            app: AppId(0),
+            frame: steer(1),
+        };
         if let Ok(n) = bulkhead_protocols::encode(&msg, &mut buf) {
             self.raw(&buf[..n - 3]);
         }
         self.send_can(
             5,
             0,
-            CanFrame { id: CanId::Standard(0x900), data: heapless::Vec::new() },
+            CanFrame {
+                id: CanId::Standard(0x900),
+                data: heapless::Vec::new(),
+            },
         );
         self.send_can(6, 1, steer(100));
-        self.send(&AppToGateway::Lifecycle { tag: 7, app: AppId(0), event: AppEvent::Started });
+        self.send(&AppToGateway::Lifecycle {
+            tag: 7,
+            app: AppId(0),
+            event: AppEvent::Started,
+        });
     }
 
     fn on_speed(&mut self, speed: u16) {

@@ -41,7 +41,10 @@ fn init() -> Babbler {
         let msg = AppToGateway::SendCan {
             tag,
             app: AppId(2),
-            frame: CanFrame { id: CanId::Standard(0x7E0), data: data.clone() },
+            frame: CanFrame {
+                id: CanId::Standard(0x7E0),
+                data: data.clone(),
+            },
         };
         if req.send(&msg).is_ok() {
             tag = tag.wrapping_add(1);

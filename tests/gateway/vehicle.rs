@@ -20,8 +20,7 @@ use bulkhead_gateway_pd::clock::Clock;
 use bulkhead_gateway_pd::ring;
 use bulkhead_gateway_pd::{LABEL_CLOCK, LABEL_STATS, REQ_SLOT, RSP_SLOT};
 use bulkhead_microkit::{
-    debug_println, get_mr, protection_domain, setvar, ChannelSet, Handler, Infallible,
-    MessageInfo,
+    debug_println, get_mr, protection_domain, setvar, ChannelSet, Handler, Infallible, MessageInfo,
 };
 use bulkhead_protocols::gateway::{AppEvent, AppId, AppToGateway, GatewayToApp};
 use bulkhead_test_pds::{fail, pass, Shared};
@@ -160,7 +159,11 @@ fn run() -> Result<(), &'static str> {
     loop {
         let now = clock.now_us();
         if now >= next {
-            let (gear, speed) = if phase == 1 { (GEAR_D, TEN_MPH) } else { (GEAR_P, 0) };
+            let (gear, speed) = if phase == 1 {
+                (GEAR_D, TEN_MPH)
+            } else {
+                (GEAR_P, 0)
+            };
             broadcast(&mut d, gear, speed);
             next = now + 10_000;
         }
@@ -194,7 +197,10 @@ fn run() -> Result<(), &'static str> {
                     drive_start = now;
                     debug_println!("shifting to D, 10 mph");
                 }
-                2 => debug_println!("steering frame seen (torque {}); stopping, P", seen.steer_torque),
+                2 => debug_println!(
+                    "steering frame seen (torque {}); stopping, P",
+                    seen.steer_torque
+                ),
                 3 => debug_println!("assistant done; watching the bus a little longer"),
                 _ => break,
             }
@@ -224,8 +230,14 @@ fn run() -> Result<(), &'static str> {
     if info.label() != LABEL_STATS || info.count() != 6 {
         return Err("bad statistics reply");
     }
-    let (forwarded, denied, rejected, wrong_app, bus, full) =
-        (get_mr(0), get_mr(1), get_mr(2), get_mr(3), get_mr(4), get_mr(5));
+    let (forwarded, denied, rejected, wrong_app, bus, full) = (
+        get_mr(0),
+        get_mr(1),
+        get_mr(2),
+        get_mr(3),
+        get_mr(4),
+        get_mr(5),
+    );
     debug_println!(
         "gateway counters: forwarded {forwarded}, denied {denied}, rejected {rejected}, \
          wrong application {wrong_app}, bus frames {bus}, replies lost {full}"

@@ -40,9 +40,16 @@ pub enum RingMap {
 pub fn ring_memory(map: &RingMap) -> Option<RingMemory<'static>> {
     match *map {
         RingMap::Whole { vaddr, size } => memory(vaddr, size),
-        RingMap::Split { header, header_size, data, data_size } => {
-            RingMemory::new(shared_words(header, header_size)?, shared_words(data, data_size)?).ok()
-        }
+        RingMap::Split {
+            header,
+            header_size,
+            data,
+            data_size,
+        } => RingMemory::new(
+            shared_words(header, header_size)?,
+            shared_words(data, data_size)?,
+        )
+        .ok(),
     }
 }
 
