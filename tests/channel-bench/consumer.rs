@@ -6,7 +6,7 @@
 #![deny(unsafe_code)]
 
 use bulkhead_channel::{Receiver, RecvError};
-use bulkhead_channel_test_pds::{ping, ring, Wake, BENCH_N, PING_SLOT};
+use bulkhead_channel_test_pds::{ping, ring, BENCH_N, PING_SLOT};
 use bulkhead_microkit::{
     debug_println, protection_domain, rdtsc, setvar, Channel, ChannelSet, Handler,
 };
@@ -21,7 +21,7 @@ setvar!(rx_bench_data_size);
 const PRODUCER: Channel = Channel::new(1);
 
 struct Consumer {
-    rx: Receiver<'static, MonitorToVmm, PING_SLOT, Wake>,
+    rx: Receiver<'static, MonitorToVmm, PING_SLOT, Channel>,
     got: u32,
     first: u64,
     done: bool,
@@ -34,7 +34,7 @@ fn init() -> Consumer {
         &rx_bench_data,
         &rx_bench_data_size,
     );
-    let Ok(rx) = Receiver::new(mem, Wake(PRODUCER)) else {
+    let Ok(rx) = Receiver::new(mem, PRODUCER) else {
         panic!("consumer: ring layout")
     };
     Consumer {

@@ -5,7 +5,7 @@
 #![deny(unsafe_code)]
 
 use bulkhead_channel::Sender;
-use bulkhead_channel_test_pds::{ping, ring, Wake, BENCH_N, PING_SLOT};
+use bulkhead_channel_test_pds::{ping, ring, BENCH_N, PING_SLOT};
 use bulkhead_microkit::{protection_domain, setvar, Channel, ChannelSet, Handler};
 use bulkhead_protocols::vmi::MonitorToVmm;
 
@@ -17,7 +17,7 @@ setvar!(tx_bench_data_size);
 const CONSUMER: Channel = Channel::new(1);
 
 struct Producer {
-    tx: Sender<'static, MonitorToVmm, PING_SLOT, Wake>,
+    tx: Sender<'static, MonitorToVmm, PING_SLOT, Channel>,
     sent: u32,
 }
 
@@ -36,7 +36,7 @@ fn init() -> Producer {
         &tx_bench_data,
         &tx_bench_data_size,
     );
-    let Ok(tx) = Sender::new(mem, Wake(CONSUMER)) else {
+    let Ok(tx) = Sender::new(mem, CONSUMER) else {
         panic!("producer: ring layout")
     };
     let mut p = Producer { tx, sent: 0 };

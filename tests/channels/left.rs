@@ -6,7 +6,7 @@
 #![deny(unsafe_code)]
 
 use bulkhead_channel::{Receiver, RecvError, Sender};
-use bulkhead_channel_test_pds::{ping, pong, ring, Wake, DONE, N, PING_SLOT, PONG_SLOT};
+use bulkhead_channel_test_pds::{ping, pong, ring, DONE, N, PING_SLOT, PONG_SLOT};
 use bulkhead_microkit::{debug_println, protection_domain, setvar, Channel, ChannelSet, Handler};
 use bulkhead_protocols::vmi::{MonitorToVmm, VmmToMonitor};
 use bulkhead_test_pds::fail;
@@ -23,8 +23,8 @@ setvar!(rx_pong_data_size);
 const RIGHT: Channel = Channel::new(1);
 
 struct Left {
-    tx: Sender<'static, MonitorToVmm, PING_SLOT, Wake>,
-    rx: Receiver<'static, VmmToMonitor, PONG_SLOT, Wake>,
+    tx: Sender<'static, MonitorToVmm, PING_SLOT, bulkhead_microkit::Channel>,
+    rx: Receiver<'static, VmmToMonitor, PONG_SLOT, bulkhead_microkit::Channel>,
     sent: u32,
     got: u32,
     done_sent: bool,
@@ -63,7 +63,7 @@ fn init() -> Left {
             &tx_ping_data,
             &tx_ping_data_size,
         ),
-        Wake(RIGHT),
+        RIGHT,
     );
     let rx = Receiver::new(
         ring(
@@ -72,7 +72,7 @@ fn init() -> Left {
             &rx_pong_data,
             &rx_pong_data_size,
         ),
-        Wake(RIGHT),
+        RIGHT,
     );
     let (Ok(tx), Ok(rx)) = (tx, rx) else {
         panic!("left: ring layout")

@@ -6,8 +6,8 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![deny(unsafe_code)]
 
-use bulkhead_channel::{Notify, RingMemory};
-use bulkhead_microkit::{shared_words, Channel, SetVar};
+use bulkhead_channel::RingMemory;
+use bulkhead_microkit::{shared_words, SetVar};
 use bulkhead_protocols::vmi::{Answer, MonitorToVmm, VmmToMonitor};
 
 /// Good messages each way.
@@ -56,16 +56,6 @@ pub fn ring(
     match RingMemory::new(h, d) {
         Ok(m) => m,
         Err(_) => panic!("ring regions too small"),
-    }
-}
-
-/// A ring hook that notifies a channel.
-#[derive(Clone, Copy)]
-pub struct Wake(pub Channel);
-
-impl Notify for Wake {
-    fn notify(&mut self) {
-        self.0.notify()
     }
 }
 

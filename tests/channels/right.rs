@@ -10,7 +10,7 @@
 
 use bulkhead_channel::{Receiver, RecvError, Sender};
 use bulkhead_channel_test_pds::{
-    ping, pong, ring, Wake, DONE, JUNK_SLOT, N, PING_SLOT, PONG_SLOT, ROUNDS,
+    ping, pong, ring, DONE, JUNK_SLOT, N, PING_SLOT, PONG_SLOT, ROUNDS,
 };
 use bulkhead_microkit::{
     debug_println, protection_domain, setvar, Channel, ChannelSet, Child, FaultInfo, Handler,
@@ -37,9 +37,9 @@ const FLOODER: Channel = Channel::new(2);
 const T: &str = "channels";
 
 struct Right {
-    rx: Receiver<'static, MonitorToVmm, PING_SLOT, Wake>,
-    tx: Sender<'static, VmmToMonitor, PONG_SLOT, Wake>,
-    junk: Receiver<'static, Report, JUNK_SLOT, Wake>,
+    rx: Receiver<'static, MonitorToVmm, PING_SLOT, bulkhead_microkit::Channel>,
+    tx: Sender<'static, VmmToMonitor, PONG_SLOT, bulkhead_microkit::Channel>,
+    junk: Receiver<'static, Report, JUNK_SLOT, bulkhead_microkit::Channel>,
     got: u32,
     sent: u32,
     left_done: bool,
@@ -128,7 +128,7 @@ fn init() -> Right {
             &rx_ping_data,
             &rx_ping_data_size,
         ),
-        Wake(LEFT),
+        LEFT,
     );
     let tx = Sender::new(
         ring(
@@ -137,7 +137,7 @@ fn init() -> Right {
             &tx_pong_data,
             &tx_pong_data_size,
         ),
-        Wake(LEFT),
+        LEFT,
     );
     let junk = Receiver::new(
         ring(
@@ -146,7 +146,7 @@ fn init() -> Right {
             &rx_junk_data,
             &rx_junk_data_size,
         ),
-        Wake(FLOODER),
+        FLOODER,
     );
     let (Ok(rx), Ok(tx), Ok(junk)) = (rx, tx, junk) else {
         panic!("right: ring layout")

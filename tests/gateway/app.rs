@@ -18,7 +18,7 @@
 #![deny(unsafe_code)]
 
 use bulkhead_channel::{Producer, Receiver, RecvError};
-use bulkhead_gateway_pd::ring::{self, Bell};
+use bulkhead_gateway_pd::ring;
 use bulkhead_gateway_pd::{REQ_SLOT, RSP_SLOT};
 use bulkhead_microkit::{
     debug_println, protection_domain, setvar, ChannelSet, Handler, Infallible,
@@ -53,8 +53,8 @@ const EXPECT: &[(u32, Option<Denial>)] = &[
 ];
 
 struct App {
-    req: Producer<'static, REQ_SLOT, Bell>,
-    rsp: Receiver<'static, GatewayToApp, RSP_SLOT, Bell>,
+    req: Producer<'static, REQ_SLOT, bulkhead_microkit::Channel>,
+    rsp: Receiver<'static, GatewayToApp, RSP_SLOT, bulkhead_microkit::Channel>,
     progress: Shared,
     step: u32,
     answered: u32,
@@ -95,7 +95,11 @@ impl App {
     }
 
     fn send_can(&mut self, tag: u32, app: u16, frame: CanFrame) {
-        self.send(&AppToGateway::SendCan { tag, app: AppId(app), frame });
+        self.send(&AppToGateway::SendCan {
+            tag,
+            app: AppId(app),
+            frame,
+        });
     }
 
     fn parked_requests(&mut self) {
@@ -106,17 +110,28 @@ impl App {
         if let Ok(n) = bulkhead_protocols::encode(&GatewayToApp::Done { tag: 3 }, &mut buf) {
             self.raw(&buf[..n]);
         }
-        let msg = AppToGateway::SendCan { tag: 4, app: AppId(0), frame: steer(1) };
+        let msg = AppToGateway::SendCan {
+            tag: 4,
+            app: AppId(0),
+            frame: steer(1),
+        };
         if let Ok(n) = bulkhead_protocols::encode(&msg, &mut buf) {
             self.raw(&buf[..n - 3]);
         }
         self.send_can(
             5,
             0,
-            CanFrame { id: CanId::Standard(0x900), data: heapless::Vec::new() },
+            CanFrame {
+                id: CanId::Standard(0x900),
+                data: heapless::Vec::new(),
+            },
         );
         self.send_can(6, 1, steer(100));
-        self.send(&AppToGateway::Lifecycle { tag: 7, app: AppId(0), event: AppEvent::Started });
+        self.send(&AppToGateway::Lifecycle {
+            tag: 7,
+            app: AppId(0),
+            event: AppEvent::Started,
+        });
     }
 
     fn on_speed(&mut self, speed: u16) {
@@ -170,7 +185,7 @@ fn init() -> App {
     ) else {
         panic!("app: rings not mapped: check system.xml");
     };
-    let (Ok(req), Ok(rsp)) = (Producer::new(req, Bell(ch)), Receiver::new(rsp, Bell(ch))) else {
+    let (Ok(req), Ok(rsp)) = (Producer::new(req, ch), Receiver::new(rsp, ch)) else {
         panic!("app: rings too small");
     };
     const { assert!(AppToGateway::MAX_SIZE + 16 <= REQ_SLOT) };

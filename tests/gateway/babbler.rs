@@ -8,9 +8,9 @@
 #![deny(unsafe_code)]
 
 use bulkhead_channel::{Receiver, Sender};
-use bulkhead_gateway_pd::ring::{self, Bell};
+use bulkhead_gateway_pd::ring;
 use bulkhead_gateway_pd::{REQ_SLOT, RSP_SLOT};
-use bulkhead_microkit::{protection_domain, setvar, ChannelSet, Handler, Infallible};
+use bulkhead_microkit::{protection_domain, setvar, Channel, ChannelSet, Handler, Infallible};
 use bulkhead_protocols::gateway::{AppId, AppToGateway, CanFrame, CanId, GatewayToApp};
 
 setvar!(diag_req);
@@ -30,8 +30,8 @@ fn init() -> Babbler {
         panic!("babbler: rings not mapped: check system.xml");
     };
     let (Ok(mut req), Ok(mut rsp)) = (
-        Sender::<AppToGateway, REQ_SLOT, Bell>::new(req, Bell(ch)),
-        Receiver::<GatewayToApp, RSP_SLOT, Bell>::new(rsp, Bell(ch)),
+        Sender::<AppToGateway, REQ_SLOT, Channel>::new(req, ch),
+        Receiver::<GatewayToApp, RSP_SLOT, Channel>::new(rsp, ch),
     ) else {
         panic!("babbler: rings too small");
     };
@@ -41,7 +41,10 @@ fn init() -> Babbler {
         let msg = AppToGateway::SendCan {
             tag,
             app: AppId(2),
-            frame: CanFrame { id: CanId::Standard(0x7E0), data: data.clone() },
+            frame: CanFrame {
+                id: CanId::Standard(0x7E0),
+                data: data.clone(),
+            },
         };
         if req.send(&msg).is_ok() {
             tag = tag.wrapping_add(1);

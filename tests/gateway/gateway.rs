@@ -34,23 +34,47 @@ static POLICY: &[u8] = include_bytes!("../../gateway-pd/policies/example.bin");
 fn init() -> GatewayPd {
     service::init(
         POLICY,
-        &[CardConfig { slot: 5, s5920: &can_s5920, sja: &can_sja, irq: &can_irq, place: false }],
+        &[CardConfig {
+            slot: 5,
+            s5920: &can_s5920,
+            sja: &can_sja,
+            irq: &can_irq,
+            place: false,
+        }],
         &[
             LinkConfig {
-                req: RingMap::Whole { vaddr: &lka_req, size: &lka_req_size },
-                rsp: RingMap::Whole { vaddr: &lka_rsp, size: &lka_rsp_size },
+                req: RingMap::Whole {
+                    vaddr: &lka_req,
+                    size: &lka_req_size,
+                },
+                rsp: RingMap::Whole {
+                    vaddr: &lka_rsp,
+                    size: &lka_rsp_size,
+                },
                 ch: &ch_lka,
                 role: Role::App(0),
             },
             LinkConfig {
-                req: RingMap::Whole { vaddr: &diag_req, size: &diag_req_size },
-                rsp: RingMap::Whole { vaddr: &diag_rsp, size: &diag_rsp_size },
+                req: RingMap::Whole {
+                    vaddr: &diag_req,
+                    size: &diag_req_size,
+                },
+                rsp: RingMap::Whole {
+                    vaddr: &diag_rsp,
+                    size: &diag_rsp_size,
+                },
                 ch: &ch_diag,
                 role: Role::App(2),
             },
             LinkConfig {
-                req: RingMap::Whole { vaddr: &mgr_req, size: &mgr_req_size },
-                rsp: RingMap::Whole { vaddr: &mgr_rsp, size: &mgr_rsp_size },
+                req: RingMap::Whole {
+                    vaddr: &mgr_req,
+                    size: &mgr_req_size,
+                },
+                rsp: RingMap::Whole {
+                    vaddr: &mgr_rsp,
+                    size: &mgr_rsp_size,
+                },
                 ch: &ch_mgr,
                 role: Role::Manager,
             },

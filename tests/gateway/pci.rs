@@ -16,7 +16,9 @@ struct Pci;
 fn init() -> Pci {
     for (slot, s5920, sja) in [(4u8, 0xd100u16, 0xd180u16), (5, 0xd000, 0xd080)] {
         match pci::place_kvaser(slot, s5920, sja) {
-            Ok(()) => debug_println!("card 00:{slot:02x}.0: S5920 at {s5920:#x}, SJA1000 at {sja:#x}"),
+            Ok(()) => {
+                debug_println!("card 00:{slot:02x}.0: S5920 at {s5920:#x}, SJA1000 at {sja:#x}")
+            }
             Err(e) => debug_println!("card 00:{slot:02x}.0 not placed: {e:?}"),
         }
     }

@@ -17,11 +17,10 @@
 use bulkhead_channel::{Receiver, RecvError, Sender};
 use bulkhead_gateway_pd::card::{self, Driver};
 use bulkhead_gateway_pd::clock::Clock;
-use bulkhead_gateway_pd::ring::{self, Bell};
+use bulkhead_gateway_pd::ring;
 use bulkhead_gateway_pd::{LABEL_CLOCK, LABEL_STATS, REQ_SLOT, RSP_SLOT};
 use bulkhead_microkit::{
-    debug_println, get_mr, protection_domain, setvar, ChannelSet, Handler, Infallible,
-    MessageInfo,
+    debug_println, get_mr, protection_domain, setvar, ChannelSet, Handler, Infallible, MessageInfo,
 };
 use bulkhead_protocols::gateway::{AppEvent, AppId, AppToGateway, GatewayToApp};
 use bulkhead_test_pds::{fail, pass, Shared};
@@ -113,10 +112,10 @@ fn run() -> Result<(), &'static str> {
     debug_println!("TSC {} ticks per us (from the gateway)", get_mr(0));
     let req = ring::memory(&mgr_req, &mgr_req_size).ok_or("manager request ring not mapped")?;
     let rsp = ring::memory(&mgr_rsp, &mgr_rsp_size).ok_or("manager reply ring not mapped")?;
-    let mut req: Sender<AppToGateway, REQ_SLOT, Bell> =
-        Sender::new(req, Bell(gw)).map_err(|_| "manager ring too small")?;
-    let mut rsp: Receiver<GatewayToApp, RSP_SLOT, Bell> =
-        Receiver::new(rsp, Bell(gw)).map_err(|_| "manager reply ring too small")?;
+    let mut req: Sender<AppToGateway, REQ_SLOT, bulkhead_microkit::Channel> =
+        Sender::new(req, gw).map_err(|_| "manager ring too small")?;
+    let mut rsp: Receiver<GatewayToApp, RSP_SLOT, bulkhead_microkit::Channel> =
+        Receiver::new(rsp, gw).map_err(|_| "manager reply ring too small")?;
     let shared = Shared::new(progress.get());
 
     // The application manager: install and start both applications; an
@@ -160,7 +159,11 @@ fn run() -> Result<(), &'static str> {
     loop {
         let now = clock.now_us();
         if now >= next {
-            let (gear, speed) = if phase == 1 { (GEAR_D, TEN_MPH) } else { (GEAR_P, 0) };
+            let (gear, speed) = if phase == 1 {
+                (GEAR_D, TEN_MPH)
+            } else {
+                (GEAR_P, 0)
+            };
             broadcast(&mut d, gear, speed);
             next = now + 10_000;
         }
@@ -194,7 +197,10 @@ fn run() -> Result<(), &'static str> {
                     drive_start = now;
                     debug_println!("shifting to D, 10 mph");
                 }
-                2 => debug_println!("steering frame seen (torque {}); stopping, P", seen.steer_torque),
+                2 => debug_println!(
+                    "steering frame seen (torque {}); stopping, P",
+                    seen.steer_torque
+                ),
                 3 => debug_println!("assistant done; watching the bus a little longer"),
                 _ => break,
             }
@@ -224,8 +230,14 @@ fn run() -> Result<(), &'static str> {
     if info.label() != LABEL_STATS || info.count() != 6 {
         return Err("bad statistics reply");
     }
-    let (forwarded, denied, rejected, wrong_app, bus, full) =
-        (get_mr(0), get_mr(1), get_mr(2), get_mr(3), get_mr(4), get_mr(5));
+    let (forwarded, denied, rejected, wrong_app, bus, full) = (
+        get_mr(0),
+        get_mr(1),
+        get_mr(2),
+        get_mr(3),
+        get_mr(4),
+        get_mr(5),
+    );
     debug_println!(
         "gateway counters: forwarded {forwarded}, denied {denied}, rejected {rejected}, \
          wrong application {wrong_app}, bus frames {bus}, replies lost {full}"

@@ -22,7 +22,9 @@
 // Taking the guest image between two linker symbols needs a raw slice.
 #![allow(unsafe_code)]
 
-use bulkhead_abi::vcpu::{ExitMessage, ExitReason, Gpr, Injection, EventType, Register, Segment, SegmentField, VmError};
+use bulkhead_abi::vcpu::{
+    EventType, ExitMessage, ExitReason, Gpr, Injection, Register, Segment, SegmentField, VmError,
+};
 use bulkhead_microkit::bytes::SharedBytes;
 use bulkhead_microkit::vcpu::{self, Vcpu};
 use bulkhead_microkit::{
@@ -174,7 +176,9 @@ impl Vmm {
     }
 
     fn skip(&self, m: &ExitMessage) -> bool {
-        self.v.write(Register::Rip, m.rip + m.insn_len as u64).is_ok()
+        self.v
+            .write(Register::Rip, m.rip + m.insn_len as u64)
+            .is_ok()
     }
 
     /// Checks `ok`; on failure ends the test and holds the vCPU.
@@ -238,12 +242,23 @@ impl Handler for Vmm {
             _ => None,
         };
         match (self.phase, port, m.reason) {
-            (Phase::Cpuid, None, ExitReason::Cpuid { leaf: 0x4000_0000, .. }) => {
-                let ok = v.write(Register::Gpr(Gpr::Rbx), u32::from_le_bytes(*b"bulk") as u64).is_ok();
+            (
+                Phase::Cpuid,
+                None,
+                ExitReason::Cpuid {
+                    leaf: 0x4000_0000, ..
+                },
+            ) => {
+                let ok = v
+                    .write(Register::Gpr(Gpr::Rbx), u32::from_le_bytes(*b"bulk") as u64)
+                    .is_ok();
                 Ok(self.check(ok && self.skip(&m), format_args!("answer CPUID")))
             }
             (Phase::Cpuid, Some((0x500, data)), _) => {
-                let ok = self.check(data == u32::from_le_bytes(*b"bulk"), format_args!("CPUID answer echoed: {data:#x}"));
+                let ok = self.check(
+                    data == u32::from_le_bytes(*b"bulk"),
+                    format_args!("CPUID answer echoed: {data:#x}"),
+                );
                 self.phase = Phase::FsBase;
                 debug_println!("1. CPUID exit served by the vcpu_exit handler");
                 Ok(ok && self.skip(&m))
@@ -265,7 +280,10 @@ impl Handler for Vmm {
                 Ok(self.skip(&m))
             }
             (Phase::Injected, Some((0x503, ecx)), _) => {
-                let ok = self.check(ecx == 0, format_args!("interrupt delivered during cli (ECX {ecx:#x})"));
+                let ok = self.check(
+                    ecx == 0,
+                    format_args!("interrupt delivered during cli (ECX {ecx:#x})"),
+                );
                 debug_println!("3. the queued interrupt waited for the guest's sti");
                 self.phase = Phase::Counting;
                 set_timeout(ms_from_now(3));
@@ -278,7 +296,8 @@ impl Handler for Vmm {
                     again == Err(VmError::VcpuStopped) && reset.is_ok(),
                     format_args!("after a triple fault: run {again:?}, reset {reset:?}"),
                 );
-                let started = set_regs(v, gpa_of(&raw const vmloop_final)).and_then(|()| v.resume());
+                let started =
+                    set_regs(v, gpa_of(&raw const vmloop_final)).and_then(|()| v.resume());
                 if ok && self.check(started.is_ok(), format_args!("reboot: {started:?}")) {
                     self.phase = Phase::Final;
                 }
@@ -291,7 +310,13 @@ impl Handler for Vmm {
                 Ok(false)
             }
             (phase, _, reason) => {
-                fail(T, format_args!("unexpected exit in {phase:?}: {reason:?} at RIP {:#x}", m.rip));
+                fail(
+                    T,
+                    format_args!(
+                        "unexpected exit in {phase:?}: {reason:?} at RIP {:#x}",
+                        m.rip
+                    ),
+                );
                 self.phase = Phase::Done;
                 Ok(false)
             }
@@ -306,14 +331,21 @@ impl Handler for Vmm {
         match self.phase {
             Phase::WaitTimer => {
                 let rip = v.read(Register::Rip).unwrap_or(0);
-                let (lo, hi) = (gpa_of(&raw const vmloop_spin_start), gpa_of(&raw const vmloop_spin_end));
+                let (lo, hi) = (
+                    gpa_of(&raw const vmloop_spin_start),
+                    gpa_of(&raw const vmloop_spin_end),
+                );
                 if !self.check(
                     (lo..hi).contains(&rip),
                     format_args!("timer while the guest spins with IF=0: RIP {rip:#x}, loop {lo:#x}..{hi:#x}"),
                 ) {
                     return Ok(());
                 }
-                let irq = |vector| Injection { vector, kind: EventType::External, error_code: None };
+                let irq = |vector| Injection {
+                    vector,
+                    kind: EventType::External,
+                    error_code: None,
+                };
                 let first = v.inject(irq(0x30));
                 let second = v.inject(irq(0x31));
                 self.check(
@@ -325,13 +357,19 @@ impl Handler for Vmm {
             Phase::Counting => {
                 let r = v.pause();
                 let c = self.counter();
-                self.check(r.is_ok() && c > 0, format_args!("pause: {r:?}, counter {c}"));
+                self.check(
+                    r.is_ok() && c > 0,
+                    format_args!("pause: {r:?}, counter {c}"),
+                );
                 self.phase = Phase::Paused(c);
                 set_timeout(ms_from_now(5));
             }
             Phase::Paused(c) => {
                 let now = self.counter();
-                if !self.check(now == c, format_args!("a paused guest ran: counter {c} -> {now}")) {
+                if !self.check(
+                    now == c,
+                    format_args!("a paused guest ran: counter {c} -> {now}"),
+                ) {
                     return Ok(());
                 }
                 let r = v.resume();
@@ -341,17 +379,29 @@ impl Handler for Vmm {
             }
             Phase::Resumed(c) => {
                 let now = self.counter();
-                if !self.check(now > c, format_args!("a resumed guest did not run: counter {c} -> {now}")) {
+                if !self.check(
+                    now > c,
+                    format_args!("a resumed guest did not run: counter {c} -> {now}"),
+                ) {
                     return Ok(());
                 }
-                debug_println!("4. pause held the guest (counter {c}), resume let it run on ({now})");
+                debug_println!(
+                    "4. pause held the guest (counter {c}), resume let it run on ({now})"
+                );
                 let r = v.pause().and_then(|()| v.reset());
                 let rip = v.read(Register::Rip);
-                if !self.check(r.is_ok() && rip == Ok(0), format_args!("reset: {r:?}, RIP {rip:x?}")) {
+                if !self.check(
+                    r.is_ok() && rip == Ok(0),
+                    format_args!("reset: {r:?}, RIP {rip:x?}"),
+                ) {
                     return Ok(());
                 }
-                let started = set_regs(v, gpa_of(&raw const vmloop_triple)).and_then(|()| v.resume());
-                self.check(started.is_ok(), format_args!("restart after reset: {started:?}"));
+                let started =
+                    set_regs(v, gpa_of(&raw const vmloop_triple)).and_then(|()| v.resume());
+                self.check(
+                    started.is_ok(),
+                    format_args!("restart after reset: {started:?}"),
+                );
                 self.phase = Phase::Rebooting;
             }
             _ => {}

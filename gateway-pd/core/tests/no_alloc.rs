@@ -185,7 +185,11 @@ fn per_frame_path_makes_no_allocation() {
     // The counter sees this thread's allocations (so a zero below means something).
     let probe = COUNTS.with(Cell::get).0;
     drop(std::hint::black_box(vec![1u8; 10]));
-    assert_eq!(COUNTS.with(Cell::get).0, probe + 1, "the counting allocator is not in use");
+    assert_eq!(
+        COUNTS.with(Cell::get).0,
+        probe + 1,
+        "the counting allocator is not in use"
+    );
     let before = COUNTS.with(Cell::get);
     let mut allowed = 0u32;
     for round in 0..200u64 {

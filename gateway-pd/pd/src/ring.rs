@@ -2,18 +2,8 @@
 //! the notify hook that rings the peer. The only `unsafe` of the gateway PD
 //! crate: turning a patched (address, size) pair into ring memory.
 
-use bulkhead_channel::{Notify, RingMemory};
+use bulkhead_channel::RingMemory;
 use bulkhead_microkit::{shared_words, Channel, SetVar};
-
-/// Notifies the peer on `Channel` (the rings' wake-up hook).
-#[derive(Clone, Copy, Debug)]
-pub struct Bell(pub Channel);
-
-impl Notify for Bell {
-    fn notify(&mut self) {
-        self.0.notify()
-    }
-}
 
 /// The channel a `setvar_id` names, if `system.xml` set it.
 pub fn channel(id: &'static SetVar) -> Option<Channel> {
@@ -50,9 +40,16 @@ pub enum RingMap {
 pub fn ring_memory(map: &RingMap) -> Option<RingMemory<'static>> {
     match *map {
         RingMap::Whole { vaddr, size } => memory(vaddr, size),
-        RingMap::Split { header, header_size, data, data_size } => {
-            RingMemory::new(shared_words(header, header_size)?, shared_words(data, data_size)?).ok()
-        }
+        RingMap::Split {
+            header,
+            header_size,
+            data,
+            data_size,
+        } => RingMemory::new(
+            shared_words(header, header_size)?,
+            shared_words(data, data_size)?,
+        )
+        .ok(),
     }
 }
 

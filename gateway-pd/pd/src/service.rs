@@ -13,8 +13,8 @@
 use bulkhead_channel::{Receiver, RecvError, Sender};
 use bulkhead_microkit::{debug_println, set_mr, Channel, ChannelSet, Handler, MessageInfo, SetVar};
 use bulkhead_protocols::gateway::{
-    AppEvent as WireEvent, AppId, AppToGateway, CanFrame as WireFrame, CanId, Denial,
-    GatewayToApp, PortMode, L4,
+    AppEvent as WireEvent, AppId, AppToGateway, CanFrame as WireFrame, CanId, Denial, GatewayToApp,
+    PortMode, L4,
 };
 use embedded_can::nb::Can;
 use gateway_core::policy::{L4Op, Proto};
@@ -24,7 +24,7 @@ use heapless::Vec;
 
 use crate::card::{self, Driver};
 use crate::clock::Clock;
-use crate::ring::{self, Bell, RingMap};
+use crate::ring::{self, RingMap};
 use crate::{LABEL_CLOCK, LABEL_STATS, REQ_SLOT, RSP_SLOT};
 
 /// Requests served per ring per round-robin pass.
@@ -76,8 +76,8 @@ pub struct CardConfig {
 }
 
 struct Link {
-    req: Receiver<'static, AppToGateway, REQ_SLOT, Bell>,
-    rsp: Sender<'static, GatewayToApp, RSP_SLOT, Bell>,
+    req: Receiver<'static, AppToGateway, REQ_SLOT, Channel>,
+    rsp: Sender<'static, GatewayToApp, RSP_SLOT, Channel>,
     role: Role,
 }
 
@@ -132,14 +132,18 @@ pub fn init(policy: &[u8], cards: &[CardConfig], links: &[LinkConfig]) -> Gatewa
         counters: Counters::default(),
     };
     for c in cards {
-        let (Some(s5920), Some(sja), Some(irq)) = (c.s5920.get(), c.sja.get(), ring::channel(c.irq))
+        let (Some(s5920), Some(sja), Some(irq)) =
+            (c.s5920.get(), c.sja.get(), ring::channel(c.irq))
         else {
             debug_println!("gateway: card at slot {} not granted in system.xml", c.slot);
             continue;
         };
         match card::open(c.slot, s5920 as u16, sja as u16, true, c.place) {
             Ok(driver) => {
-                debug_println!("gateway: CAN card at 00:{:02x}.0, SJA1000 at port {sja:#x}", c.slot);
+                debug_println!(
+                    "gateway: CAN card at 00:{:02x}.0, SJA1000 at port {sja:#x}",
+                    c.slot
+                );
                 let _ = pd.cards.push(Card { driver, irq });
             }
             Err(e) => debug_println!("gateway: no CAN card at 00:{:02x}.0: {e:?}", c.slot),
@@ -154,7 +158,7 @@ pub fn init(policy: &[u8], cards: &[CardConfig], links: &[LinkConfig]) -> Gatewa
             debug_println!("gateway: a link is not mapped in system.xml");
             continue;
         };
-        let (Ok(req), Ok(rsp)) = (Receiver::new(req, Bell(ch)), Sender::new(rsp, Bell(ch))) else {
+        let (Ok(req), Ok(rsp)) = (Receiver::new(req, ch), Sender::new(rsp, ch)) else {
             debug_println!("gateway: a link's regions are too small for a ring");
             continue;
         };
@@ -224,7 +228,9 @@ impl GatewayPd {
             let f = Frame::from_can(&rx);
             let Some(gw) = gw.as_mut() else { continue };
             gw.bus_frame(&f, now, |app, frame| {
-                let Some(wire) = wire_frame(frame) else { return };
+                let Some(wire) = wire_frame(frame) else {
+                    return;
+                };
                 for l in links.iter_mut() {
                     if l.role == Role::App(app) || l.role == Role::Multiplex {
                         let msg = GatewayToApp::CanReceived {
@@ -331,7 +337,11 @@ impl GatewayPd {
                 let d = gw.l4_request(app, proto, op, port, now);
                 // The NIC driver is not wired yet: the decision is all
                 // there is to an open port.
-                if d.allowed() { Ok(()) } else { Err(denial(&d)) }
+                if d.allowed() {
+                    Ok(())
+                } else {
+                    Err(denial(&d))
+                }
             }
             AppToGateway::ClosePort { .. } => Ok(()),
             AppToGateway::Lifecycle { event, .. } => {
@@ -396,9 +406,16 @@ impl Handler for GatewayPd {
             return Ok(MessageInfo::new(0, 0));
         }
         let c = self.counters;
-        for (i, v) in [c.forwarded, c.denied, c.rejected, c.wrong_app, c.bus_frames, c.reply_full]
-            .into_iter()
-            .enumerate()
+        for (i, v) in [
+            c.forwarded,
+            c.denied,
+            c.rejected,
+            c.wrong_app,
+            c.bus_frames,
+            c.reply_full,
+        ]
+        .into_iter()
+        .enumerate()
         {
             set_mr(i, v);
         }

@@ -10,8 +10,8 @@ pub mod paging;
 pub mod pci;
 pub mod serial;
 pub mod svm;
-pub mod vmx;
 pub mod trap;
+pub mod vmx;
 
 /// The kernel's one global state object. Single CPU, interrupts off in the
 /// kernel: the only concurrency is a nested interrupt while the kernel idles

@@ -184,7 +184,13 @@ impl Vcpu {
                 v.write(off, w, val);
             }
         };
-        for r in [Register::Rip, Register::Gpr(bulkhead_abi::vcpu::Gpr::Rsp), Register::Gpr(bulkhead_abi::vcpu::Gpr::Rax), Register::Cr2, Register::Cr3] {
+        for r in [
+            Register::Rip,
+            Register::Gpr(bulkhead_abi::vcpu::Gpr::Rsp),
+            Register::Gpr(bulkhead_abi::vcpu::Gpr::Rax),
+            Register::Cr2,
+            Register::Cr3,
+        ] {
             set(r, 0);
         }
         set(Register::Cr0, 0x8000_0031); // PG, NE, ET, PE
@@ -223,9 +229,10 @@ impl Vcpu {
         let page = self.page();
         match (vmcb::slot(r), r) {
             (Slot::Saved(i), _) => self.run.gprs[i],
-            (Slot::Vmcb(off, w), Register::Segment(_, bulkhead_abi::vcpu::SegmentField::Attributes)) => {
-                vmcb::attrs_from_vmcb(page.read(off, w) as u16)
-            }
+            (
+                Slot::Vmcb(off, w),
+                Register::Segment(_, bulkhead_abi::vcpu::SegmentField::Attributes),
+            ) => vmcb::attrs_from_vmcb(page.read(off, w) as u16),
             (Slot::Vmcb(off, w), _) => page.read(off, w),
         }
     }
@@ -235,9 +242,10 @@ impl Vcpu {
         let page = self.page();
         match (vmcb::slot(r), r) {
             (Slot::Saved(i), _) => self.run.gprs[i] = v,
-            (Slot::Vmcb(off, w), Register::Segment(_, bulkhead_abi::vcpu::SegmentField::Attributes)) => {
-                page.write(off, w, vmcb::attrs_to_vmcb(v) as u64)
-            }
+            (
+                Slot::Vmcb(off, w),
+                Register::Segment(_, bulkhead_abi::vcpu::SegmentField::Attributes),
+            ) => page.write(off, w, vmcb::attrs_to_vmcb(v) as u64),
             (Slot::Vmcb(off, w), _) => page.write(off, w, v),
         }
     }

@@ -31,7 +31,7 @@
 
 pub mod check;
 
-use bulkhead_channel::{Notify, Receiver, RecvError, RingMemory, SendError, Sender};
+use bulkhead_channel::{Receiver, RecvError, RingMemory, SendError, Sender};
 use bulkhead_microkit::{
     debug_println, setvar, shared_words, Channel, ChannelSet, Handler, Infallible, MessageInfo,
     SetVar,
@@ -82,17 +82,6 @@ setvar!(tx_alerts_header_size);
 setvar!(tx_alerts_data);
 setvar!(tx_alerts_data_size);
 
-/// A ring hook: notify the peer on this channel (if `system.xml` gave one).
-pub struct NotifyPeer(Option<Channel>);
-
-impl Notify for NotifyPeer {
-    fn notify(&mut self) {
-        if let Some(ch) = self.0 {
-            ch.notify();
-        }
-    }
-}
-
 /// What the monitor has seen and done (for its log and its tests).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -126,12 +115,12 @@ const QUEUE: usize = 4;
 
 /// The sending end of one ring, with a small queue for when it is full.
 struct Outbound<T: Message, const SLOT: usize> {
-    tx: Option<Sender<'static, T, SLOT, NotifyPeer>>,
+    tx: Option<Sender<'static, T, SLOT, Option<Channel>>>,
     queue: Deque<T, QUEUE>,
 }
 
 impl<T: Message, const SLOT: usize> Outbound<T, SLOT> {
-    fn new(tx: Option<Sender<'static, T, SLOT, NotifyPeer>>) -> Self {
+    fn new(tx: Option<Sender<'static, T, SLOT, Option<Channel>>>) -> Self {
         Outbound {
             tx,
             queue: Deque::new(),
@@ -175,7 +164,7 @@ impl<T: Message, const SLOT: usize> Outbound<T, SLOT> {
 pub struct Monitor {
     vmm: Option<Channel>,
     requests: Outbound<MonitorToVmm, REQUEST_SLOT>,
-    events: Option<Receiver<'static, VmmToMonitor, EVENT_SLOT, NotifyPeer>>,
+    events: Option<Receiver<'static, VmmToMonitor, EVENT_SLOT, Option<Channel>>>,
     alerts: Outbound<Report, REPORT_SLOT>,
     next_tag: u32,
     pending: Vec<(u32, Query), PENDING>,
@@ -219,21 +208,21 @@ pub fn init() -> Monitor {
         &tx_vmi_requests_data,
         &tx_vmi_requests_data_size,
     )
-    .and_then(|m| Sender::new(m, NotifyPeer(vmm)).ok());
+    .and_then(|m| Sender::new(m, vmm).ok());
     let events = ring(
         &rx_vmi_events_header,
         &rx_vmi_events_header_size,
         &rx_vmi_events_data,
         &rx_vmi_events_data_size,
     )
-    .and_then(|m| Receiver::new(m, NotifyPeer(vmm)).ok());
+    .and_then(|m| Receiver::new(m, vmm).ok());
     let alerts = ring(
         &tx_alerts_header,
         &tx_alerts_header_size,
         &tx_alerts_data,
         &tx_alerts_data_size,
     )
-    .and_then(|m| Sender::new(m, NotifyPeer(supervisor)).ok());
+    .and_then(|m| Sender::new(m, supervisor).ok());
     let ram = shared_words(&guest_ram, &guest_ram_size).map_or(0, |w| w.len() * 8);
     debug_println!(
         "monitor: up; requests ring {}, events ring {}, alerts ring {}; guest RAM view {} MiB (read-only)",

@@ -52,6 +52,17 @@ impl Notify for bulkhead_microkit::Channel {
     }
 }
 
+/// A channel `system.xml` may not give (an optional `setvar_id`): the hook
+/// notifies it if there is one; without one the peer polls.
+#[cfg(feature = "microkit")]
+impl Notify for Option<bulkhead_microkit::Channel> {
+    fn notify(&mut self) {
+        if let Some(ch) = self {
+            ch.notify()
+        }
+    }
+}
+
 impl<F: FnMut()> Notify for F {
     fn notify(&mut self) {
         self()

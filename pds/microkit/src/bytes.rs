@@ -147,7 +147,10 @@ mod tests {
         assert_eq!(&b[..3], &[0xaa; 3]);
         assert_eq!(&b[3..14], &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
         assert_eq!(&b[14..], &[0xaa; 18]);
-        assert_eq!(r.read_u64(8).unwrap(), u64::from_le_bytes([6, 7, 8, 9, 10, 11, 0xaa, 0xaa]));
+        assert_eq!(
+            r.read_u64(8).unwrap(),
+            u64::from_le_bytes([6, 7, 8, 9, 10, 11, 0xaa, 0xaa])
+        );
     }
 
     #[test]
@@ -160,7 +163,10 @@ mod tests {
         let mut b = [9u8; 16];
         r.read(0, &mut b).unwrap();
         assert_eq!(b, [0; 16], "a refused write changed nothing");
-        assert!(r.read(16, &mut []).is_some(), "an empty read at the end is fine");
+        assert!(
+            r.read(16, &mut []).is_some(),
+            "an empty read at the end is fine"
+        );
     }
 
     #[test]

@@ -51,9 +51,9 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod bytes;
 #[allow(unsafe_code)] // the syscall layer; each block has its SAFETY comment
 mod sys;
-pub mod bytes;
 pub mod vcpu;
 
 #[allow(unsafe_code)] // the GlobalAlloc impl; each block has its SAFETY comment

@@ -188,5 +188,14 @@ pub fn set_io_intercept(base: u16, count: u32, intercept: bool) -> Result<(), Vm
 /// MSR for every vCPU; passing is refused (`MsrNotSwitched`) unless the
 /// hardware switches that MSR between host and guest.
 pub fn set_msr_intercept(msr: u32, intercept: bool) -> Result<(), VmError> {
-    result(sys::vm_call(VmCall::SetMsrIntercept as u64, 0, msr as u64, intercept as u64, 0).0)
+    result(
+        sys::vm_call(
+            VmCall::SetMsrIntercept as u64,
+            0,
+            msr as u64,
+            intercept as u64,
+            0,
+        )
+        .0,
+    )
 }

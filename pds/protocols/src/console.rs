@@ -14,6 +14,9 @@ use crate::envelope::{Message, ProtocolId};
 /// Most bytes one record carries.
 pub const CONSOLE_CHUNK: usize = 32;
 
+/// The bound fits the slot with the ring's header: checked when compiled.
+const _: () = assert!(ConsoleInput::MAX_SIZE + 16 <= CONSOLE_SLOT);
+
 /// Slot size of the console ring: [`ConsoleInput::MAX_SIZE`] plus the
 /// ring's 16-byte slot header, rounded up; both ends build the ring with it.
 pub const CONSOLE_SLOT: usize = 64;
@@ -43,7 +46,6 @@ mod tests {
         while bytes.push(0xff).is_ok() {}
         let size = check_bound(&ConsoleInput { bytes });
         assert_eq!(size, ConsoleInput::MAX_SIZE);
-        assert!(ConsoleInput::MAX_SIZE + 16 <= CONSOLE_SLOT);
     }
 
     #[test]

@@ -33,7 +33,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use bulkhead_channel::{Notify, Receiver, RecvError, RingMemory, Sender};
+use bulkhead_channel::{Receiver, RecvError, RingMemory, Sender};
 use bulkhead_microkit::{
     debug_println, get_mr, io, setvar, shared_words, Channel, ChannelSet, Child, FaultInfo,
     Handler, MessageInfo, SetVar, MAX_MESSAGE_REGISTERS,
@@ -87,17 +87,6 @@ setvar!(rx_alerts_data);
 setvar!(rx_alerts_data_size);
 setvar!(post_report);
 setvar!(post_report_size);
-
-/// The ring hook: tell the producer that space was freed.
-pub struct NotifyPeer(Option<Channel>);
-
-impl Notify for NotifyPeer {
-    fn notify(&mut self) {
-        if let Some(ch) = self.0 {
-            ch.notify();
-        }
-    }
-}
 
 /// What the policy says to do with a faulted child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,13 +166,13 @@ pub struct Supervisor {
     announced: bool,
     policy: RestartPolicy,
     counters: Counters,
-    alerts: Option<Receiver<'static, Report, ALERT_SLOT, NotifyPeer>>,
+    alerts: Option<Receiver<'static, Report, ALERT_SLOT, Option<Channel>>>,
     post_report: Option<&'static [AtomicU64]>,
     com1_irq: Option<Channel>,
     /// COM1's base port, when the supervisor forwards what is typed on it.
     com1: Option<u16>,
     /// Console input to the VMM (its guest's UART).
-    console: Option<Sender<'static, ConsoleInput, CONSOLE_SLOT, NotifyPeer>>,
+    console: Option<Sender<'static, ConsoleInput, CONSOLE_SLOT, Option<Channel>>>,
 }
 
 /// 16550 registers, from the base port.
@@ -251,7 +240,7 @@ pub fn init() -> Supervisor {
         &rx_alerts_data,
         &rx_alerts_data_size,
     )
-    .and_then(|m| Receiver::new(m, NotifyPeer(children[2].channel)).ok());
+    .and_then(|m| Receiver::new(m, children[2].channel).ok());
     let report_region = shared_words(&post_report, &post_report_size);
     debug_println!(
         "supervisor: up; alerts ring {}, POST report region {}; restart policy: {} restarts per child",
@@ -282,7 +271,7 @@ pub fn init() -> Supervisor {
         &tx_console_in_data,
         &tx_console_in_data_size,
     )
-    .and_then(|m| Sender::new(m, NotifyPeer(children[1].channel)).ok());
+    .and_then(|m| Sender::new(m, children[1].channel).ok());
     let com1 = match (com1_port.get(), irq, &console) {
         (Some(port), Some(_), Some(_)) => {
             let port = port as u16;

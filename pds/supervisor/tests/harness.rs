@@ -412,10 +412,16 @@ fn console_input_goes_to_the_vmm_a_fifo_at_a_time() {
     sup.irq(4).unwrap();
     let got = vmm.recv().expect("a record");
     assert_eq!(&got.bytes[..], &[b'x'; 16]);
-    assert!(matches!(vmm.recv(), Err(bulkhead_channel::RecvError::Empty)));
+    assert!(matches!(
+        vmm.recv(),
+        Err(bulkhead_channel::RecvError::Empty)
+    ));
     assert_eq!(h.take_calls(), vec![Call::Notify(CH_VMM), Call::IrqAck(4)]);
     // No UART at all (the bus reads all ones): nothing is forwarded.
     h.set_port(0x3fd, 0xff);
     sup.irq(4).unwrap();
-    assert!(matches!(vmm.recv(), Err(bulkhead_channel::RecvError::Empty)));
+    assert!(matches!(
+        vmm.recv(),
+        Err(bulkhead_channel::RecvError::Empty)
+    ));
 }

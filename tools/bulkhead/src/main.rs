@@ -7,11 +7,11 @@
 #![forbid(unsafe_code)]
 
 mod check;
-mod pt;
 mod container;
 mod image;
 mod pack;
 mod profile;
+mod pt;
 mod vmi;
 
 use std::process::ExitCode;

@@ -163,7 +163,10 @@ pub fn fuzz_smoke(fuzz_dir: &Path, target: &str, seconds: u32) -> Result<()> {
     let log_err = log
         .try_clone()
         .map_err(|e| format!("{}: {e}", log_path.display()))?;
-    eprintln!("xtask: fuzzing {target} for {seconds}s (log: {})", log_path.display());
+    eprintln!(
+        "xtask: fuzzing {target} for {seconds}s (log: {})",
+        log_path.display()
+    );
     let result = run(Command::new("cargo")
         .current_dir(fuzz_dir.parent().unwrap_or(fuzz_dir))
         .args(["+nightly", "fuzz", "run", "--fuzz-dir"])
@@ -189,12 +192,20 @@ pub fn fuzz_smoke(fuzz_dir: &Path, target: &str, seconds: u32) -> Result<()> {
 /// `rust-toolchain.toml` names. rustup installs them by itself only when
 /// automatic installation is on, and a fresh machine may have it off.
 pub fn toolchain() -> Result<()> {
-    run(Command::new("rustup")
-        .current_dir(root())
-        .args(["--quiet", "target", "add", "x86_64-unknown-none", "wasm32-unknown-unknown"]))?;
-    run(Command::new("rustup")
-        .current_dir(root())
-        .args(["--quiet", "component", "add", "rust-src", "llvm-tools"]))
+    run(Command::new("rustup").current_dir(root()).args([
+        "--quiet",
+        "target",
+        "add",
+        "x86_64-unknown-none",
+        "wasm32-unknown-unknown",
+    ]))?;
+    run(Command::new("rustup").current_dir(root()).args([
+        "--quiet",
+        "component",
+        "add",
+        "rust-src",
+        "llvm-tools",
+    ]))
 }
 
 /// Miri and cargo-fuzz need a nightly toolchain; a fresh machine may lack one.

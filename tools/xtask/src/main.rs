@@ -15,18 +15,18 @@
 #![forbid(unsafe_code)]
 
 mod channels;
-mod gateway;
-mod firmware;
-mod host;
-mod sdf;
-mod pt;
-mod kernel;
 mod debian;
-mod vmi;
-mod virt;
+mod firmware;
 mod fwpd;
-mod vmm;
+mod gateway;
 mod guest;
+mod host;
+mod kernel;
+mod pt;
+mod sdf;
+mod virt;
+mod vmi;
+mod vmm;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -108,7 +108,10 @@ fn test() -> Result<()> {
         let started = Instant::now();
         extra()?;
         steps += 1;
-        eprintln!("xtask: extra tests: {area} passed in {}s", started.elapsed().as_secs());
+        eprintln!(
+            "xtask: extra tests: {area} passed in {}s",
+            started.elapsed().as_secs()
+        );
     }
     println!("xtask: {steps} extra test areas passed after the workspace tests");
     println!("tests: {passed} passed, 0 failed");
@@ -134,7 +137,9 @@ fn run_counting(cmd: &mut Command) -> Result<(u64, u64)> {
             }
         }
     }
-    let status = child.wait().map_err(|e| format!("waiting for cargo test: {e}"))?;
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for cargo test: {e}"))?;
     if !status.success() && failed == 0 {
         return Err(format!("{cmd:?} failed with {status}"));
     }
@@ -178,7 +183,10 @@ fn test_areas(names: &[String]) -> Result<()> {
     for name in names {
         let Some(area) = AREAS.iter().find(|a| a.0 == name) else {
             let known: Vec<&str> = AREAS.iter().map(|a| a.0).collect();
-            return Err(format!("no test area '{name}'; the areas are: {}", known.join(", ")));
+            return Err(format!(
+                "no test area '{name}'; the areas are: {}",
+                known.join(", ")
+            ));
         };
         (area.1)(&mut env)?;
         for (k, v) in &env {

@@ -74,7 +74,10 @@ fn boot_reference(variant: &str) -> Result<Timed> {
     } else {
         kernel::reference_image()?
     };
-    eprintln!("xtask: vmm: booting Linux on the reference system ({})", iso.display());
+    eprintln!(
+        "xtask: vmm: booting Linux on the reference system ({})",
+        iso.display()
+    );
     let mut c = kernel::qemu_command(&iso, false)?;
     // Once the guest offers its shell, type a command on the platform
     // console: it must reach the guest through the supervisor and the VMM.
@@ -95,13 +98,25 @@ fn check_linux(run: &Timed) -> Result<()> {
     let release = pkg.strip_prefix("linux-image-").unwrap_or(&pkg).to_string();
     let uname = format!("vmm| linux| guest uname -r: {release}");
     let expect: [(&str, &str); 8] = [
-        ("the kernel creates the VM", "bulkhead: VM 'linux': AMD-V, NPT"),
+        (
+            "the kernel creates the VM",
+            "bulkhead: VM 'linux': AMD-V, NPT",
+        ),
         ("the VMM loads and starts the guest", STARTING),
-        ("Linux prints its banner", "vmm| linux| [    0.000000] Linux version "),
-        ("Linux finds the emulated UART", "serial8250: ttyS0 at I/O 0x3f8 (irq = 4"),
+        (
+            "Linux prints its banner",
+            "vmm| linux| [    0.000000] Linux version ",
+        ),
+        (
+            "Linux finds the emulated UART",
+            "serial8250: ttyS0 at I/O 0x3f8 (irq = 4",
+        ),
         ("/init runs", READY),
         ("the guest script prints uname -r", &uname),
-        ("ps lists init as PID 1", "vmm| linux|     1 0        {init} /bin/sh /init"),
+        (
+            "ps lists init as PID 1",
+            "vmm| linux|     1 0        {init} /bin/sh /init",
+        ),
         ("the guest finishes its scripts", DONE),
     ];
     let out = run.output();
@@ -111,7 +126,9 @@ fn check_linux(run: &Timed) -> Result<()> {
             Some(i) => at += i + line.len(),
             None => {
                 eprintln!("---- serial output ----\n{}\n----", out.trim_end());
-                return Err(format!("Linux on the reference system: {what}: no line with {line:?} (in order)"));
+                return Err(format!(
+                    "Linux on the reference system: {what}: no line with {line:?} (in order)"
+                ));
             }
         }
     }
@@ -126,7 +143,10 @@ fn check_linux(run: &Timed) -> Result<()> {
         return Err(format!("Linux on the reference system: a command typed on the platform console got no answer ({TYPED_ANSWER:?})"));
     }
     if !out.contains(kernel::REFERENCE_MARKER) {
-        return Err(format!("Linux booted but the reference system did not report {}", kernel::REFERENCE_MARKER));
+        return Err(format!(
+            "Linux booted but the reference system did not report {}",
+            kernel::REFERENCE_MARKER
+        ));
     }
     eprintln!("xtask: vmm: Linux {release} booted in the VMM PD, ran /init and its script");
     Ok(())
@@ -155,7 +175,10 @@ pub fn bench() -> Result<()> {
     println!("  (vmm: from the VMM's start of the vCPU; direct: from QEMU's start, firmware included; both QEMU TCG, wall clock)");
     for (_, line) in &run.lines {
         if let Some(rest) = line.strip_prefix("vmm| linux:   exits ") {
-            println!("bulkhead linux_boot_exits {}", rest.split_whitespace().collect::<Vec<_>>().join("="));
+            println!(
+                "bulkhead linux_boot_exits {}",
+                rest.split_whitespace().collect::<Vec<_>>().join("=")
+            );
         }
         if line.starts_with("vmm| linux: guest ready") {
             println!("  {}", line.trim_start_matches("vmm| "));
@@ -169,13 +192,28 @@ pub fn bench() -> Result<()> {
 /// second boot ran to its end.
 fn check_robustness(run: &Timed) -> Result<()> {
     let expect: [(&str, &str); 7] = [
-        ("the guest hammers unknown ports", "vmm| linux| robustness: hammering 8192 unknown ports"),
+        (
+            "the guest hammers unknown ports",
+            "vmm| linux| robustness: hammering 8192 unknown ports",
+        ),
         ("the guest floods its console", "vmm| linux| flood 299 "),
-        ("the guest crashes its kernel", "Kernel panic - not syncing: sysrq triggered crash"),
-        ("the VMM counts what it absorbed", "accesses to ports no device answers"),
-        ("the VMM reboots the guest", "vmm| linux: the guest asked for a reset: rebooting the guest (reboot 1 of at most"),
+        (
+            "the guest crashes its kernel",
+            "Kernel panic - not syncing: sysrq triggered crash",
+        ),
+        (
+            "the VMM counts what it absorbed",
+            "accesses to ports no device answers",
+        ),
+        (
+            "the VMM reboots the guest",
+            "vmm| linux: the guest asked for a reset: rebooting the guest (reboot 1 of at most",
+        ),
         ("the second boot reaches /init", READY),
-        ("the second boot behaves", "vmm| linux| robustness: boot 2 is well"),
+        (
+            "the second boot behaves",
+            "vmm| linux| robustness: boot 2 is well",
+        ),
     ];
     let out = run.output();
     let mut at = 0;
@@ -184,7 +222,9 @@ fn check_robustness(run: &Timed) -> Result<()> {
             Some(i) => at += i + line.len(),
             None => {
                 eprintln!("---- serial output ----\n{}\n----", out.trim_end());
-                return Err(format!("VMM robustness: {what}: no line with {line:?} (in order)"));
+                return Err(format!(
+                    "VMM robustness: {what}: no line with {line:?} (in order)"
+                ));
             }
         }
     }

@@ -248,10 +248,12 @@ pub fn cmdline_with_tsc<'a>(
 pub fn parse_header(kernel: &(impl Image + ?Sized)) -> Result<SetupHeader, BootError> {
     let mut head = [0u8; HEAD_LEN];
     let n = kernel.len().min(HEAD_LEN);
-    kernel.read(0, &mut head[..n]).ok_or(BootError::ImageTooShort {
-        len: kernel.len(),
-        needed: n,
-    })?;
+    kernel
+        .read(0, &mut head[..n])
+        .ok_or(BootError::ImageTooShort {
+            len: kernel.len(),
+            needed: n,
+        })?;
     SetupHeader::parse_prefix(&head[..n], kernel.len())
 }
 

@@ -32,7 +32,9 @@ fn host_cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
 /// The virtualization vendor of this CPU, as the kernel uses it: AMD-V if
 /// the CPU has SVM, else VT-x.
 pub fn host_vendor() -> Vendor {
-    if host_cpuid(0x8000_0000, 0).eax >= 0x8000_0001 && host_cpuid(0x8000_0001, 0).ecx & (1 << 2) != 0 {
+    if host_cpuid(0x8000_0000, 0).eax >= 0x8000_0001
+        && host_cpuid(0x8000_0001, 0).ecx & (1 << 2) != 0
+    {
         Vendor::Svm
     } else {
         Vendor::Vmx
@@ -57,11 +59,7 @@ impl PcBoard {
     pub fn new(vendor: Vendor, tsc_khz: u32, start_tsc: u64) -> Self {
         Self {
             platform: Platform::new(0, RTC_EPOCH),
-            cpuid: CpuidConfig::from_host(
-                host_cpuid(0, 0),
-                host_cpuid(0x8000_0000, 0),
-                tsc_khz,
-            ),
+            cpuid: CpuidConfig::from_host(host_cpuid(0, 0), host_cpuid(0x8000_0000, 0), tsc_khz),
             vendor,
             tsc_khz,
             start_tsc,
@@ -147,7 +145,10 @@ mod tests {
         let mut b = PcBoard::new(Vendor::Svm, 1_000_000, 5_000);
         b.advance(2_000_000); // 2 ms at 1 GHz
         assert_eq!(b.msr_read(0x10), ReadAction::Value(5_000 + 2_000_000));
-        assert!(matches!(b.msr_read(0x1b), ReadAction::Refuse(_)), "no APIC base");
+        assert!(
+            matches!(b.msr_read(0x1b), ReadAction::Refuse(_)),
+            "no APIC base"
+        );
     }
 
     #[test]

@@ -73,13 +73,28 @@ impl Console {
     }
 }
 
+/// Shows bytes that are not UTF-8 as ASCII with `?` for the rest.
+pub struct Lossy<'a>(pub &'a [u8]);
+
+impl core::fmt::Display for Lossy<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use core::fmt::Write as _;
+        for &b in self.0 {
+            f.write_char(if b.is_ascii() { b as char } else { '?' })?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn collect(c: &mut Console, input: &[u8]) -> (std::vec::Vec<std::string::String>, bool) {
         let mut out = std::vec::Vec::new();
-        let r = c.push(input, |l| out.push(std::string::String::from_utf8_lossy(l).into_owned()));
+        let r = c.push(input, |l| {
+            out.push(std::string::String::from_utf8_lossy(l).into_owned())
+        });
         (out, r)
     }
 
@@ -115,18 +130,5 @@ mod tests {
         assert!(l.iter().all(|x| x.len() == LINE_MAX));
         let (l, _) = collect(&mut c, b"\n");
         assert_eq!(l, ["xxxxx"]);
-    }
-}
-
-/// Shows bytes that are not UTF-8 as ASCII with `?` for the rest.
-pub struct Lossy<'a>(pub &'a [u8]);
-
-impl core::fmt::Display for Lossy<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        use core::fmt::Write as _;
-        for &b in self.0 {
-            f.write_char(if b.is_ascii() { b as char } else { '?' })?;
-        }
-        Ok(())
     }
 }

@@ -8,9 +8,7 @@
 //! instruction is skipped by the length the kernel reports; an exit without
 //! one that should have one stops the guest rather than loop on it.
 
-use bulkhead_abi::vcpu::{
-    EventType, ExitMessage, ExitReason, Gpr, Injection, Register, VmError,
-};
+use bulkhead_abi::vcpu::{EventType, ExitMessage, ExitReason, Gpr, Injection, Register, VmError};
 
 use crate::console::Console;
 use crate::stats::ExitStats;
@@ -207,9 +205,7 @@ impl<B: Board> Machine<B> {
 
     fn dispatch(&mut self, cpu: &mut impl Cpu, exit: &ExitMessage) -> Result<Verdict, StopReason> {
         match exit.reason {
-            ExitReason::Io {
-                string: true, ..
-            } => {
+            ExitReason::Io { string: true, .. } => {
                 self.string_io += 1;
                 cpu.inject(UD)?;
                 Ok(Verdict::Resume)
@@ -226,7 +222,10 @@ impl<B: Board> Machine<B> {
                 } else {
                     let value = self.board.io_in(port, size);
                     let rax = cpu.read(gpr(Gpr::Rax))?;
-                    cpu.write(gpr(Gpr::Rax), vmm_core::devices::rax_after_in(rax, size, value))?;
+                    cpu.write(
+                        gpr(Gpr::Rax),
+                        vmm_core::devices::rax_after_in(rax, size, value),
+                    )?;
                 }
                 Self::skip(cpu, exit)
             }
@@ -253,7 +252,11 @@ impl<B: Board> Machine<B> {
                 Self::skip(cpu, exit)
             }
             ExitReason::MsrWrite { msr, value } => {
-                let efer = if msr == EFER { cpu.read(Register::Efer)? } else { 0 };
+                let efer = if msr == EFER {
+                    cpu.read(Register::Efer)?
+                } else {
+                    0
+                };
                 match self.board.msr_write(msr, value, efer) {
                     WriteAction::Register { reg, value } => cpu.write(reg, value)?,
                     WriteAction::Ignore => {}
@@ -283,7 +286,9 @@ impl<B: Board> Machine<B> {
                 })?;
                 Ok(Verdict::Resume)
             }
-            ExitReason::NestedPageFault { gpa, .. } => Ok(Verdict::Stop(StopReason::OutsideRam(gpa))),
+            ExitReason::NestedPageFault { gpa, .. } => {
+                Ok(Verdict::Stop(StopReason::OutsideRam(gpa)))
+            }
             ExitReason::TripleFault => Ok(Verdict::Stop(StopReason::TripleFault)),
             ExitReason::EntryFailure { code } => Ok(Verdict::Stop(StopReason::EntryFailure(code))),
             ExitReason::Unknown { code } => Ok(Verdict::Stop(StopReason::Unhandled(code))),
@@ -370,15 +375,27 @@ mod tests {
         fn msr_read(&mut self, msr: u32) -> ReadAction {
             match msr {
                 0x10 => ReadAction::Value(0x1234_5678_9abc_def0),
-                0xc000_0082 => ReadAction::Register { reg: Register::Msr(Msr::Lstar), hide: 0 },
-                0xc000_0080 => ReadAction::Register { reg: Register::Efer, hide: 1 << 12 },
+                0xc000_0082 => ReadAction::Register {
+                    reg: Register::Msr(Msr::Lstar),
+                    hide: 0,
+                },
+                0xc000_0080 => ReadAction::Register {
+                    reg: Register::Efer,
+                    hide: 1 << 12,
+                },
                 _ => ReadAction::Refuse(vmm_core::msr::Refusal::Unknown),
             }
         }
         fn msr_write(&mut self, msr: u32, value: u64, efer: u64) -> WriteAction {
             match msr {
-                0xc000_0082 => WriteAction::Register { reg: Register::Msr(Msr::Lstar), value },
-                0xc000_0080 => WriteAction::Register { reg: Register::Efer, value: value | (efer & (1 << 12)) },
+                0xc000_0082 => WriteAction::Register {
+                    reg: Register::Msr(Msr::Lstar),
+                    value,
+                },
+                0xc000_0080 => WriteAction::Register {
+                    reg: Register::Efer,
+                    value: value | (efer & (1 << 12)),
+                },
                 0x8b => WriteAction::Ignore,
                 _ => WriteAction::Refuse(vmm_core::msr::Refusal::Unknown),
             }
@@ -405,9 +422,15 @@ mod tests {
         }
     }
 
-    fn run(m: &mut Machine<FakeBoard>, cpu: &mut FakeCpu, e: ExitMessage) -> (Verdict, Vec<String>) {
+    fn run(
+        m: &mut Machine<FakeBoard>,
+        cpu: &mut FakeCpu,
+        e: ExitMessage,
+    ) -> (Verdict, Vec<String>) {
         let mut lines = Vec::new();
-        let v = m.handle_exit(cpu, &e, 42, |l| lines.push(String::from_utf8_lossy(l).into_owned()));
+        let v = m.handle_exit(cpu, &e, 42, |l| {
+            lines.push(String::from_utf8_lossy(l).into_owned())
+        });
         (v, lines)
     }
 
@@ -424,7 +447,10 @@ mod tests {
         }
         assert_eq!(m.board.outs.len(), 3);
         assert_eq!(rip(&mut cpu), 0x1001);
-        assert_eq!(m.board.now, 42, "the board's clock advanced to the exit's time");
+        assert_eq!(
+            m.board.now, 42,
+            "the board's clock advanced to the exit's time"
+        );
         assert_eq!(m.console.lines, 1);
         assert_eq!(m.stats.get("io"), Some(3));
     }
@@ -432,22 +458,48 @@ mod tests {
     #[test]
     fn in_merges_into_rax_by_size() {
         let (mut m, mut cpu) = (Machine::new(FakeBoard::default()), FakeCpu::default());
-        cpu.write(Register::Gpr(Gpr::Rax), 0xaaaa_bbbb_cccc_dddd).unwrap();
+        cpu.write(Register::Gpr(Gpr::Rax), 0xaaaa_bbbb_cccc_dddd)
+            .unwrap();
         run(&mut m, &mut cpu, exit(io(0x3fd, 1, false, 0), 1));
-        assert_eq!(cpu.read(Register::Gpr(Gpr::Rax)).unwrap(), 0xaaaa_bbbb_cccc_dd60);
+        assert_eq!(
+            cpu.read(Register::Gpr(Gpr::Rax)).unwrap(),
+            0xaaaa_bbbb_cccc_dd60
+        );
         run(&mut m, &mut cpu, exit(io(0x60, 2, false, 0), 2));
-        assert_eq!(cpu.read(Register::Gpr(Gpr::Rax)).unwrap(), 0xaaaa_bbbb_cccc_ffff);
+        assert_eq!(
+            cpu.read(Register::Gpr(Gpr::Rax)).unwrap(),
+            0xaaaa_bbbb_cccc_ffff
+        );
         run(&mut m, &mut cpu, exit(io(0x60, 4, false, 0), 1));
-        assert_eq!(cpu.read(Register::Gpr(Gpr::Rax)).unwrap(), 0xffff_ffff, "32-bit in zero-extends");
+        assert_eq!(
+            cpu.read(Register::Gpr(Gpr::Rax)).unwrap(),
+            0xffff_ffff,
+            "32-bit in zero-extends"
+        );
     }
 
     #[test]
     fn cpuid_answers_in_four_registers() {
         let (mut m, mut cpu) = (Machine::new(FakeBoard::default()), FakeCpu::default());
-        run(&mut m, &mut cpu, exit(ExitReason::Cpuid { leaf: 7, subleaf: 1 }, 2));
+        run(
+            &mut m,
+            &mut cpu,
+            exit(
+                ExitReason::Cpuid {
+                    leaf: 7,
+                    subleaf: 1,
+                },
+                2,
+            ),
+        );
         let r = |cpu: &mut FakeCpu, g| cpu.read(Register::Gpr(g)).unwrap();
         assert_eq!(
-            [r(&mut cpu, Gpr::Rax), r(&mut cpu, Gpr::Rbx), r(&mut cpu, Gpr::Rcx), r(&mut cpu, Gpr::Rdx)],
+            [
+                r(&mut cpu, Gpr::Rax),
+                r(&mut cpu, Gpr::Rbx),
+                r(&mut cpu, Gpr::Rcx),
+                r(&mut cpu, Gpr::Rdx)
+            ],
             [7, 1, 0xc, 0xd]
         );
         assert_eq!(rip(&mut cpu), 0x1002);
@@ -459,22 +511,57 @@ mod tests {
         run(&mut m, &mut cpu, exit(ExitReason::MsrRead { msr: 0x10 }, 2));
         assert_eq!(cpu.read(Register::Gpr(Gpr::Rax)).unwrap(), 0x9abc_def0);
         assert_eq!(cpu.read(Register::Gpr(Gpr::Rdx)).unwrap(), 0x1234_5678);
-        run(&mut m, &mut cpu, exit(ExitReason::MsrWrite { msr: 0xc000_0082, value: 0xffff_ffff_8160_0000 }, 2));
-        assert_eq!(cpu.read(Register::Msr(Msr::Lstar)).unwrap(), 0xffff_ffff_8160_0000);
-        run(&mut m, &mut cpu, exit(ExitReason::MsrRead { msr: 0xc000_0082 }, 2));
+        run(
+            &mut m,
+            &mut cpu,
+            exit(
+                ExitReason::MsrWrite {
+                    msr: 0xc000_0082,
+                    value: 0xffff_ffff_8160_0000,
+                },
+                2,
+            ),
+        );
+        assert_eq!(
+            cpu.read(Register::Msr(Msr::Lstar)).unwrap(),
+            0xffff_ffff_8160_0000
+        );
+        run(
+            &mut m,
+            &mut cpu,
+            exit(ExitReason::MsrRead { msr: 0xc000_0082 }, 2),
+        );
         assert_eq!(cpu.read(Register::Gpr(Gpr::Rdx)).unwrap(), 0xffff_ffff);
         assert!(cpu.injected.is_empty());
         cpu.write(Register::Rip, 0x1000).unwrap();
-        let (v, _) = run(&mut m, &mut cpu, exit(ExitReason::MsrRead { msr: 0xdead }, 2));
+        let (v, _) = run(
+            &mut m,
+            &mut cpu,
+            exit(ExitReason::MsrRead { msr: 0xdead }, 2),
+        );
         assert_eq!(v, Verdict::Resume);
         assert_eq!(cpu.injected, [GP]);
         assert_eq!(rip(&mut cpu), 0x1000, "a faulting rdmsr is not skipped");
         assert_eq!(m.refused_msrs, 1);
         // EFER: the write keeps the bit the current value has, the read hides it.
         cpu.write(Register::Efer, 0x1d00).unwrap();
-        run(&mut m, &mut cpu, exit(ExitReason::MsrWrite { msr: 0xc000_0080, value: 0xd01 }, 2));
+        run(
+            &mut m,
+            &mut cpu,
+            exit(
+                ExitReason::MsrWrite {
+                    msr: 0xc000_0080,
+                    value: 0xd01,
+                },
+                2,
+            ),
+        );
         assert_eq!(cpu.read(Register::Efer).unwrap(), 0x1d01);
-        run(&mut m, &mut cpu, exit(ExitReason::MsrRead { msr: 0xc000_0080 }, 2));
+        run(
+            &mut m,
+            &mut cpu,
+            exit(ExitReason::MsrRead { msr: 0xc000_0080 }, 2),
+        );
         assert_eq!(cpu.read(Register::Gpr(Gpr::Rax)).unwrap(), 0xd01);
     }
 
@@ -486,14 +573,34 @@ mod tests {
             access: bulkhead_abi::vcpu::Access::Read,
             present: false,
         };
-        assert_eq!(run(&mut m, &mut cpu, exit(npf, 0)).0, Verdict::Stop(StopReason::OutsideRam(0xfee0_0000)));
-        assert_eq!(run(&mut m, &mut cpu, exit(ExitReason::TripleFault, 0)).0, Verdict::Stop(StopReason::TripleFault));
+        assert_eq!(
+            run(&mut m, &mut cpu, exit(npf, 0)).0,
+            Verdict::Stop(StopReason::OutsideRam(0xfee0_0000))
+        );
+        assert_eq!(
+            run(&mut m, &mut cpu, exit(ExitReason::TripleFault, 0)).0,
+            Verdict::Stop(StopReason::TripleFault)
+        );
         assert_eq!(
             run(&mut m, &mut cpu, exit(io(0x80, 1, true, 0), 0)).0,
             Verdict::Stop(StopReason::Unhandled(0)),
             "an emulated instruction without a length cannot be skipped"
         );
-        let (v, _) = run(&mut m, &mut cpu, exit(ExitReason::Io { port: 0x3f8, size: 1, write: true, string: true, rep: true, data: 0 }, 2));
+        let (v, _) = run(
+            &mut m,
+            &mut cpu,
+            exit(
+                ExitReason::Io {
+                    port: 0x3f8,
+                    size: 1,
+                    write: true,
+                    string: true,
+                    rep: true,
+                    data: 0,
+                },
+                2,
+            ),
+        );
         assert_eq!(v, Verdict::Resume);
         assert_eq!(cpu.injected, [UD]);
         assert_eq!(m.string_io, 1);

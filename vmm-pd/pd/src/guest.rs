@@ -84,7 +84,9 @@ impl core::fmt::Display for LoadError {
         match self {
             Self::Boot(e) => write!(f, "kernel image refused: {e:?}"),
             Self::Initrd(e) => write!(f, "initramfs refused: {e:?}"),
-            Self::InitrdTooLarge(n) => write!(f, "initramfs of {n} bytes does not fit in guest RAM"),
+            Self::InitrdTooLarge(n) => {
+                write!(f, "initramfs of {n} bytes does not fit in guest RAM")
+            }
             Self::Ram => write!(f, "guest RAM not writable where the layout needs it"),
             Self::Vcpu(e) => write!(f, "vCPU register write refused: {e:?}"),
         }
@@ -137,12 +139,14 @@ pub fn load(
     // Which boot this is, for the guest to see (a reboot after a crash is
     // boot 2, ...).
     let mut base = [0u8; 224];
-    let base = with_boot_count(&mut base, boot).ok_or(LoadError::Boot(BootError::CmdlineTooLong {
-        len: CMDLINE.len() + 24,
-        max: 224,
-    }))?;
+    let base =
+        with_boot_count(&mut base, boot).ok_or(LoadError::Boot(BootError::CmdlineTooLong {
+            len: CMDLINE.len() + 24,
+            max: 224,
+        }))?;
     let mut buf = [0u8; 256];
-    let cmdline = boot::cmdline_with_tsc(&mut buf, base, tsc_khz as u32).map_err(LoadError::Boot)?;
+    let cmdline =
+        boot::cmdline_with_tsc(&mut buf, base, tsc_khz as u32).map_err(LoadError::Boot)?;
     // The initramfs goes to the top of RAM, page-aligned, below 4 GiB.
     let initrd = match images.initrd {
         Some(region) => {
@@ -191,6 +195,9 @@ mod tests {
         let s = core::str::from_utf8(line).unwrap();
         assert!(s.starts_with("console=ttyS0 "));
         assert!(s.ends_with(" panic=-1 bulkhead.boot=12"), "{s}");
-        assert!(with_boot_count(&mut [0u8; 10], 1).is_none(), "too small a buffer is refused");
+        assert!(
+            with_boot_count(&mut [0u8; 10], 1).is_none(),
+            "too small a buffer is refused"
+        );
     }
 }

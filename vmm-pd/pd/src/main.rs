@@ -9,6 +9,7 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
+use bulkhead_abi::vcpu::Vendor;
 use bulkhead_abi::vcpu::{ExitMessage, Register, Segment, SegmentField, VmError};
 use bulkhead_channel::{Receiver, RingMemory, Sender};
 use bulkhead_microkit::bytes::SharedBytes;
@@ -21,7 +22,6 @@ use bulkhead_protocols::console::{ConsoleInput, CONSOLE_CHUNK, CONSOLE_SLOT};
 use bulkhead_protocols::vmi::{
     EventMask, MonitorToVmm, Reg, VmiError, VmmToMonitor, EVENT_SLOT, REQUEST_SLOT,
 };
-use bulkhead_abi::vcpu::Vendor;
 use bulkhead_vmm::board::{host_vendor, PcBoard};
 use bulkhead_vmm::exits::{Board, Cpu, StopReason};
 use bulkhead_vmm::guest::{self, GuestImages};
@@ -138,7 +138,9 @@ impl Vcpus for VmiVcpus<'_> {
         1
     }
     fn read(&mut self, _vcpu: u8, reg: Reg) -> Result<u64, VmiError> {
-        self.cpu.read(register(reg)).map_err(|_| VmiError::Unreadable)
+        self.cpu
+            .read(register(reg))
+            .map_err(|_| VmiError::Unreadable)
     }
     fn pause(&mut self, _vcpu: u8) {
         if *self.state == GuestState::Running {
@@ -230,7 +232,9 @@ fn init() -> Vmm {
             initrd,
         }),
         _ => {
-            debug_println!("no guest RAM or kernel image mapped (check system.xml): no guest will run");
+            debug_println!(
+                "no guest RAM or kernel image mapped (check system.xml): no guest will run"
+            );
             None
         }
     };
@@ -317,7 +321,13 @@ impl Vmm {
         let tsc_khz = self.tsc_hz / 1000;
         self.boots += 1;
         self.ready_reported = false;
-        match guest::load(images, self.vendor, tsc_khz, self.boots, &mut KernelCpu(self.cpu)) {
+        match guest::load(
+            images,
+            self.vendor,
+            tsc_khz,
+            self.boots,
+            &mut KernelCpu(self.cpu),
+        ) {
             Ok(info) => {
                 debug_println!(
                     "{VM_NAME}: starting guest: kernel {:#x}..{:#x}, initramfs {} bytes, entry {:#x}",
@@ -341,7 +351,9 @@ impl Vmm {
                         self.state = GuestState::Running;
                         self.rearm();
                     }
-                    Err(e) => debug_println!("{VM_NAME}: the kernel refused to run the vCPU: {e:?}"),
+                    Err(e) => {
+                        debug_println!("{VM_NAME}: the kernel refused to run the vCPU: {e:?}")
+                    }
                 }
             }
             Err(e) => {
@@ -356,7 +368,10 @@ impl Vmm {
     fn reboot(&mut self, why: StopReason) {
         self.report_misbehaviour();
         if self.boots > MAX_REBOOTS {
-            debug_println!("{VM_NAME}: {why} after {} reboots: not rebooting again", MAX_REBOOTS);
+            debug_println!(
+                "{VM_NAME}: {why} after {} reboots: not rebooting again",
+                MAX_REBOOTS
+            );
             return self.stop(why);
         }
         debug_println!(
@@ -433,7 +448,8 @@ impl Vmm {
         loop {
             if !self.pending_input.is_empty() {
                 let taken = self.machine.board.platform.push_input(&self.pending_input);
-                let rest = heapless::Vec::from_slice(&self.pending_input[taken..]).unwrap_or_default();
+                let rest =
+                    heapless::Vec::from_slice(&self.pending_input[taken..]).unwrap_or_default();
                 self.pending_input = rest;
                 if !self.pending_input.is_empty() {
                     break;
@@ -473,7 +489,9 @@ impl Handler for Vmm {
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
         if channels.contains(self.firmware) && self.state == GuestState::NotStarted {
             debug_println!("firmware says: start the guest");
-            let _ = self.supervisor.pp_call(MessageInfo::new(LABEL_GUEST_START, 0));
+            let _ = self
+                .supervisor
+                .pp_call(MessageInfo::new(LABEL_GUEST_START, 0));
             self.start_guest();
         }
         if channels.contains(Channel::TIMER) && self.state != GuestState::NotStarted {
@@ -496,7 +514,9 @@ impl Handler for Vmm {
     fn vcpu_exit(&mut self, _vcpu: Vcpu, exit: ExitMessage) -> Result<bool, Self::Error> {
         let now = self.now_ns();
         let mut cpu = KernelCpu(self.cpu);
-        let verdict = self.machine.handle_exit(&mut cpu, &exit, now, Self::emit_line);
+        let verdict = self
+            .machine
+            .handle_exit(&mut cpu, &exit, now, Self::emit_line);
         if self.machine.console.ready && !self.ready_reported {
             self.ready_reported = true;
             self.guest_ready();

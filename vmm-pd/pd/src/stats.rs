@@ -5,8 +5,19 @@ use bulkhead_abi::vcpu::ExitReason;
 
 /// The reasons counted, in report order.
 pub const KINDS: [&str; 13] = [
-    "io", "npf", "cpuid", "rdmsr", "wrmsr", "hlt", "cr", "irq-window", "exception", "hypercall",
-    "triple-fault", "entry-failure", "unknown",
+    "io",
+    "npf",
+    "cpuid",
+    "rdmsr",
+    "wrmsr",
+    "hlt",
+    "cr",
+    "irq-window",
+    "exception",
+    "hypercall",
+    "triple-fault",
+    "entry-failure",
+    "unknown",
 ];
 
 /// Exit counts by reason.
@@ -47,7 +58,10 @@ impl ExitStats {
 
     /// The count of the reason named `kind` (one of [`KINDS`]).
     pub fn get(&self, kind: &str) -> Option<u64> {
-        KINDS.iter().position(|k| *k == kind).map(|i| self.counts[i])
+        KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .map(|i| self.counts[i])
     }
 
     /// The non-zero counts, in report order.
@@ -68,8 +82,14 @@ mod tests {
     fn counts_land_under_their_reason() {
         let mut s = ExitStats::default();
         s.count(&ExitReason::Hlt);
-        s.count(&ExitReason::Cpuid { leaf: 1, subleaf: 0 });
-        s.count(&ExitReason::Cpuid { leaf: 2, subleaf: 0 });
+        s.count(&ExitReason::Cpuid {
+            leaf: 1,
+            subleaf: 0,
+        });
+        s.count(&ExitReason::Cpuid {
+            leaf: 2,
+            subleaf: 0,
+        });
         assert_eq!(s.get("cpuid"), Some(2));
         assert_eq!(s.get("hlt"), Some(1));
         assert_eq!(s.get("io"), Some(0));

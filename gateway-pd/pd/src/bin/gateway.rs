@@ -41,8 +41,20 @@ fn init() -> GatewayPd {
     let pd = service::init(
         POLICY,
         &[
-            CardConfig { slot: 4, s5920: &can0_s5920, sja: &can0_port, irq: &can0_irq, place: false },
-            CardConfig { slot: 5, s5920: &can1_s5920, sja: &can1_port, irq: &can1_irq, place: false },
+            CardConfig {
+                slot: 4,
+                s5920: &can0_s5920,
+                sja: &can0_port,
+                irq: &can0_irq,
+                place: false,
+            },
+            CardConfig {
+                slot: 5,
+                s5920: &can1_s5920,
+                sja: &can1_port,
+                irq: &can1_irq,
+                place: false,
+            },
         ],
         &[LinkConfig {
             req: RingMap::Split {

@@ -86,7 +86,9 @@ pub fn initramfs_len(region: &(impl Image + ?Sized)) -> Result<usize, CpioError>
         pos = nonzero & !3;
         let mut magic = [0u8; 6];
         let n = region.len().saturating_sub(pos).min(magic.len());
-        region.read(pos, &mut magic[..n]).ok_or(CpioError::Truncated { offset: pos })?;
+        region
+            .read(pos, &mut magic[..n])
+            .ok_or(CpioError::Truncated { offset: pos })?;
         let here = &magic[..n];
         if here.starts_with(&[0x1f, 0x8b])
             || here.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
@@ -136,7 +138,9 @@ fn walk_archive(region: &(impl Image + ?Sized), start: usize) -> Result<usize, C
                 CpioError::Truncated { offset: pos }
             });
         }
-        region.read(pos, &mut rec).ok_or(CpioError::Truncated { offset: pos })?;
+        region
+            .read(pos, &mut rec)
+            .ok_or(CpioError::Truncated { offset: pos })?;
         let magic = &rec[..6];
         if magic != MAGIC_NEWC && magic != MAGIC_CRC {
             return Err(if rec.iter().all(|&b| b == 0) {
@@ -168,7 +172,9 @@ fn walk_archive(region: &(impl Image + ?Sized), start: usize) -> Result<usize, C
         // Only the trailer's name matters: read at most its length + NUL.
         let mut name = [0u8; 11];
         let shown = namesize.min(name.len());
-        region.read(pos + HEADER_LEN, &mut name[..shown]).ok_or(trunc)?;
+        region
+            .read(pos + HEADER_LEN, &mut name[..shown])
+            .ok_or(trunc)?;
         let name = name[..shown].split(|&b| b == 0).next().unwrap_or(&[]);
         if name == TRAILER {
             return Ok(pos + next.min(left));

@@ -134,7 +134,11 @@ mod tests {
         let img: &[u8] = &[9, 8, 7, 6, 5];
         assert_eq!(GuestMemory::copy_from(m, 10, img, 1, 3), Some(()));
         assert_eq!(&m[10..13], &[8, 7, 6]);
-        assert_eq!(GuestMemory::copy_from(m, 10, img, 3, 3), None, "past the image");
+        assert_eq!(
+            GuestMemory::copy_from(m, 10, img, 3, 3),
+            None,
+            "past the image"
+        );
         assert_eq!(GuestMemory::copy_from(m, 62, img, 0, 3), None, "past RAM");
         assert_eq!(m.zero(60, 4), Some(()));
         assert_eq!(&m[60..], &[0, 0, 0, 0]);
