@@ -37,6 +37,7 @@ const VMCS_EPTP_INDEX: u32 = 0x0004;
 const VMCS_GUEST_RIP: u32 = 0x681e;
 const VMCS_HOST_RIP: u32 = 0x6c16;
 const VMCS_EPTP: u32 = 0x201a;
+const VMCS_GUEST_ACTIVITY: u32 = 0x4826;
 
 core::arch::global_asm!(
     ".section .rodata.guest, \"a\"",
@@ -632,6 +633,26 @@ fn vmfunc_and_ve(g: &Guest, v: Vcpu) -> Option<()> {
     )
     .then_some(())?;
     debug_println!("raw VMCS access to host state, EPTP refused");
+    // A bad guest state written raw (activity state 5 does not exist) is an
+    // entry failure reported here, not a kernel crash; restored, it runs.
+    ok(v.write_vmcs(VMCS_GUEST_ACTIVITY, 5), "raw activity state").then_some(())?;
+    match v.run() {
+        Ok(m) if matches!(m.reason, ExitReason::EntryFailure { .. }) => {
+            debug_println!("raw bad activity state: {:?}", m.reason)
+        }
+        other => {
+            fail(
+                T,
+                format_args!("raw bad activity state: expected an entry failure, got {other:?}"),
+            );
+            return None;
+        }
+    }
+    ok(
+        v.write_vmcs(VMCS_GUEST_ACTIVITY, 0),
+        "raw activity state back",
+    )
+    .then_some(())?;
     for (nr, view) in [(0x44, 1), (0x45, 0)] {
         let m = expect("vmfunc", v.run(), ExitReason::Hypercall { nr })?;
         let index = v.read_vmcs(VMCS_EPTP_INDEX);

@@ -318,6 +318,7 @@ pub fn run(state: &mut RunState) -> Result<(), u32> {
     write(field::HOST_FS_BASE, fs);
     write(field::HOST_GS_BASE, gs);
     write(field::HOST_CR3, cr3);
+    let was_launched = state.launched;
     let p: *mut RunState = state;
     let failed: u64;
     // SAFETY: the current VMCS is one the kernel built: EPT over frames the
@@ -405,9 +406,10 @@ pub fn run(state: &mut RunState) -> Result<(), u32> {
     if failed != 0 {
         return Err(read(field::VM_INSTRUCTION_ERROR).unwrap_or(0) as u32);
     }
-    // A failed entry (invalid guest state) leaves the VMCS not launched.
+    // A failed entry (invalid guest state) leaves the launch state as it
+    // was: VMLAUNCH again if it had never succeeded, else VMRESUME.
     if read(field::EXIT_REASON).unwrap_or(0) & (1 << 31) != 0 {
-        state.launched = 0;
+        state.launched = was_launched;
     }
     Ok(())
 }

@@ -1094,7 +1094,9 @@ pub(super) fn call(
 pub(super) fn set_ve(maps: &Maps, root: u64, gpa: u64, len: u64, on: bool) -> Result<(), VmError> {
     let mut off = 0;
     while off < len {
-        let slot = maps.slot(root, gpa + off, true).ok_or(VmError::OutsideGrant)?;
+        let slot = maps
+            .slot(root, gpa + off, true)
+            .ok_or(VmError::OutsideGrant)?;
         let old = read64(slot);
         write64(
             slot,
