@@ -197,12 +197,21 @@ pub struct Maps {
     msr: u64,
     /// The EPTP list page.
     pub eptp_list: u64,
-    /// View 0's 2 MiB leaves: (PD slot, the table entry of the 4 KiB page
-    /// table kept beside it). The page table always holds the same
-    /// mapping in 4 KiB leaves, so a change to one page puts the table
-    /// back (a split, for good) and rewrites one leaf — nothing is
-    /// allocated after boot.
-    big: heapless::Vec<(u64, u64), MAX_BIG>,
+    /// Which VM: its view 0's 2 MiB leaves are `BIG[vm]`.
+    vm: usize,
+}
+
+/// Per VM, view 0's 2 MiB leaves: (PD slot, the table entry of the 4 KiB
+/// page table kept beside it). The page table always holds the same
+/// mapping in 4 KiB leaves, so a change to one page puts the table back (a
+/// split, for good) and rewrites one leaf — nothing is allocated after
+/// boot. A static of its own, so the per-VM `Maps` stays small.
+type BigLeaves = heapless::Vec<(u64, u64), MAX_BIG>;
+static BIG: crate::arch::Global<[BigLeaves; kernel_core::plan_vm::MAX_VMS]> =
+    crate::arch::Global::new();
+
+fn big() -> &'static mut [BigLeaves; kernel_core::plan_vm::MAX_VMS] {
+    BIG.get()
 }
 
 /// Most 2 MiB leaves one VM keeps (1 GiB of guest RAM); beyond, 4 KiB.
@@ -241,12 +250,12 @@ fn contiguous(frames: &mut FrameAllocator, n: u64, fill: u8) -> Option<u64> {
 impl Maps {
     /// Every port and MSR intercepted (the VMM decides); an EPTP list with
     /// view 0 only.
-    pub fn new(frames: &mut FrameAllocator, view0: u64) -> Option<Self> {
+    pub fn new(frames: &mut FrameAllocator, view0: u64, vm: usize) -> Option<Self> {
         let m = Self {
             io: contiguous(frames, 2, 0xff)?,
             msr: contiguous(frames, 1, 0xff)?,
             eptp_list: contiguous(frames, 1, 0)?,
-            big: heapless::Vec::new(),
+            vm,
         };
         m.set_view(0, view0);
         Some(m)
@@ -300,7 +309,10 @@ impl Maps {
     /// Maps whole 2 MiB chunks of view 0 (root `root`) with 2 MiB leaves
     /// where a grant covers the chunk with 2 MiB-aligned backing, keeping
     /// each chunk's 4 KiB page table for a later split. Returns how many.
-    fn use_big_pages(&mut self, root: u64, grants: &kernel_core::vm::GrantSet) -> usize {
+    fn use_big_pages(&self, root: u64, grants: &kernel_core::vm::GrantSet) -> usize {
+        let Some(list) = big().get_mut(self.vm) else {
+            return 0;
+        };
         for g in grants.grants() {
             let mut off = 0;
             while off < g.size {
@@ -308,7 +320,7 @@ impl Maps {
                 if nested::page_size_for(gpa, phys, g.size - off) == nested::PAGE_2M {
                     let big = ept::leaf(phys, nested::PAGE_2M, g.perms, g.uncached, false, false);
                     if let (Some(pd), Ok(big)) = (pd_slot(root, gpa), big) {
-                        if self.big.push((pd, read64(pd))).is_ok() {
+                        if list.push((pd, read64(pd))).is_ok() {
                             write64(pd, big);
                         }
                     }
@@ -318,7 +330,12 @@ impl Maps {
                 }
             }
         }
-        self.big.len()
+        list.len()
+    }
+
+    /// How many 2 MiB leaves view 0 has (until their first split).
+    pub fn big_leaves(&self) -> usize {
+        big().get(self.vm).map_or(0, |l| l.len())
     }
 
     /// The 4 KiB leaf slot of `gpa` in the view rooted at `root`. Under a
@@ -328,7 +345,7 @@ impl Maps {
         let pd = pd_slot(root, gpa)?;
         let e = read64(pd);
         let table = if e & ept::PS != 0 {
-            let &(_, kept) = self.big.iter().find(|(s, _)| *s == pd)?;
+            let &(_, kept) = big().get(self.vm)?.iter().find(|(s, _)| *s == pd)?;
             if split {
                 write64(pd, kept);
             }
@@ -957,11 +974,12 @@ pub(super) fn create(
         return;
     };
     let cpu = *CPU.init(cpu);
+    BIG.init(Default::default());
     for (vi, pvm) in plan.vms.iter().enumerate() {
         match build(plan, vi, region_base, frames, &cpu) {
             Some(vm) => {
                 let big = match &vm.hw {
-                    super::HwVm::Vmx(m) => m.big.len(),
+                    super::HwVm::Vmx(m) => m.big_leaves(),
                     _ => 0,
                 };
                 kprintln!(
@@ -1012,7 +1030,7 @@ fn build(
             }
         }
     }
-    let mut maps = Maps::new(frames, roots[0])?;
+    let maps = Maps::new(frames, roots[0], vi)?;
     maps.use_big_pages(roots[0], &grants);
     let mut vcpus = heapless::Vec::new();
     for &id in &pvm.vcpus {
