@@ -120,18 +120,7 @@ fn check_linux(run: &Timed) -> Result<()> {
         ("the guest finishes its scripts", DONE),
     ];
     let out = run.output();
-    let mut at = 0;
-    for (what, line) in expect {
-        match out[at..].find(line) {
-            Some(i) => at += i + line.len(),
-            None => {
-                eprintln!("---- serial output ----\n{}\n----", out.trim_end());
-                return Err(format!(
-                    "Linux on the reference system: {what}: no line with {line:?} (in order)"
-                ));
-            }
-        }
-    }
+    let at = in_order(&out, "Linux on the reference system", &expect)?;
     // The monitor asks once the VMM says the guest is up: after the ready
     // marker, in whatever order with the guest's own lines.
     let monitor = "monitor| guest: CR3=";
@@ -216,21 +205,26 @@ fn check_robustness(run: &Timed) -> Result<()> {
         ),
     ];
     let out = run.output();
+    let at = in_order(&out, "VMM robustness", &expect)?;
+    if !out[at..].contains(DONE) {
+        return Err("VMM robustness: the rebooted guest did not finish its scripts".into());
+    }
+    eprintln!("xtask: vmm: the VMM absorbed port hammering, a console flood and a kernel crash, and rebooted the guest");
+    Ok(())
+}
+
+/// Finds each `(what, line)` of `expect` in `out`, in order; returns the
+/// offset after the last, or says which is missing (with the output).
+fn in_order(out: &str, test: &str, expect: &[(&str, &str)]) -> Result<usize> {
     let mut at = 0;
     for (what, line) in expect {
         match out[at..].find(line) {
             Some(i) => at += i + line.len(),
             None => {
                 eprintln!("---- serial output ----\n{}\n----", out.trim_end());
-                return Err(format!(
-                    "VMM robustness: {what}: no line with {line:?} (in order)"
-                ));
+                return Err(format!("{test}: {what}: no line with {line:?} (in order)"));
             }
         }
     }
-    if !out[at..].contains(DONE) {
-        return Err("VMM robustness: the rebooted guest did not finish its scripts".into());
-    }
-    eprintln!("xtask: vmm: the VMM absorbed port hammering, a console flood and a kernel crash, and rebooted the guest");
-    Ok(())
+    Ok(at)
 }
