@@ -130,6 +130,7 @@ fn the_reference_system_declares_its_rings_by_the_rule() {
         names,
         [
             "alerts",
+            "console_in",
             "vmi_requests",
             "vmi_events",
             "gateway_tx",
