@@ -223,54 +223,104 @@ fn build(
 ) -> Option<Vm> {
     let pvm = &plan.vms[vi];
     let grants = plan.vm_grants(pvm, region_base).ok()?;
+    let roots = build_views(&grants, frames, leaf_slot, 0, |phys, perms, uncached| {
+        npt::leaf(phys, PAGE, perms, uncached).ok()
+    })?;
+    let maps = svm::Maps::new(frames)?;
+    let mut vcpus = heapless::Vec::new();
+    for &id in &pvm.vcpus {
+        let hw = svm::Vcpu::new(frames, &maps, vi as u32 + 1, roots[0], feat)?;
+        let _ = vcpus.push(Vcpu::new(id, Hw::Svm(hw)));
+    }
+    Some(Vm::new(plan, vi, grants, roots, HwVm::Svm(maps), vcpus))
+}
+
+/// Builds every view's nested tables for `grants` now (nothing is
+/// allocated later): `slot` walks (and creates) a vendor's tables, view 0
+/// maps each granted page with `leaf(phys, perms, uncached)`, the other
+/// views hold `empty` until `create_view` copies into them.
+fn build_views(
+    grants: &GrantSet,
+    frames: &mut FrameAllocator,
+    slot: fn(u64, u64, Option<&mut FrameAllocator>) -> Option<u64>,
+    empty: u64,
+    leaf: impl Fn(u64, Perms, bool) -> Option<u64>,
+) -> Option<[u64; MAX_VIEWS]> {
     let mut roots = [0u64; MAX_VIEWS];
     for (view, root) in roots.iter_mut().enumerate() {
         let r = frames.alloc()?;
         paging::zero_frame(r);
         *root = r;
-        // Every view gets every table now (nothing is allocated later);
-        // only view 0 starts with the grants mapped.
         for g in grants.grants() {
             let mut off = 0;
             while off < g.size {
-                let slot = leaf_slot(r, g.gpa + off, Some(frames))?;
+                let at = slot(r, g.gpa + off, Some(frames))?;
                 let entry = if view == 0 {
-                    npt::leaf(g.phys + off, PAGE, g.perms, g.uncached).ok()?
+                    leaf(g.phys + off, g.perms, g.uncached)?
                 } else {
-                    0
+                    empty
                 };
-                write64(slot, entry);
+                write64(at, entry);
                 off += PAGE;
             }
         }
     }
-    let maps = svm::Maps::new(frames)?;
-    let mut vcpus = heapless::Vec::new();
-    for &id in &pvm.vcpus {
-        let hw = svm::Vcpu::new(frames, &maps, vi as u32 + 1, roots[0], feat)?;
-        let _ = vcpus.push(Vcpu {
+    Some(roots)
+}
+
+/// Sets (`on`) or clears bit `bit` of the byte at physical `at` (a
+/// permission bitmap a VM's hardware reads: I/O, MSR).
+fn set_phys_bit(at: u64, bit: u8, on: bool) {
+    let mut byte = [0u8];
+    crate::arch::read_phys(at, &mut byte);
+    byte[0] = if on {
+        byte[0] | 1 << bit
+    } else {
+        byte[0] & !(1 << bit)
+    };
+    paging::copy_to_phys(at, &byte);
+}
+
+impl Vcpu {
+    /// A held vCPU with the default intercepts.
+    fn new(id: u8, hw: Hw) -> Self {
+        Self {
             id,
-            hw: Hw::Svm(hw),
+            hw,
             state: RunState::Held,
             intercepts: Intercepts::HLT,
             pending_irq: None,
-        });
+        }
     }
-    Some(Vm {
-        name: pvm.name.clone(),
-        owner: pvm.owner as usize,
-        grants,
-        views: Views::new(pvm.vcpus.len()),
-        roots,
-        hw: HwVm::Svm(maps),
-        ports: plan.pds[pvm.owner as usize]
-            .ioports
-            .iter()
-            .map(|io| (io.base, io.size))
-            .collect(),
-        vcpus,
-        last: 0,
-    })
+}
+
+impl Vm {
+    /// VM `vi` of the plan, from its built parts.
+    fn new(
+        plan: &BootPlan,
+        vi: usize,
+        grants: GrantSet,
+        roots: [u64; MAX_VIEWS],
+        hw: HwVm,
+        vcpus: heapless::Vec<Vcpu, MAX_VCPUS>,
+    ) -> Self {
+        let pvm = &plan.vms[vi];
+        Self {
+            name: pvm.name.clone(),
+            owner: pvm.owner as usize,
+            grants,
+            views: Views::new(pvm.vcpus.len()),
+            roots,
+            hw,
+            ports: plan.pds[pvm.owner as usize]
+                .ioports
+                .iter()
+                .map(|io| (io.base, io.size))
+                .collect(),
+            vcpus,
+            last: 0,
+        }
+    }
 }
 
 fn write_exit(ipc_frame: u64, m: &ExitMessage) {
@@ -376,7 +426,8 @@ pub fn call(pd: usize, c: VmCall, args: [u64; 4]) -> Outcome {
                         return done(VmError::BadRegister);
                     };
                     v.intercepts = i;
-                    let window = i.contains(Intercepts::INTERRUPT_WINDOW) || v.pending_irq.is_some();
+                    let window =
+                        i.contains(Intercepts::INTERRUPT_WINDOW) || v.pending_irq.is_some();
                     hw!(&mut v.hw, h => h.set_intercepts(i, window));
                     done(VmError::Ok)
                 }
@@ -583,10 +634,9 @@ pub fn enter(pd: usize, ipc_frame: u64) -> Entered {
         Action::Deliver(r) => {
             if r == ExitReason::InterruptWindow {
                 // One-shot for the VMM too: it asks again for the next one.
-                v.intercepts = Intercepts::from_raw(
-                    v.intercepts.raw() & !Intercepts::INTERRUPT_WINDOW.raw(),
-                )
-                .unwrap_or(v.intercepts);
+                v.intercepts =
+                    Intercepts::from_raw(v.intercepts.raw() & !Intercepts::INTERRUPT_WINDOW.raw())
+                        .unwrap_or(v.intercepts);
             }
             v.state = RunState::Exited;
             r

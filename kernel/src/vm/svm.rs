@@ -70,20 +70,9 @@ impl Maps {
         })
     }
 
-    fn set_bit(at: u64, bit: u8, on: bool) {
-        let mut byte = [0u8];
-        crate::arch::read_phys(at, &mut byte);
-        byte[0] = if on {
-            byte[0] | 1 << bit
-        } else {
-            byte[0] & !(1 << bit)
-        };
-        paging::copy_to_phys(at, &byte);
-    }
-
     /// Intercepts or passes one port.
     pub fn set_port(&self, port: u16, intercept: bool) {
-        Self::set_bit(self.iopm + port as u64 / 8, (port % 8) as u8, intercept);
+        super::set_phys_bit(self.iopm + port as u64 / 8, (port % 8) as u8, intercept);
     }
 
     /// Intercepts or passes reads and writes of one MSR; false if the MSR
@@ -101,8 +90,8 @@ impl Maps {
         };
         let bit = (msr & 0x1fff) as u64 * 2;
         let at = self.msrpm + base + bit / 8;
-        Self::set_bit(at, (bit % 8) as u8, intercept);
-        Self::set_bit(at, (bit % 8) as u8 + 1, intercept);
+        super::set_phys_bit(at, (bit % 8) as u8, intercept);
+        super::set_phys_bit(at, (bit % 8) as u8 + 1, intercept);
         true
     }
 }

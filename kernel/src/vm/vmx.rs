@@ -261,20 +261,9 @@ impl Maps {
         Some(m)
     }
 
-    fn set_bit(at: u64, bit: u8, on: bool) {
-        let mut byte = [0u8];
-        read_phys(at, &mut byte);
-        byte[0] = if on {
-            byte[0] | 1 << bit
-        } else {
-            byte[0] & !(1 << bit)
-        };
-        paging::copy_to_phys(at, &byte);
-    }
-
     /// Intercepts or passes one port (bitmap A then B: one bit per port).
     pub fn set_port(&self, port: u16, intercept: bool) {
-        Self::set_bit(self.io + port as u64 / 8, (port % 8) as u8, intercept);
+        super::set_phys_bit(self.io + port as u64 / 8, (port % 8) as u8, intercept);
     }
 
     /// Intercepts or passes reads and writes of one MSR; false if it may
@@ -291,7 +280,7 @@ impl Maps {
         };
         for rw in [0u64, 0x800] {
             let at = self.msr + base + rw + index as u64 / 8;
-            Self::set_bit(at, (index % 8) as u8, intercept);
+            super::set_phys_bit(at, (index % 8) as u8, intercept);
         }
         true
     }
@@ -1009,55 +998,29 @@ fn build(
 ) -> Option<super::Vm> {
     let pvm = &plan.vms[vi];
     let grants = plan.vm_grants(pvm, region_base).ok()?;
-    let mut roots = [0u64; MAX_VIEWS];
-    for (view, root) in roots.iter_mut().enumerate() {
-        let r = frames.alloc()?;
-        paging::zero_frame(r);
-        *root = r;
-        // Every view gets every table now (nothing is allocated later);
-        // only view 0 starts with the grants mapped.
-        for g in grants.grants() {
-            let mut off = 0;
-            while off < g.size {
-                let slot = leaf_slot(r, g.gpa + off, Some(frames))?;
-                let e = if view == 0 {
-                    leaf(g.phys + off, g.perms, g.uncached, false)?
-                } else {
-                    leaf(0, Perms::NONE, false, false)?
-                };
-                write64(slot, e);
-                off += PAGE;
-            }
-        }
-    }
+    let empty = leaf(0, Perms::NONE, false, false)?;
+    let roots = super::build_views(
+        &grants,
+        frames,
+        leaf_slot,
+        empty,
+        |phys, perms, uncached| leaf(phys, perms, uncached, false),
+    )?;
     let maps = Maps::new(frames, roots[0], vi)?;
     maps.use_big_pages(roots[0], &grants);
     let mut vcpus = heapless::Vec::new();
     for &id in &pvm.vcpus {
         let hw = Vcpu::new(cpu, frames, &maps, vi as u16 + 1, roots[0])?;
-        let _ = vcpus.push(super::Vcpu {
-            id,
-            hw: super::Hw::Vmx(hw),
-            state: super::RunState::Held,
-            intercepts: Intercepts::HLT,
-            pending_irq: None,
-        });
+        let _ = vcpus.push(super::Vcpu::new(id, super::Hw::Vmx(hw)));
     }
-    Some(super::Vm {
-        name: pvm.name.clone(),
-        owner: pvm.owner as usize,
+    Some(super::Vm::new(
+        plan,
+        vi,
         grants,
-        views: kernel_core::vm::Views::new(pvm.vcpus.len()),
         roots,
-        hw: super::HwVm::Vmx(maps),
-        ports: plan.pds[pvm.owner as usize]
-            .ioports
-            .iter()
-            .map(|io| (io.base, io.size))
-            .collect(),
+        super::HwVm::Vmx(maps),
         vcpus,
-        last: 0,
-    })
+    ))
 }
 
 /// The VT-x-only VM calls on vCPU `v` of `vm` (`AllowVmfunc`, `SetVeInfo`,
