@@ -19,8 +19,7 @@ use bulkhead_test_pds::{check, fail, pass, Shared};
 const FIRMWARE: Channel = Channel::new(0);
 const VMM: Channel = Channel::new(1);
 const IDLE: Channel = Channel::new(2);
-/// The VMM stand-in's "the firmware told me to start the guest".
-const LABEL_GUEST_START: u64 = 2;
+use bulkhead_protocols::supervisor::calls::LABEL_GUEST_START;
 /// The idle PD's check-in.
 const LABEL_IDLE: u64 = 3;
 const T: &str = "firmware-critical";

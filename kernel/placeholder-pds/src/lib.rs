@@ -10,10 +10,7 @@
 
 use bulkhead_microkit::{Channel, MessageInfo, SetVar};
 
-/// Label of "I am up" calls to the supervisor.
-pub const LABEL_UP: u64 = 1;
-/// Label of the VMM's "firmware told me to start the guest" call.
-pub const LABEL_GUEST_START: u64 = 2;
+pub use bulkhead_protocols::supervisor::calls::{LABEL_GUEST_START, LABEL_UP};
 
 /// The channel a setvar names; panics (a PD fault) if the tool left it unset.
 pub fn channel(var: &'static SetVar, what: &str) -> Channel {

@@ -45,9 +45,7 @@ use heapless::{Deque, Vec};
 
 use check::{alert, check, idt_ok, lstar_ok, Finding, GuestState};
 
-/// Label of the "I am up" call to the supervisor (the supervisor's
-/// `LABEL_UP`).
-pub const LABEL_UP: u64 = 1;
+pub use bulkhead_protocols::supervisor::calls::LABEL_UP;
 /// The events the monitor subscribes to.
 pub const SUBSCRIPTION: EventMask =
     EventMask(EventMask::CR_WRITE.0 | EventMask::MSR_WRITE.0 | EventMask::DESCRIPTOR_TABLE.0);

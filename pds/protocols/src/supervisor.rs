@@ -10,6 +10,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::{Message, ProtocolId};
 
+/// Labels of the protected calls to the supervisor, and of its replies.
+/// Every PD that calls the supervisor (and the supervisor) takes them from
+/// here, so the two ends cannot disagree.
+pub mod calls {
+    /// A child's "I am up" call.
+    pub const LABEL_UP: u64 = 1;
+    /// The VMM's "the firmware told me to start the guest" call.
+    pub const LABEL_GUEST_START: u64 = 2;
+    /// A `Report` carried in message registers.
+    pub const LABEL_REPORT: u64 = 3;
+    /// Reply: accepted.
+    pub const REPLY_OK: u64 = 0;
+    /// Reply: the request was malformed or unknown (and counted).
+    pub const REPLY_REJECTED: u64 = 1;
+    /// Reply to the VMM's "I am up" when the firmware's go came before: the
+    /// VMM was restarted after its guest had started, so it starts the
+    /// guest again at once instead of waiting for a notification that will
+    /// not come twice.
+    pub const REPLY_START_GUEST: u64 = 2;
+}
+
 /// Maximum bytes of free text in an alert.
 pub const ALERT_DETAIL_LEN: usize = 64;
 /// Maximum bytes of text in one log record.

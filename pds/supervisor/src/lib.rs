@@ -43,16 +43,7 @@ use bulkhead_protocols::post::{Decision, Outcome, PostSummary};
 use bulkhead_protocols::regs;
 use bulkhead_protocols::supervisor::{Report, Severity};
 
-/// Label of a child's "I am up" call.
-pub const LABEL_UP: u64 = 1;
-/// Label of the VMM's "the firmware told me to start the guest" call.
-pub const LABEL_GUEST_START: u64 = 2;
-/// Label of a `Report` carried in message registers.
-pub const LABEL_REPORT: u64 = 3;
-/// Reply label: accepted.
-pub const REPLY_OK: u64 = 0;
-/// Reply label: the request was malformed or unknown (and counted).
-pub const REPLY_REJECTED: u64 = 1;
+pub use bulkhead_protocols::supervisor::calls::*;
 /// Restarts a child gets in its life before it is stopped for good.
 pub const MAX_RESTARTS: u8 = 3;
 /// The line printed once every child is up and the guest start was asked
@@ -519,7 +510,14 @@ impl Handler for Supervisor {
             LABEL_UP => {
                 self.up += 1;
                 debug_println!("{who} is up ({}/4)", self.up);
-                REPLY_OK
+                if self.guest_started && Some(ch) == self.children[1].channel {
+                    debug_println!(
+                        "{who} restarted after the guest's start: it starts the guest again"
+                    );
+                    REPLY_START_GUEST
+                } else {
+                    REPLY_OK
+                }
             }
             LABEL_GUEST_START => {
                 debug_println!("{who}: firmware done, guest start requested");

@@ -14,6 +14,7 @@ use bulkhead_protocols::supervisor::{Alert, AlertKind, Level, Log, Report, Sever
 use bulkhead_supervisor::{
     init, report_frame_len, Counters, ALERT_SLOT, LABEL_GUEST_START, LABEL_REPORT, LABEL_UP,
     MAX_RESTARTS, REFERENCE_HALTED_MARKER, REFERENCE_MARKER, REPLY_OK, REPLY_REJECTED,
+    REPLY_START_GUEST,
 };
 
 // The supervisor's channel ids and its children's ids in system.xml.
@@ -424,4 +425,16 @@ fn console_input_goes_to_the_vmm_a_fifo_at_a_time() {
         vmm.recv(),
         Err(bulkhead_channel::RecvError::Empty)
     ));
+}
+
+#[test]
+fn a_vmm_restarted_after_the_guest_start_is_told_to_start_it_again() {
+    let h = reference();
+    let mut sup = h.start(init);
+    let mut up = |ch| sup.pp_call(ch, LABEL_UP, &[]).unwrap().0.label();
+    assert_eq!(up(CH_VMM), REPLY_OK, "before the firmware's go");
+    sup.pp_call(CH_VMM, LABEL_GUEST_START, &[]).unwrap();
+    let mut up = |ch| sup.pp_call(ch, LABEL_UP, &[]).unwrap().0.label();
+    assert_eq!(up(CH_VMM), REPLY_START_GUEST, "a restarted VMM");
+    assert_eq!(up(CH_MONITOR), REPLY_OK, "only the VMM has a guest");
 }

@@ -62,9 +62,7 @@ setvar!(rx_gateway_rx_header_size);
 setvar!(rx_gateway_rx_data);
 setvar!(rx_gateway_rx_data_size);
 
-/// Labels of the calls to the supervisor (as the placeholder VMM made).
-const LABEL_UP: u64 = 1;
-const LABEL_GUEST_START: u64 = 2;
+use bulkhead_protocols::supervisor::calls::{LABEL_GUEST_START, LABEL_UP, REPLY_START_GUEST};
 
 /// Reboots after a guest crash (a triple fault or a reset request) before
 /// the VMM stops the guest for good: a guest that crashes at every boot
@@ -272,8 +270,12 @@ fn init() -> Vmm {
         if requests.is_some() && events.is_some() { "up" } else { "absent" },
         if console_in.is_some() { "up" } else { "absent" },
     );
-    let _ = supervisor.pp_call(MessageInfo::new(LABEL_UP, 0));
-    Vmm {
+    // A restart after the guest had started: the firmware's go will not
+    // come again, the supervisor says so.
+    let restarted = supervisor
+        .pp_call(MessageInfo::new(LABEL_UP, 0))
+        .is_ok_and(|r| r.label() == REPLY_START_GUEST);
+    let mut vmm = Vmm {
         supervisor,
         firmware,
         monitor,
@@ -292,7 +294,12 @@ fn init() -> Vmm {
         console_in,
         pending_input: heapless::Vec::new(),
         console_rejected: 0,
+    };
+    if restarted {
+        debug_println!("restarted after the guest's start: starting it again");
+        vmm.start_guest();
     }
+    vmm
 }
 
 impl Vmm {
