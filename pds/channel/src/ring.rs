@@ -193,6 +193,25 @@ const fn slot_count<const SLOT: usize>(words: usize) -> usize {
     words / (SLOT / 8)
 }
 
+/// The slots a data area of `words` holds, refused if none (or more than
+/// the 32-bit slot index can name).
+fn slots_of<const SLOT: usize>(words: usize) -> Result<usize, LayoutError> {
+    let slots = slot_count::<SLOT>(words);
+    if slots == 0 || slots > u32::MAX as usize {
+        return Err(LayoutError::NoSlot);
+    }
+    Ok(slots)
+}
+
+/// The slot after `pos` in a ring of `slots`.
+const fn next_pos(pos: usize, slots: usize) -> usize {
+    if pos + 1 == slots {
+        0
+    } else {
+        pos + 1
+    }
+}
+
 const fn check_slot_size<const SLOT: usize>() {
     assert!(
         SLOT.is_multiple_of(8) && SLOT > SLOT_HEADER_BYTES && SLOT <= 1 << 16,
@@ -267,10 +286,7 @@ impl<'a, const SLOT: usize, N: Notify> Producer<'a, SLOT, N> {
     /// `notify` is called when the consumer should wake up.
     pub fn new(mem: RingMemory<'a>, notify: N) -> Result<Self, LayoutError> {
         const { check_slot_size::<SLOT>() };
-        let slots = slot_count::<SLOT>(mem.data.len());
-        if slots == 0 || slots > u32::MAX as usize {
-            return Err(LayoutError::NoSlot);
-        }
+        let slots = slots_of::<SLOT>(mem.data.len())?;
         let header = mem.header;
         word(header, W_MAGIC).store(magic_word(), Ordering::Relaxed);
         word(header, W_GEOMETRY).store(geometry_word(SLOT, slots), Ordering::Relaxed);
@@ -368,11 +384,7 @@ impl<'a, const SLOT: usize, N: Notify> Producer<'a, SLOT, N> {
     fn publish(&mut self) {
         let was = self.produced;
         self.produced = self.produced.wrapping_add(1);
-        self.pos = if self.pos + 1 == self.slots {
-            0
-        } else {
-            self.pos + 1
-        };
+        self.pos = next_pos(self.pos, self.slots);
         word(self.header, W_PRODUCED).store(self.produced, Ordering::Release);
         self.stats.sent = self.stats.sent.saturating_add(1);
         fence(Ordering::SeqCst);
@@ -414,10 +426,7 @@ impl<'a, const SLOT: usize, N: Notify> Consumer<'a, SLOT, N> {
     /// the producer waits for space and a slot was freed.
     pub fn new(mem: RingMemory<'a>, notify: N) -> Result<Self, LayoutError> {
         const { check_slot_size::<SLOT>() };
-        let slots = slot_count::<SLOT>(mem.data.len());
-        if slots == 0 || slots > u32::MAX as usize {
-            return Err(LayoutError::NoSlot);
-        }
+        let slots = slots_of::<SLOT>(mem.data.len())?;
         let consumed = word(mem.header, W_CONSUMED).load(Ordering::Relaxed);
         let pos = (consumed % slots as u64) as usize;
         Ok(Consumer {
@@ -555,11 +564,7 @@ impl<'a, const SLOT: usize, N: Notify> Consumer<'a, SLOT, N> {
     /// waits for space.
     fn advance(&mut self) {
         self.consumed = self.consumed.wrapping_add(1);
-        self.pos = if self.pos + 1 == self.slots {
-            0
-        } else {
-            self.pos + 1
-        };
+        self.pos = next_pos(self.pos, self.slots);
         word(self.header, W_CONSUMED).store(self.consumed, Ordering::Release);
         fence(Ordering::SeqCst);
         let wants = word(self.header, W_PRODUCER_WANTS_SPACE);
