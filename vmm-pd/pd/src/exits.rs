@@ -23,6 +23,19 @@ pub trait Cpu {
     fn inject(&mut self, i: Injection) -> Result<(), VmError>;
 }
 
+/// The kernel's vCPU (the PD's VM calls) is the real one.
+impl Cpu for bulkhead_microkit::vcpu::Vcpu {
+    fn read(&mut self, r: Register) -> Result<u64, VmError> {
+        bulkhead_microkit::vcpu::Vcpu::read(*self, r)
+    }
+    fn write(&mut self, r: Register, v: u64) -> Result<(), VmError> {
+        bulkhead_microkit::vcpu::Vcpu::write(*self, r, v)
+    }
+    fn inject(&mut self, i: Injection) -> Result<(), VmError> {
+        bulkhead_microkit::vcpu::Vcpu::inject(*self, i)
+    }
+}
+
 pub use vmm_core::msr::{ReadAction, WriteAction};
 
 /// EFER's number: its writes need the vCPU's current EFER.

@@ -10,7 +10,7 @@
 #![deny(unsafe_code)]
 
 use bulkhead_abi::vcpu::Vendor;
-use bulkhead_abi::vcpu::{ExitMessage, Register, Segment, SegmentField, VmError};
+use bulkhead_abi::vcpu::{ExitMessage, Register, Segment, SegmentField};
 use bulkhead_channel::{Receiver, RingMemory, Sender};
 use bulkhead_microkit::bytes::SharedBytes;
 use bulkhead_microkit::vcpu::Vcpu;
@@ -23,7 +23,7 @@ use bulkhead_protocols::vmi::{
     EventMask, MonitorToVmm, Reg, VmiError, VmmToMonitor, EVENT_SLOT, REQUEST_SLOT,
 };
 use bulkhead_vmm::board::{host_vendor, PcBoard};
-use bulkhead_vmm::exits::{Board, Cpu, StopReason};
+use bulkhead_vmm::exits::{Board, StopReason};
 use bulkhead_vmm::guest::{self, GuestImages};
 use bulkhead_vmm::{Machine, Verdict};
 use vmm_core::vmi::{Vcpus, VmiService};
@@ -74,21 +74,6 @@ const PASSED_MSRS: [u32; 3] = [0xc000_0100, 0xc000_0101, 0xc000_0102];
 
 /// The VM's name, prefixed to its console lines.
 const VM_NAME: &str = "linux";
-
-/// The vCPU through the kernel's VM calls.
-struct KernelCpu(Vcpu);
-
-impl Cpu for KernelCpu {
-    fn read(&mut self, r: Register) -> Result<u64, VmError> {
-        self.0.read(r)
-    }
-    fn write(&mut self, r: Register, v: u64) -> Result<(), VmError> {
-        self.0.write(r, v)
-    }
-    fn inject(&mut self, i: bulkhead_abi::vcpu::Injection) -> Result<(), VmError> {
-        self.0.inject(i)
-    }
-}
 
 /// Where the guest is.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -328,13 +313,8 @@ impl Vmm {
         let tsc_khz = self.tsc_hz / 1000;
         self.boots += 1;
         self.ready_reported = false;
-        match guest::load(
-            images,
-            self.vendor,
-            tsc_khz,
-            self.boots,
-            &mut KernelCpu(self.cpu),
-        ) {
+        let mut cpu = self.cpu;
+        match guest::load(images, self.vendor, tsc_khz, self.boots, &mut cpu) {
             Ok(info) => {
                 debug_println!(
                     "{VM_NAME}: starting guest: kernel {:#x}..{:#x}, initramfs {} bytes, entry {:#x}",
@@ -468,7 +448,8 @@ impl Vmm {
                 Err(_) => self.console_rejected += 1,
             }
         }
-        self.machine.deliver_interrupt(&mut KernelCpu(self.cpu));
+        let mut cpu = self.cpu;
+        self.machine.deliver_interrupt(&mut cpu);
     }
 
     fn serve_monitor(&mut self) {
@@ -504,7 +485,8 @@ impl Handler for Vmm {
         if channels.contains(Channel::TIMER) && self.state != GuestState::NotStarted {
             let now = self.now_ns();
             self.machine.board.advance(now);
-            self.machine.deliver_interrupt(&mut KernelCpu(self.cpu));
+            let mut cpu = self.cpu;
+            self.machine.deliver_interrupt(&mut cpu);
             if self.state != GuestState::Stopped {
                 self.rearm();
             }
@@ -520,7 +502,7 @@ impl Handler for Vmm {
 
     fn vcpu_exit(&mut self, _vcpu: Vcpu, exit: ExitMessage) -> Result<bool, Self::Error> {
         let now = self.now_ns();
-        let mut cpu = KernelCpu(self.cpu);
+        let mut cpu = self.cpu;
         let verdict = self
             .machine
             .handle_exit(&mut cpu, &exit, now, Self::emit_line);
